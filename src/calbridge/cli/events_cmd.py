@@ -1,0 +1,195 @@
+"""``calbridge events ...``: bookings in the booking system."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from calbridge.cli.common import console, print_json, session
+from calbridge.domain.event import make_times
+from calbridge.errors import BadEvent
+from calbridge.store.events import (
+    ManualAssignment,
+    create_event,
+    event_json,
+    get_event,
+    list_events,
+    reassign_event,
+    update_event,
+)
+
+app = typer.Typer(help="Bookings: create, list, show, update, cancel, re-assign.")
+
+Name = Annotated[str, typer.Option("--name", help="What the booking is called")]
+Start = Annotated[str, typer.Option("--start", help="ISO date-time, or date with --all-day")]
+End = Annotated[str, typer.Option("--end", help="ISO date-time; all-day: exclusive end date")]
+AllDay = Annotated[bool, typer.Option("--all-day", help="Dates, exclusive end (as iCalendar)")]
+Zone = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin")]
+Location = Annotated[str | None, typer.Option("--location", help="Room or place")]
+Notes = Annotated[str | None, typer.Option("--notes", help="Free text")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _show(data: dict[str, Any]) -> None:
+    console.print(f"[bold]#{data['id']} {data['name']}[/]  [dim]{data['status']}[/]")
+    when = f"{data['start']} → {data['end']}"
+    when += " (all day, end exclusive)" if data["all_day"] else f" {data['timezone'] or 'floating'}"
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("When", when)
+    table.add_row("Location", data["location"] or "—")
+    client = data["client"]
+    table.add_row("Event Client", f"{client['name']} ({client['kind']} {client['id']})")
+    contact = data["client_contact"]
+    table.add_row(
+        "Event Client Contact", f"{contact['name']} ({contact['id']})" if contact else "—"
+    )
+    table.add_row("Booked By", data["booked_by"]["name"])
+    table.add_row("Event Manager", data["event_manager"]["name"])
+    if data["booker_email"]:
+        table.add_row("Booker address", data["booker_email"])
+    if data["ambiguous"]:
+        table.add_row("Review", "[yellow]ambiguous assignment: see the trace[/]")
+    console.print(table)
+    for step in data["trace"]:
+        console.print(f"  [cyan]step {step['step']}[/] {step['outcome']}", highlight=False)
+
+
+@app.command("create")
+def create(
+    name: Name,
+    start: Start,
+    end: End,
+    all_day: AllDay = False,
+    timezone: Zone = None,
+    location: Location = None,
+    notes: Notes = None,
+    booker: Annotated[
+        str | None, typer.Option("--booker", help="Booker's email: assign by the rules")
+    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Company or contact id")] = None,
+    contact: Annotated[str | None, typer.Option("--contact", help="Client contact id")] = None,
+    booked_by: Annotated[str | None, typer.Option("--booked-by", help="User id")] = None,
+    event_manager: Annotated[str | None, typer.Option("--event-manager", help="User id")] = None,
+    tentative: Annotated[bool, typer.Option("--tentative", help="Status tentative")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Create a booking, assigned from --booker's address or given explicitly."""
+    manual = None
+    if booker is not None:
+        if any(v is not None for v in (client, contact, booked_by, event_manager)):
+            raise BadEvent("give either --booker or --client/--booked-by/--event-manager, not both")
+    else:
+        if client is None or booked_by is None or event_manager is None:
+            raise BadEvent("give --booker EMAIL, or --client, --booked-by and --event-manager")
+        manual = ManualAssignment(client, contact, booked_by, event_manager)
+    times = make_times(start, end, all_day=all_day, timezone=timezone)
+    with session() as s:
+        event = create_event(
+            s,
+            name=name,
+            times=times,
+            location=location,
+            notes=notes,
+            status="tentative" if tentative else "confirmed",
+            booker=booker,
+            manual=manual,
+        )
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List bookings by start time."""
+    with session() as s:
+        rows = [event_json(s, e) for e in list_events(s, status)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "start", "end", "status", "client", "manager")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["start"],
+            r["end"],
+            r["status"],
+            r["client"]["name"] if r["client"] else "—",
+            r["event_manager"]["name"] if r["event_manager"] else "—",
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    event_id: Annotated[int, typer.Argument(help="Event id")], as_json: AsJson = False
+) -> None:
+    """One booking with its assignment trace."""
+    with session() as s:
+        data = event_json(s, get_event(s, event_id))
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("update")
+def update(
+    event_id: Annotated[int, typer.Argument(help="Event id")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    start: Annotated[str | None, typer.Option("--start")] = None,
+    end: Annotated[str | None, typer.Option("--end")] = None,
+    all_day: Annotated[bool | None, typer.Option("--all-day/--timed")] = None,
+    timezone: Zone = None,
+    location: Location = None,
+    notes: Notes = None,
+    status: Annotated[str | None, typer.Option("--status", help="tentative or confirmed")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change fields of a booking. Client and users change only with `events reassign`."""
+    if status == "cancelled":
+        raise BadEvent("use `calbridge events cancel ID` to cancel a booking")
+    given = {
+        "name": name,
+        "start": start,
+        "end": end,
+        "all_day": all_day,
+        "timezone": timezone,
+        "location": location,
+        "notes": notes,
+        "status": status,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    with session() as s:
+        event = get_event(s, event_id)
+        update_event(s, event, changes)
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("cancel")
+def cancel(
+    event_id: Annotated[int, typer.Argument(help="Event id")], as_json: AsJson = False
+) -> None:
+    """Cancel a booking (it is kept, with status cancelled)."""
+    with session() as s:
+        event = get_event(s, event_id)
+        update_event(s, event, {"status": "cancelled"})
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("reassign")
+def reassign(
+    event_id: Annotated[int, typer.Argument(help="Event id")],
+    booker: Annotated[str | None, typer.Option("--booker", help="Resolve this address")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Re-run the assignment rules for a booking (the only way client/users change)."""
+    with session() as s:
+        event = get_event(s, event_id)
+        reassign_event(s, event, booker)
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)

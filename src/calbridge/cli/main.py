@@ -1,0 +1,57 @@
+"""The ``calbridge`` command. Commands are thin: parse, call the store/domain, print.
+
+Every expected failure is a ``CalbridgeError``: its message is printed on stderr (with the list
+of problems when there are several) and the process exits with the error's code — never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from calbridge.cli import directory_cmd, emulate_cmd, events_cmd, resolve_cmd
+from calbridge.cli.common import err_console
+from calbridge.errors import CalbridgeError, ValidationFailed
+
+app = typer.Typer(
+    name="calbridge",
+    help="Keep an event-booking system in two-way sync with Google, Microsoft 365 and CalDAV.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(directory_cmd.app, name="directory")
+app.add_typer(events_cmd.app, name="events")
+app.add_typer(emulate_cmd.app, name="emulate")
+app.command("resolve")(resolve_cmd.resolve)
+app.command("check")(directory_cmd.check)
+
+
+def report_error(exc: CalbridgeError) -> int:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    if isinstance(exc, ValidationFailed):
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", highlight=False, soft_wrap=True, markup=False)
+    return exc.exit_code
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except CalbridgeError as exc:
+        sys.exit(report_error(exc))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,105 @@
+"""``calbridge resolve``: who would be the client of an event booked by this address, and why."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from calbridge.cli.common import console, print_json, print_jsonl, session
+from calbridge.domain.assignment import Assignment, assign
+from calbridge.domain.email import normalize_email
+from calbridge.errors import BadEmail, BadEvent
+from calbridge.store.lookup import StoreLookup, load_assignment_settings
+
+
+def assignment_json(a: Assignment) -> dict[str, Any]:
+    return {
+        "email": a.email,
+        "client": {"id": a.client.id, "name": a.client.name, "kind": a.client.kind},
+        "client_contact": None
+        if a.client_contact is None
+        else {"id": a.client_contact.id, "name": a.client_contact.name},
+        "booked_by": {"id": a.booked_by.id, "name": a.booked_by.name},
+        "event_manager": {"id": a.event_manager.id, "name": a.event_manager.name},
+        "ambiguous": a.ambiguous,
+        "trace": [step.as_dict() for step in a.trace],
+        "reasons": {"booked_by": a.booked_by_reason, "event_manager": a.event_manager_reason},
+    }
+
+
+def explain(a: Assignment) -> None:
+    console.print(f"[bold]{a.email}[/]" + ("  [yellow](ambiguous)[/]" if a.ambiguous else ""))
+    for step in a.trace:
+        console.print(f"  [cyan]step {step.step}[/] {step.rule}", highlight=False)
+        console.print(f"         → {step.outcome}", highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    client = f"{a.client.name} [dim]({a.client.kind} {a.client.id})[/]"
+    contact = (
+        f"{a.client_contact.name} [dim]({a.client_contact.id})[/]" if a.client_contact else "—"
+    )
+    table.add_row("Event Client", client)
+    table.add_row("Event Client Contact", contact)
+    table.add_row("Booked By", f"{a.booked_by.name} [dim]— {a.booked_by_reason}[/]")
+    table.add_row("Event Manager", f"{a.event_manager.name} [dim]— {a.event_manager_reason}[/]")
+    console.print(table)
+
+
+def resolve(
+    email: Annotated[str | None, typer.Argument(help="The booker's email address")] = None,
+    batch: Annotated[
+        Path | None,
+        typer.Option("--batch", help="Resolve one address per line of this file ('-' = stdin)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON (JSON Lines with --batch)")] = False,
+) -> None:
+    """Apply the client/user assignment rules (SPEC §2) to an address and explain each step."""
+    if (email is None) == (batch is None):
+        raise BadEvent("give exactly one of EMAIL or --batch FILE")
+    with session() as s:
+        settings = load_assignment_settings(s)
+        lookup = StoreLookup(s)
+        if email is not None:
+            result = assign(normalize_email(email), lookup, settings)
+            print_json(assignment_json(result)) if as_json else explain(result)
+            return
+        assert batch is not None
+        _batch(batch, lookup, settings, as_json)
+
+
+def _batch(path: Path, lookup: StoreLookup, settings: Any, as_json: bool) -> None:
+    """One output per non-blank input line, in order; a bad address yields an error object."""
+    stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+    failures = 0
+    table = None if as_json else Table("email", "client", "contact", "booked by", "manager", "!")
+    with stream:
+        for raw in stream:
+            if not raw.strip():
+                continue
+            try:
+                a = assign(normalize_email(raw), lookup, settings)
+            except BadEmail as exc:
+                failures += 1
+                if as_json:
+                    print_jsonl({"email": raw.strip(), "error": str(exc)})
+                elif table is not None:
+                    table.add_row(raw.strip(), f"[red]{exc}[/]", "", "", "", "")
+                continue
+            if as_json:
+                print_jsonl(assignment_json(a))
+            elif table is not None:
+                table.add_row(
+                    a.email,
+                    a.client.name,
+                    a.client_contact.name if a.client_contact else "—",
+                    a.booked_by.name,
+                    a.event_manager.name,
+                    "ambiguous" if a.ambiguous else "",
+                )
+    if table is not None:
+        console.print(table)
+    if failures:
+        raise typer.Exit(3)

@@ -1,0 +1,122 @@
+"""Opening the store: engine, automatic migrations, sessions.
+
+:func:`open_store` is the one entry point. It turns the database URL into an engine (SQLite in
+WAL mode with foreign keys on, or PostgreSQL through psycopg 3), applies any Alembic migration
+that is missing — so a new database is ready on first use — and returns a :class:`Store`.
+A URL that cannot be opened raises :class:`ConfigError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from calbridge.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Store:
+    """An opened database: ``session()`` gives a transaction that commits on success."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._factory = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._factory() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_store_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(_normalize_url(url))
+    except ArgumentError as exc:
+        raise ConfigError(f"database URL '{url}' is not a URL SQLAlchemy understands") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            parent = Path(database).expanduser().parent
+            if not parent.is_dir():
+                raise ConfigError(f"cannot open database {url}: the folder {parent} does not exist")
+        kwargs["connect_args"] = {"timeout": 30}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"database URL '{url}': no driver for '{parsed.drivername}' "
+            "(PostgreSQL needs `pip install calbridge[postgres]`)"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (a no-op when it already is)."""
+    config = _alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.begin() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(url: str) -> Store:
+    """Open (creating and migrating if needed) the database at ``url``."""
+    engine = create_store_engine(url)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"cannot open database {_safe(url)}: {reason}") from exc
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigError(f"cannot use database {_safe(url)}: {exc.__class__.__name__}") from exc
+    return Store(engine)
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(_normalize_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

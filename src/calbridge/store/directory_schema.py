@@ -1,0 +1,205 @@
+"""The directory JSON format (``shared/examples/directory.json``) and its validation.
+
+Validation runs completely before anything is written and reports *every* problem with its JSON
+path (``$.contacts[1].company: ...``). References may point at ids in the file or already in the
+database, so a file can update part of a directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from calbridge.domain.email import is_valid_email, normalize_email
+from calbridge.errors import ValidationFailed
+
+UserType = Literal["named", "concurrent", "virtual_assistant"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SettingsIn(_Strict):
+    default_account: str
+    default_event_manager: str | None = None
+    auto_assign_event_manager: bool = False
+    virtual_assistant_user: str
+
+
+class CompanyIn(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=500)
+
+
+class ContactIn(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=500)
+    company: str | None = None
+    primary_email: str
+    alternate_emails: list[str] = Field(default_factory=list)
+
+
+class EmailAccountIn(_Strict):
+    address: str
+    primary: bool = False
+
+
+class UserIn(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=500)
+    type: UserType
+    active: bool = True
+    crm_account: str | None = None
+    email_accounts: list[EmailAccountIn] = Field(default_factory=list)
+
+
+class DirectoryIn(_Strict):
+    settings: SettingsIn | None = None
+    companies: list[CompanyIn] = Field(default_factory=list)
+    contacts: list[ContactIn] = Field(default_factory=list)
+    users: list[UserIn] = Field(default_factory=list)
+
+
+@dataclass
+class KnownIds:
+    """What already exists in the database, for references a file does not define itself."""
+
+    companies: set[str] = field(default_factory=set)
+    contacts: set[str] = field(default_factory=set)
+    users: dict[str, tuple[str, bool]] = field(default_factory=dict)  # id -> (type, active)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = "$"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def parse_directory(text: str) -> DirectoryIn:
+    """Parse JSON text into the directory model; raise ValidationFailed listing every problem."""
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"$: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        raise ValidationFailed("the directory file is not valid JSON", [problem]) from exc
+    try:
+        return DirectoryIn.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ValidationFailed(
+            f"the directory file has {len(problems)} problem(s)", problems
+        ) from exc
+
+
+def check_directory(d: DirectoryIn, known: KnownIds) -> list[str]:
+    """Every semantic problem in ``d`` (given what the database already holds)."""
+    problems: list[str] = []
+    problems += _duplicates(d)
+    company_ids = known.companies | {c.id for c in d.companies}
+    contact_ids = known.contacts | {c.id for c in d.contacts}
+    users = dict(known.users) | {u.id: (u.type, u.active) for u in d.users}
+    for i, c in enumerate(d.contacts):
+        if c.company is not None and c.company not in company_ids:
+            problems.append(f"$.contacts[{i}].company: unknown company '{c.company}'")
+        problems += _emails(f"$.contacts[{i}]", c.primary_email, c.alternate_emails)
+    problems += _users(d, company_ids | contact_ids)
+    if d.settings is not None:
+        problems += _settings(d.settings, company_ids | contact_ids, users)
+    return problems
+
+
+def _duplicates(d: DirectoryIn) -> list[str]:
+    problems: list[str] = []
+    for kind, items in (("companies", d.companies), ("contacts", d.contacts), ("users", d.users)):
+        counts = Counter(item.id for item in items)
+        for i, item in enumerate(items):
+            if counts[item.id] > 1:
+                problems.append(f"$.{kind}[{i}].id: duplicate id '{item.id}'")
+    company_ids = {c.id for c in d.companies}
+    for i, c in enumerate(d.contacts):
+        if c.id in company_ids:
+            problems.append(
+                f"$.contacts[{i}].id: '{c.id}' is also a company id "
+                "(companies and contacts share one id space)"
+            )
+    vas = [i for i, u in enumerate(d.users) if u.type == "virtual_assistant"]
+    for i in vas[1:]:
+        problems.append(f"$.users[{i}].type: only one virtual_assistant user is allowed")
+    return problems
+
+
+def _emails(where: str, primary: str, alternates: list[str]) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for path, address in [(f"{where}.primary_email", primary)] + [
+        (f"{where}.alternate_emails[{j}]", a) for j, a in enumerate(alternates)
+    ]:
+        if not is_valid_email(address):
+            problems.append(f"{path}: malformed email address '{address}'")
+            continue
+        norm = normalize_email(address)
+        if norm in seen:
+            problems.append(f"{path}: '{address}' is listed twice for this contact")
+        seen.add(norm)
+    return problems
+
+
+def _users(d: DirectoryIn, account_ids: set[str]) -> list[str]:
+    problems: list[str] = []
+    for i, u in enumerate(d.users):
+        if u.crm_account is not None and u.crm_account not in account_ids:
+            problems.append(f"$.users[{i}].crm_account: unknown CRM account '{u.crm_account}'")
+        seen: set[str] = set()
+        for j, acct in enumerate(u.email_accounts):
+            path = f"$.users[{i}].email_accounts[{j}].address"
+            if not is_valid_email(acct.address):
+                problems.append(f"{path}: malformed email address '{acct.address}'")
+                continue
+            norm = normalize_email(acct.address)
+            if norm in seen:
+                problems.append(f"{path}: '{acct.address}' is listed twice for this user")
+            seen.add(norm)
+        if sum(a.primary for a in u.email_accounts) > 1:
+            problems.append(f"$.users[{i}].email_accounts: more than one account is marked primary")
+    return problems
+
+
+def _settings(
+    s: SettingsIn, account_ids: set[str], users: dict[str, tuple[str, bool]]
+) -> list[str]:
+    problems: list[str] = []
+    if s.default_account not in account_ids:
+        problems.append(f"$.settings.default_account: unknown account '{s.default_account}'")
+    va = users.get(s.virtual_assistant_user)
+    if va is None:
+        problems.append(
+            f"$.settings.virtual_assistant_user: unknown user '{s.virtual_assistant_user}'"
+        )
+    elif va[0] != "virtual_assistant":
+        problems.append(
+            f"$.settings.virtual_assistant_user: user '{s.virtual_assistant_user}' is of type "
+            f"'{va[0]}', not 'virtual_assistant'"
+        )
+    if s.default_event_manager is not None:
+        manager = users.get(s.default_event_manager)
+        if manager is None:
+            problems.append(
+                f"$.settings.default_event_manager: unknown user '{s.default_event_manager}'"
+            )
+        elif not manager[1]:
+            problems.append(
+                f"$.settings.default_event_manager: user '{s.default_event_manager}' is not active"
+            )
+    return problems
+
+
+def raise_if_problems(problems: list[str], describe: Callable[[int], str]) -> None:
+    if problems:
+        raise ValidationFailed(describe(len(problems)), problems)

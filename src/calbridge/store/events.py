@@ -1,0 +1,233 @@
+"""Bookings in the store: create, change, cancel, re-assign, and their JSON form.
+
+Every write raises the event's ``change_seq`` from the ``events`` counter, which only grows: the
+sync engine pushes "everything with change_seq above what I last wrote".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from calbridge.domain.assignment import Assignment, assign
+from calbridge.domain.email import normalize_email
+from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
+from calbridge.errors import BadEvent, NotFound
+from calbridge.store.lookup import StoreLookup, account_ref, load_assignment_settings, user_ref
+from calbridge.store.models import Contact, Counter, Event, User
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def next_change_seq(session: Session) -> int:
+    """Take the next value of the ``events`` change counter (atomic on SQLite and PostgreSQL)."""
+    value = session.execute(
+        update(Counter)
+        .where(Counter.name == "events")
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one_or_none()
+    if value is None:
+        session.add(Counter(name="events", value=1))
+        session.flush()
+        return 1
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ManualAssignment:
+    client_id: str
+    contact_id: str | None
+    booked_by_id: str
+    event_manager_id: str
+
+
+def resolve_booker(session: Session, email: str) -> Assignment:
+    """Run SPEC §2 for a raw booker address (normalized here)."""
+    settings = load_assignment_settings(session)
+    return assign(normalize_email(email), StoreLookup(session), settings)
+
+
+def apply_assignment(event: Event, a: Assignment) -> None:
+    event.client_id = a.client.id
+    event.client_kind = a.client.kind
+    event.client_contact_id = a.client_contact.id if a.client_contact else None
+    event.booked_by_id = a.booked_by.id
+    event.event_manager_id = a.event_manager.id
+    event.booker_email = a.email
+    event.ambiguous = a.ambiguous
+    event.trace = [step.as_dict() for step in a.trace]
+    event.assignment_reasons = {
+        "booked_by": a.booked_by_reason,
+        "event_manager": a.event_manager_reason,
+    }
+
+
+def _apply_manual(session: Session, event: Event, m: ManualAssignment) -> None:
+    client = account_ref(session, m.client_id)
+    if client is None:
+        raise NotFound(f"no company or contact has id '{m.client_id}'")
+    if m.contact_id is not None and session.get(Contact, m.contact_id) is None:
+        raise NotFound(f"no contact has id '{m.contact_id}'")
+    for role, uid in (("booked-by", m.booked_by_id), ("event-manager", m.event_manager_id)):
+        user = session.get(User, uid)
+        if user is None:
+            raise NotFound(f"--{role}: no user has id '{uid}'")
+        if not user.active:
+            raise BadEvent(f"--{role}: user '{uid}' is deactivated")
+    event.client_id, event.client_kind = client.id, client.kind
+    event.client_contact_id = m.contact_id
+    event.booked_by_id, event.event_manager_id = m.booked_by_id, m.event_manager_id
+    event.booker_email, event.ambiguous = None, False
+    event.trace = [
+        {"step": 0, "rule": "Assigned explicitly", "outcome": "client and users given by hand"}
+    ]
+    event.assignment_reasons = {"booked_by": "given by hand", "event_manager": "given by hand"}
+
+
+def set_times(event: Event, times: EventTimes) -> None:
+    event.start, event.end = times.iso()
+    event.all_day, event.timezone = times.all_day, times.timezone
+    event.start_utc, event.end_utc = times.utc_range()
+
+
+def event_times(event: Event) -> EventTimes:
+    if event.all_day:
+        return EventTimes(
+            date.fromisoformat(event.start), date.fromisoformat(event.end), True, None
+        )
+    return EventTimes(
+        datetime.fromisoformat(event.start),
+        datetime.fromisoformat(event.end),
+        False,
+        event.timezone,
+    )
+
+
+def touch(session: Session, event: Event) -> None:
+    event.updated_at = utcnow()
+    event.change_seq = next_change_seq(session)
+
+
+def create_event(
+    session: Session,
+    *,
+    name: str,
+    times: EventTimes,
+    location: str | None = None,
+    notes: str | None = None,
+    status: str = "confirmed",
+    booker: str | None = None,
+    manual: ManualAssignment | None = None,
+) -> Event:
+    check_text(name, location, notes)
+    if status not in STATUSES:
+        raise BadEvent(f"status '{status}' is not one of {', '.join(STATUSES)}")
+    now = utcnow()
+    event = Event(name=name, location=location, notes=notes, status=status, created_at=now)
+    set_times(event, times)
+    if booker is not None:
+        apply_assignment(event, resolve_booker(session, booker))
+    elif manual is not None:
+        _apply_manual(session, event, manual)
+    else:
+        raise BadEvent("give --booker EMAIL, or --client, --booked-by and --event-manager")
+    touch(session, event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def get_event(session: Session, event_id: int) -> Event:
+    event = session.get(Event, event_id)
+    if event is None:
+        raise NotFound(f"no event has id {event_id}")
+    return event
+
+
+def update_event(session: Session, event: Event, changes: dict[str, Any]) -> bool:
+    """Apply field changes (name, start, end, all_day, timezone, location, notes, status)."""
+    times_keys = {"start", "end", "all_day", "timezone"}
+    if times_keys & changes.keys():
+        current = event_times(event)
+        all_day = changes.get("all_day", current.all_day)
+        start = changes.get("start", current.start)
+        end = changes.get("end", current.end)
+        timezone = changes.get("timezone", current.timezone)
+        times = make_times(start, end, all_day=all_day, timezone=timezone)
+        if times != current:
+            set_times(event, times)
+            changed = True
+        else:
+            changed = False
+    else:
+        changed = False
+    for key in ("name", "location", "notes", "status"):
+        if key in changes and getattr(event, key) != changes[key]:
+            setattr(event, key, changes[key])
+            changed = True
+    check_text(event.name, event.location, event.notes)
+    if event.status not in STATUSES:
+        raise BadEvent(f"status '{event.status}' is not one of {', '.join(STATUSES)}")
+    if changed:
+        touch(session, event)
+    return changed
+
+
+def reassign_event(session: Session, event: Event, booker: str | None = None) -> Assignment:
+    email = booker or event.booker_email
+    if email is None:
+        raise BadEvent(
+            f"event {event.id} was assigned by hand and has no booker address; "
+            "pass --booker EMAIL to resolve one"
+        )
+    assignment = resolve_booker(session, email)
+    apply_assignment(event, assignment)
+    touch(session, event)
+    return assignment
+
+
+def list_events(session: Session, status: str | None = None) -> list[Event]:
+    query = select(Event).order_by(Event.start_utc, Event.id)
+    if status is not None:
+        if status not in STATUSES:
+            raise BadEvent(f"status '{status}' is not one of {', '.join(STATUSES)}")
+        query = query.where(Event.status == status)
+    return list(session.scalars(query))
+
+
+def _ref(ref: Any) -> dict[str, str] | None:
+    return None if ref is None else {"id": ref.id, "name": ref.name}
+
+
+def event_json(session: Session, event: Event) -> dict[str, Any]:
+    client = account_ref(session, event.client_id) if event.client_id else None
+    contact = session.get(Contact, event.client_contact_id) if event.client_contact_id else None
+    return {
+        "id": event.id,
+        "name": event.name,
+        "start": event.start,
+        "end": event.end,
+        "all_day": event.all_day,
+        "timezone": event.timezone,
+        "location": event.location,
+        "notes": event.notes,
+        "status": event.status,
+        "client": None if client is None else {**_ref(client), "kind": client.kind},  # type: ignore[dict-item]
+        "client_contact": _ref(contact),
+        "booked_by": _ref(user_ref(session, event.booked_by_id)),
+        "event_manager": _ref(user_ref(session, event.event_manager_id)),
+        "booker_email": event.booker_email,
+        "ambiguous": event.ambiguous,
+        "trace": event.trace or [],
+        "reasons": event.assignment_reasons or {},
+        "links": [],
+        "created_at": event.created_at.isoformat() + "Z",
+        "updated_at": event.updated_at.isoformat() + "Z",
+    }

@@ -1,0 +1,164 @@
+"""SQLAlchemy 2 models: the booking system of record (SPEC §1).
+
+Emails live in their own tables (``user_emails``, ``contact_emails``), normalized and indexed,
+so that resolving one booker is a constant number of indexed queries whatever the CRM's size.
+A contact's primary email is stored both on the contact (for export) and as the ``is_primary``
+row of ``contact_emails`` (for lookup).
+
+Account ids are one namespace: a company and a contact never share an id, so a reference such
+as ``users.crm_account_id`` or the default account is unambiguous; ``*_kind`` columns say which
+table it points at.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order in the imported file
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    company_id: Mapped[str | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="SET NULL"), nullable=True
+    )
+    primary_email: Mapped[str] = mapped_column(String(254))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order in the imported file
+
+    company: Mapped[Company | None] = relationship(lazy="joined")
+    emails: Mapped[list[ContactEmail]] = relationship(
+        cascade="all, delete-orphan", order_by="ContactEmail.position"
+    )
+
+
+class ContactEmail(Base):
+    __tablename__ = "contact_emails"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "address", name="uq_contact_email"),
+        Index("ix_contact_emails_address", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(254))  # normalized: trimmed, lower-case
+    display: Mapped[str] = mapped_column(String(254))  # as written in the directory
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    type: Mapped[str] = mapped_column(String(32))  # named | concurrent | virtual_assistant
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    crm_account_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    crm_account_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    emails: Mapped[list[UserEmail]] = relationship(
+        cascade="all, delete-orphan", order_by="UserEmail.position"
+    )
+
+
+class UserEmail(Base):
+    __tablename__ = "user_emails"
+    __table_args__ = (
+        UniqueConstraint("user_id", "address", name="uq_user_email"),
+        Index("ix_user_emails_address", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(254))  # normalized: trimmed, lower-case
+    display: Mapped[str] = mapped_column(String(254))  # as written in the directory
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SystemSettings(Base):
+    """Event System Settings; a single row with id 1."""
+
+    __tablename__ = "system_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    default_account_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    default_event_manager_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    auto_assign_event_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    virtual_assistant_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Counter(Base):
+    """Named monotonically increasing counters (``events``: the change cursor)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    """A booking. ``start``/``end`` hold ISO wall-clock datetimes (or dates when all-day) in
+    ``timezone``; ``start_utc``/``end_utc`` are for ordering and horizons. ``change_seq`` is
+    raised on every write from the ``events`` counter: the sync engine's cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_change_seq", "change_seq"),
+        Index("ix_events_start_utc", "start_utc"),
+        Index("ix_events_event_manager", "event_manager_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(1000))
+    start: Mapped[str] = mapped_column(String(40))
+    end: Mapped[str] = mapped_column(String(40))
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_utc: Mapped[datetime] = mapped_column(DateTime)
+    end_utc: Mapped[datetime] = mapped_column(DateTime)
+    location: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+
+    client_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    client_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    client_contact_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    booked_by_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    event_manager_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    booker_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    trace: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    assignment_reasons: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    change_seq: Mapped[int] = mapped_column(Integer, default=0)
