@@ -11,7 +11,14 @@ import sys
 
 import typer
 
-from calbridge.cli import directory_cmd, emulate_cmd, events_cmd, resolve_cmd
+from calbridge.cli import (
+    calendars_cmd,
+    directory_cmd,
+    emulate_cmd,
+    events_cmd,
+    resolve_cmd,
+    sync_cmd,
+)
 from calbridge.cli.common import err_console
 from calbridge.errors import CalbridgeError, ValidationFailed
 
@@ -27,6 +34,11 @@ app.add_typer(events_cmd.app, name="events")
 app.add_typer(emulate_cmd.app, name="emulate")
 app.command("resolve")(resolve_cmd.resolve)
 app.command("check")(directory_cmd.check)
+app.add_typer(calendars_cmd.app, name="calendars")
+app.command("sync")(sync_cmd.sync)
+app.add_typer(sync_cmd.conflicts_app, name="conflicts")
+app.add_typer(sync_cmd.rejections_app, name="rejections")
+events_cmd.app.command("link")(sync_cmd.events_link)
 
 
 def report_error(exc: CalbridgeError) -> int:

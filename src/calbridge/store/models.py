@@ -162,3 +162,89 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     change_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Calendar(Base):
+    """A linked calendar. ``settings`` holds the provider's connection details (never secrets:
+    those are in ``secret``, encrypted). ``sync_token`` is the provider's opaque cursor."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # caldav | google | graph
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    policy: Mapped[str] = mapped_column(String(32), default="booking-wins")
+    direction: Mapped[str] = mapped_column(String(16), default="both")
+    horizon_days: Mapped[int] = mapped_column(Integer, default=365)
+    key_prefix: Mapped[str] = mapped_column(String(32))
+    sync_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    full_gen: Mapped[int] = mapped_column(Integer, default=0)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Link(Base):
+    """One booking ⇄ one calendar object (or one occurrence of a series).
+
+    ``state``: ``pending`` (to be created on the calendar), ``creating`` (create sent or about to
+    be: after a crash the next run adopts it by ``key``), ``ok``, ``gone`` (removed on one side).
+    ``snapshot`` is the last-synced fields; ``synced_seq`` the booking's ``change_seq`` when
+    they were last in agreement. ``recurrence_id`` is ``""`` for a non-recurring object."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("calendar_id", "event_id", name="uq_link_calendar_event"),
+        UniqueConstraint("calendar_id", "remote_id", "recurrence_id", name="uq_link_remote"),
+        Index("ix_links_calendar_key", "calendar_id", "key"),
+        Index("ix_links_event", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    remote_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    recurrence_id: Mapped[str] = mapped_column(String(32), default="")
+    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    key: Mapped[str] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    synced_seq: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    origin: Mapped[str] = mapped_column(String(16), default="booking")  # booking | calendar
+    is_series: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_gen: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConflictRecord(Base):
+    """A field changed on both sides, and which side won under the calendar's policy."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(32))
+    booking_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    calendar_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    winner: Mapped[str] = mapped_column(String(16))
+    policy: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rejection(Base):
+    """A calendar object that could not be imported, and why. Cleared once it imports."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("calendar_id", "remote_id", name="uq_rejection_remote"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    remote_id: Mapped[str] = mapped_column(String(1024))
+    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,202 @@
+"""``calbridge sync``, ``conflicts list``, ``rejections list`` and ``events link``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from calbridge.cli.calendars_cmd import find_calendar
+from calbridge.cli.common import console, err_console, print_json, session, store
+from calbridge.config import load_settings
+from calbridge.errors import ConfigError
+from calbridge.store.events import get_event
+from calbridge.store.lookup import settings_problems
+from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.engine import sync_calendar
+from calbridge.sync.providers import open_provider
+from calbridge.sync.push import booking_key
+from calbridge.sync.report import SyncReport
+
+conflicts_app = typer.Typer(help="Fields changed on both sides, and who won.")
+rejections_app = typer.Typer(help="Calendar events that could not be imported.")
+
+
+def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
+    box = SecretBox.from_settings(load_settings())
+    opened = store()
+    try:
+        with opened.session() as s:
+            problems = settings_problems(s)
+            if problems:
+                raise ConfigError("cannot sync: " + "; ".join(problems))
+            ids = (
+                [find_calendar(s, n).id for n in names]
+                if names
+                else list(s.scalars(select(Calendar.id).order_by(Calendar.name)))
+            )
+        reports = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not show_progress,
+            transient=False,
+        ) as progress:
+            for cal_id in ids:
+                task = progress.add_task(f"calendar #{cal_id}", total=None)
+
+                def tick(n: int, task: int = task) -> None:
+                    progress.advance(task, n)
+
+                report = sync_calendar(opened, cal_id, lambda c: open_provider(c, box), None, tick)
+                progress.update(
+                    task, description=report.calendar, total=progress.tasks[-1].completed
+                )
+                reports.append(report)
+        return reports
+    finally:
+        opened.dispose()
+
+
+def sync(
+    names: Annotated[list[str] | None, typer.Argument(help="Calendars (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+) -> None:
+    """Pull then push every calendar (or the named ones), incrementally."""
+    reports = run_sync(names or [], show_progress=not as_json)
+    if as_json:
+        print_json([r.as_dict() for r in reports])
+    else:
+        table = Table(
+            "calendar",
+            "pulled",
+            "created",
+            "updated",
+            "cancelled",
+            "pushed +/~/-",
+            "conflicts",
+            "rejected",
+            "requests",
+            "status",
+        )
+        for r in reports:
+            table.add_row(
+                r.calendar,
+                str(r.pulled),
+                str(r.created),
+                str(r.updated),
+                str(r.cancelled),
+                f"{r.pushed_created}/{r.pushed_updated}/{r.pushed_deleted}",
+                str(r.conflicts),
+                str(r.rejected),
+                str(r.requests),
+                "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
+            )
+        console.print(table)
+    if any(not r.ok for r in reports):
+        raise typer.Exit(4)
+
+
+@conflicts_app.command("list")
+def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every field changed on both sides: both values, the winner, and when."""
+    with session() as s:
+        rows = s.execute(
+            select(ConflictRecord, Calendar.name)
+            .join(Calendar, Calendar.id == ConflictRecord.calendar_id)
+            .order_by(ConflictRecord.at, ConflictRecord.id)
+        ).all()
+        data = [
+            {
+                "calendar": name,
+                "event_id": c.event_id,
+                "field": c.field,
+                "booking_value": c.booking_value,
+                "calendar_value": c.calendar_value,
+                "winner": c.winner,
+                "policy": c.policy,
+                "at": c.at.isoformat() + "Z",
+            }
+            for c, name in rows
+        ]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("when", "calendar", "event", "field", "booking", "calendar value", "winner")
+    for d in data:
+        table.add_row(
+            d["at"],
+            d["calendar"],
+            str(d["event_id"]),
+            d["field"],
+            str(d["booking_value"])[:40],
+            str(d["calendar_value"])[:40],
+            d["winner"],
+        )
+    console.print(table)
+
+
+@rejections_app.command("list")
+def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Calendar events skipped because they cannot be imported, with the reason."""
+    with session() as s:
+        rows = s.execute(
+            select(Rejection, Calendar.name)
+            .join(Calendar, Calendar.id == Rejection.calendar_id)
+            .order_by(Rejection.at, Rejection.id)
+        ).all()
+        data = [
+            {
+                "calendar": name,
+                "uid": r.uid,
+                "remote_id": r.remote_id,
+                "reason": r.reason,
+                "at": r.at.isoformat() + "Z",
+            }
+            for r, name in rows
+        ]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("when", "calendar", "uid", "reason")
+    for d in data:
+        table.add_row(d["at"], d["calendar"], d["uid"] or d["remote_id"], d["reason"])
+    console.print(table)
+
+
+def link_event(session_: Session, event: Event, calendar: Calendar) -> Link:
+    """Make ``calendar`` carry ``event`` from the next sync on (idempotent)."""
+    existing = session_.scalars(
+        select(Link).where(Link.calendar_id == calendar.id, Link.event_id == event.id)
+    ).first()
+    if existing is not None:
+        return existing
+    link = Link(
+        calendar_id=calendar.id,
+        event_id=event.id,
+        key=booking_key(calendar, event.id),
+        state="pending",
+        origin="booking",
+    )
+    session_.add(link)
+    session_.flush()
+    return link
+
+
+def events_link(
+    event_id: Annotated[int, typer.Argument(help="Event id")],
+    calendar: Annotated[str, typer.Option("--calendar", help="Calendar name")],
+) -> None:
+    """Put a booking on a calendar (written at the next sync)."""
+    with session() as s:
+        event = get_event(s, event_id)
+        link_event(s, event, find_calendar(s, calendar))
+    console.print(f"Event {event_id} will be written to '{calendar}' at the next sync.")

@@ -1,0 +1,176 @@
+"""The neutral vocabulary between calendar providers and the sync engine.
+
+A provider turns its API into these values and back; the engine never sees a provider's own
+types and never branches on which provider it talks to (STYLE.md).
+
+* :class:`EventFields` — the fields a booking and a calendar event share. Their JSON form
+  (:meth:`EventFields.snapshot`) is the *last-synced snapshot* kept per link, the base of the
+  three-way merge.
+* :class:`RemoteItem` — one calendar object as the server stores it: a single event, or a
+  recurring series (master + overrides) already expanded into :class:`RemoteOccurrence` values
+  within the sync window. ``ref`` addresses it (CalDAV href, Google/Graph event id) with its
+  ``etag``.
+* Recurrence ids are compact strings of an occurrence's *original* start: ``20270305T080000Z``
+  (UTC) for timed series with a zone, ``20270305T090000`` for floating series, ``20270305`` for
+  all-day series — the same form Google uses in instance ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from calbridge.domain.event import EventTimes, Status
+
+MERGE_FIELDS = ("name", "when", "location", "notes", "status")
+
+
+@dataclass(frozen=True)
+class EventFields:
+    """What both sides share. ``when`` (start, end, all-day, zone) merges as one field so a
+    merge can never pair one side's start with the other side's end."""
+
+    name: str
+    times: EventTimes
+    location: str | None = None
+    notes: str | None = None
+    status: Status = "confirmed"
+
+    def snapshot(self) -> dict[str, Any]:
+        start, end = self.times.iso()
+        return {
+            "name": self.name,
+            "when": {
+                "start": start,
+                "end": end,
+                "all_day": self.times.all_day,
+                "timezone": self.times.timezone,
+            },
+            "location": self.location or None,
+            "notes": self.notes or None,
+            "status": self.status,
+        }
+
+    def content_hash(self) -> str:
+        return snapshot_hash(self.snapshot())
+
+    @staticmethod
+    def from_snapshot(data: dict[str, Any]) -> EventFields:
+        when = data["when"]
+        all_day = bool(when["all_day"])
+        start: date | datetime
+        end: date | datetime
+        if all_day:
+            start, end = date.fromisoformat(when["start"]), date.fromisoformat(when["end"])
+        else:
+            start, end = datetime.fromisoformat(when["start"]), datetime.fromisoformat(when["end"])
+        return EventFields(
+            name=data["name"],
+            times=EventTimes(start, end, all_day, when["timezone"]),
+            location=data.get("location"),
+            notes=data.get("notes"),
+            status=data.get("status", "confirmed"),
+        )
+
+
+def snapshot_hash(snapshot: dict[str, Any]) -> str:
+    blob = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """Where an item lives on the calendar, and the version we know of it."""
+
+    id: str
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteOccurrence:
+    """One bookable occurrence: the item itself (``recurrence_id`` None) or one of a series."""
+
+    recurrence_id: str | None
+    fields: EventFields
+
+
+@dataclass(frozen=True)
+class RemoteItem:
+    """A calendar object as read from the server."""
+
+    ref: RemoteRef
+    uid: str
+    organizer: str | None
+    occurrences: tuple[RemoteOccurrence, ...]
+    key: str | None = None  # the idempotency key we stamped on it, if we created it
+    is_series: bool = False
+    updated: datetime | None = None  # the server's last-modified time (naive UTC), if known
+
+
+@dataclass(frozen=True)
+class RemoteRejection:
+    """A calendar object that cannot be imported, with the reason a person can act on."""
+
+    ref_id: str
+    uid: str | None
+    reason: str
+
+
+@dataclass
+class ChangePage:
+    """A slice of what changed. ``token`` is set on the last page only (``done``)."""
+
+    items: list[RemoteItem | RemoteRejection] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    token: str | None = None
+    done: bool = False
+    full: bool = False  # True when this listing is everything (a full resync)
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """What the engine asks a provider to write. ``key`` is our idempotency key."""
+
+    fields: EventFields
+    key: str
+    uid: str | None = None
+    recurrence_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    ref: RemoteRef
+    uid: str
+    adopted: bool = False  # it already existed (a retried create): adopted, not duplicated
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span of time within which series are expanded into bookings (naive UTC)."""
+
+    start: datetime
+    end: datetime
+
+
+class CalendarProvider(Protocol):
+    """One calendar, as the engine sees it (DESIGN.md). Errors raised are ``ProviderError``
+    subclasses: ``TokenExpired`` (full resync needed), ``Conflict`` (etag/exists),
+    ``ProviderAuthError``, ``RateLimited``; retries happen inside the provider."""
+
+    requests: int  # HTTP requests made so far (for reports and benchmarks)
+
+    def check(self) -> None: ...
+
+    def list_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]: ...
+
+    def get(self, ref_id: str, window: Window) -> RemoteItem | RemoteRejection | None: ...
+
+    def create(self, event: RemoteEvent) -> Written: ...
+
+    def update(self, ref: RemoteRef, event: RemoteEvent) -> Written: ...
+
+    def delete(self, ref: RemoteRef, recurrence_id: str | None = None) -> None: ...

@@ -1,0 +1,120 @@
+"""Bookings as the sync engine sees them: fields in and out, and assignment of new arrivals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from calbridge.domain.assignment import Assignment, AssignmentSettings, TraceStep, assign
+from calbridge.domain.email import normalize_email
+from calbridge.domain.remote import EventFields
+from calbridge.errors import BadEmail
+from calbridge.store.events import apply_assignment, event_times, set_times, touch, utcnow
+from calbridge.store.lookup import StoreLookup
+from calbridge.store.models import Calendar, Event, UserEmail
+
+
+def booking_fields(event: Event) -> EventFields:
+    status: Any = event.status
+    return EventFields(event.name, event_times(event), event.location, event.notes, status)
+
+
+def apply_fields(session: Session, event: Event, fields: EventFields) -> bool:
+    """Write ``fields`` into the booking; bump its change counter when anything changed."""
+    if booking_fields(event).snapshot() == fields.snapshot():
+        return False
+    event.name = fields.name
+    set_times(event, fields.times)
+    event.location, event.notes, event.status = fields.location, fields.notes, fields.status
+    touch(session, event)
+    return True
+
+
+def new_booking(session: Session, fields: EventFields, assignment: Assignment) -> Event:
+    now = utcnow()
+    event = Event(
+        name=fields.name,
+        location=fields.location,
+        notes=fields.notes,
+        status=fields.status,
+        created_at=now,
+    )
+    set_times(event, fields.times)
+    apply_assignment(event, assignment)
+    event.booker_email = assignment.email or None
+    touch(session, event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def owner_address(session: Session, user_id: str) -> str | None:
+    rows = session.execute(
+        select(UserEmail.address, UserEmail.is_primary)
+        .where(UserEmail.user_id == user_id)
+        .order_by(UserEmail.is_primary.desc(), UserEmail.position)
+    ).first()
+    return None if rows is None else str(rows[0])
+
+
+def assign_arrival(
+    session: Session,
+    calendar: Calendar,
+    organizer: str | None,
+    settings: AssignmentSettings,
+    source: str,
+) -> Assignment:
+    """SPEC §2 for an event first seen on ``calendar``; raises BadEmail for a bad organizer.
+
+    The first trace entry (step 0) records which address was used and why.
+    """
+    if organizer is not None and organizer.strip():
+        email = normalize_email(organizer)
+        why = f"{source} organizer {organizer.strip()[:200]}"
+    elif calendar.owner_user_id is not None:
+        address = owner_address(session, calendar.owner_user_id)
+        if address is None:
+            raise BadEmail(
+                f"the event has no organizer and the calendar's owner "
+                f"'{calendar.owner_user_id}' has no email account"
+            )
+        email = address
+        why = f"no organizer: the address of calendar '{calendar.name}''s owner"
+    else:
+        result = _no_booker(settings, calendar.name)
+        return result
+    result = assign(email, StoreLookup(session), settings)
+    first = TraceStep(0, "Booker address", f"{email} ({why})")
+    return Assignment(
+        email=result.email,
+        client=result.client,
+        client_contact=result.client_contact,
+        booked_by=result.booked_by,
+        event_manager=result.event_manager,
+        ambiguous=result.ambiguous,
+        trace=(first, *result.trace),
+        booked_by_reason=result.booked_by_reason,
+        event_manager_reason=result.event_manager_reason,
+    )
+
+
+def _no_booker(settings: AssignmentSettings, calendar: str) -> Assignment:
+    reason = f"no organizer, and calendar '{calendar}' has no owner"
+    manager = settings.default_event_manager or settings.virtual_assistant
+    return Assignment(
+        email="",
+        client=settings.default_account,
+        client_contact=None,
+        booked_by=settings.virtual_assistant,
+        event_manager=manager,
+        ambiguous=False,
+        trace=(
+            TraceStep(0, "Booker address", reason),
+            TraceStep(5, "Otherwise the client is the Default Account", "no address to search"),
+        ),
+        booked_by_reason="no user matched: the Virtual Assistant user",
+        event_manager_reason="no user matched: "
+        + ("the Default Event Manager" if settings.default_event_manager else "the VA"),
+    )

@@ -1,0 +1,283 @@
+"""Pull: apply what changed on a calendar to the booking system.
+
+Each ``ChangePage`` is applied in its own transaction; the provider's new token is stored with
+the last page only, so a run killed anywhere simply re-reads the same changes next time, and
+re-reading is harmless: objects are matched to bookings by (calendar, remote id, occurrence),
+or by our idempotency key for objects we created ourselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from calbridge.domain.assignment import AssignmentSettings
+from calbridge.domain.merge import Policy, merge
+from calbridge.domain.remote import (
+    ChangePage,
+    EventFields,
+    RemoteItem,
+    RemoteRejection,
+    Window,
+)
+from calbridge.errors import BadEmail, BadEvent
+from calbridge.store.db import Store
+from calbridge.store.events import utcnow
+from calbridge.store.lookup import load_assignment_settings
+from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
+from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, new_booking
+from calbridge.sync.report import SyncReport
+
+Progress = Callable[[int], None]
+
+
+class PageApplier:
+    """Applies pages for one calendar within a session the caller commits."""
+
+    def __init__(self, session: Session, calendar: Calendar, window: Window, report: SyncReport):
+        self.session = session
+        self.calendar = calendar
+        self.window = window
+        self.report = report
+        self.settings: AssignmentSettings = load_assignment_settings(session)
+
+    def apply(self, page: ChangePage, gen: int | None) -> None:
+        for item in page.items:
+            self.report.pulled += 1
+            if isinstance(item, RemoteRejection):
+                self._reject(item.ref_id, item.uid, item.reason)
+                continue
+            try:
+                self.apply_item(item, gen)
+            except (BadEmail, BadEvent) as exc:
+                self._reject(item.ref.id, item.uid, str(exc))
+        for ref_id in page.deleted:
+            self.report.pulled += 1
+            self.remote_gone(ref_id)
+
+    def _links_for(self, item: RemoteItem) -> dict[str, Link]:
+        links = self.session.scalars(
+            select(Link).where(Link.calendar_id == self.calendar.id, Link.remote_id == item.ref.id)
+        ).all()
+        if not links and item.key is not None:
+            links = self.session.scalars(
+                select(Link).where(Link.calendar_id == self.calendar.id, Link.key == item.key)
+            ).all()
+            for link in links:  # our own create, seen before we recorded its result
+                link.remote_id, link.uid, link.state = item.ref.id, item.uid, "ok"
+        return {link.recurrence_id: link for link in links}
+
+    def apply_item(self, item: RemoteItem, gen: int | None) -> None:
+        self._clear_rejection(item.ref.id)
+        links = self._links_for(item)
+        if gen is not None:
+            for link in links.values():
+                link.seen_gen = gen
+        known = [link for link in links.values() if link.state != "gone"]
+        if known and all(link.etag == item.ref.etag for link in known) and item.ref.etag:
+            return  # our own write echoed back, or nothing new
+        seen: set[str] = set()
+        for occurrence in item.occurrences:
+            rid = occurrence.recurrence_id or ""
+            seen.add(rid)
+            found = links.get(rid)
+            if found is None:
+                self._arrival(item, rid, occurrence.fields, gen)
+            else:
+                self._merge(item, found, occurrence.fields)
+        for rid, link in links.items():
+            if rid and rid not in seen and link.state != "gone" and self._in_window(rid):
+                self._cancel(link, "the occurrence was removed from the series")
+
+    def _in_window(self, recurrence_id: str) -> bool:
+        try:
+            start = datetime.strptime(recurrence_id[:15].rstrip("Z"), "%Y%m%dT%H%M%S")
+        except ValueError:
+            start = datetime.strptime(recurrence_id[:8], "%Y%m%d")
+        return self.window.start <= start < self.window.end
+
+    def _arrival(self, item: RemoteItem, rid: str, fields: EventFields, gen: int | None) -> None:
+        if fields.status == "cancelled":
+            return  # nothing to book: it was cancelled before we ever saw it
+        assignment = assign_arrival(
+            self.session, self.calendar, item.organizer, self.settings, "the event's"
+        )
+        event = new_booking(self.session, fields, assignment)
+        link = Link(
+            calendar_id=self.calendar.id,
+            event_id=event.id,
+            remote_id=item.ref.id,
+            recurrence_id=rid,
+            uid=item.uid,
+            key=item.key or f"{self.calendar.key_prefix}x{event.id}",
+            etag=item.ref.etag,
+            snapshot=fields.snapshot(),
+            synced_seq=event.change_seq,
+            state="ok",
+            origin="calendar",
+            is_series=item.is_series,
+            seen_gen=gen or 0,
+        )
+        self.session.add(link)
+        self.report.created += 1
+
+    def _merge(self, item: RemoteItem, link: Link, remote: EventFields) -> None:
+        event = self.session.get(Event, link.event_id)
+        if event is None:
+            return
+        remote_snap = remote.snapshot()
+        link.etag, link.uid, link.is_series = item.ref.etag, item.uid, item.is_series
+        if link.state == "gone":
+            return
+        if remote_snap == link.snapshot:
+            return  # the calendar did not change these fields; our changes go out on push
+        booking_snap = booking_fields(event).snapshot()
+        policy: Any = self.calendar.policy
+        result = merge(
+            booking_snap,
+            remote_snap,
+            link.snapshot,
+            policy=_policy(policy),
+            booking_updated=event.updated_at,
+            calendar_updated=item.updated,
+        )
+        for c in result.conflicts:
+            self.session.add(
+                ConflictRecord(
+                    calendar_id=self.calendar.id,
+                    event_id=event.id,
+                    field=c.field,
+                    booking_value=c.booking_value,
+                    calendar_value=c.calendar_value,
+                    winner=c.winner,
+                    policy=self.calendar.policy,
+                    at=utcnow(),
+                )
+            )
+        self.report.conflicts += len(result.conflicts)
+        was_cancelled = event.status == "cancelled"
+        in_sync = link.synced_seq >= event.change_seq
+        if result.booking_changed and apply_fields(
+            self.session, event, EventFields.from_snapshot(result.merged)
+        ):
+            if event.status == "cancelled" and not was_cancelled:
+                self.report.cancelled += 1
+            else:
+                self.report.updated += 1
+        link.snapshot = remote_snap
+        if not result.calendar_changed:
+            link.snapshot = result.merged
+            link.synced_seq = event.change_seq
+        elif in_sync:
+            link.synced_seq = event.change_seq - 1 if event.change_seq else 0
+
+    def remote_gone(self, ref_id: str) -> None:
+        self._clear_rejection(ref_id)
+        links = self.session.scalars(
+            select(Link).where(Link.calendar_id == self.calendar.id, Link.remote_id == ref_id)
+        ).all()
+        for link in links:
+            if link.state != "gone":
+                self._cancel(link, "the calendar event was deleted")
+
+    def _cancel(self, link: Link, why: str) -> None:
+        event = self.session.get(Event, link.event_id)
+        link.state = "gone"
+        if event is None or event.status == "cancelled":
+            return
+        fields = booking_fields(event)
+        cancelled = EventFields(
+            fields.name, fields.times, fields.location, fields.notes, "cancelled"
+        )
+        apply_fields(self.session, event, cancelled)
+        link.synced_seq = event.change_seq
+        self.report.cancelled += 1
+
+    def _reject(self, ref_id: str, uid: str | None, reason: str) -> None:
+        self.report.rejected += 1
+        row = self.session.scalars(
+            select(Rejection).where(
+                Rejection.calendar_id == self.calendar.id, Rejection.remote_id == ref_id
+            )
+        ).first()
+        if row is None:
+            self.session.add(
+                Rejection(
+                    calendar_id=self.calendar.id,
+                    remote_id=ref_id,
+                    uid=uid,
+                    reason=reason[:2000],
+                    at=utcnow(),
+                )
+            )
+        else:
+            row.uid, row.reason, row.at = uid, reason[:2000], utcnow()
+
+    def _clear_rejection(self, ref_id: str) -> None:
+        row = self.session.scalars(
+            select(Rejection).where(
+                Rejection.calendar_id == self.calendar.id, Rejection.remote_id == ref_id
+            )
+        ).first()
+        if row is not None:
+            self.session.delete(row)
+
+
+def _policy(value: str) -> Policy:
+    if value == "calendar-wins":
+        return "calendar-wins"
+    if value == "latest-wins":
+        return "latest-wins"
+    return "booking-wins"
+
+
+def sweep_unseen(session: Session, calendar: Calendar, gen: int, applier: PageApplier) -> None:
+    """After a full listing, links the listing did not mention were deleted on the calendar."""
+    gone = session.scalars(
+        select(Link.remote_id)
+        .where(
+            Link.calendar_id == calendar.id,
+            Link.state == "ok",
+            Link.seen_gen < gen,
+            Link.remote_id.is_not(None),
+        )
+        .distinct()
+    ).all()
+    for ref_id in gone:
+        if ref_id is not None:
+            applier.remote_gone(ref_id)
+
+
+def mark_generation(session: Session, calendar: Calendar) -> int:
+    calendar.full_gen += 1
+    session.execute(
+        update(Calendar).where(Calendar.id == calendar.id).values(full_gen=calendar.full_gen)
+    )
+    return calendar.full_gen
+
+
+def pull_pages(
+    store: Store,
+    calendar_id: int,
+    pages: Any,
+    window: Window,
+    report: SyncReport,
+    gen: int | None,
+    progress: Progress,
+) -> None:
+    """Apply pages one transaction each; store the new token with the last page."""
+    for page in pages:
+        with store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            assert calendar is not None
+            applier = PageApplier(session, calendar, window, report)
+            applier.apply(page, gen)
+            if page.done:
+                if gen is not None:
+                    sweep_unseen(session, calendar, gen, applier)
+                calendar.sync_token = page.token
+        progress(len(page.items) + len(page.deleted))
