@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets as pysecrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,13 +15,11 @@ from calbridge.cli.common import console, print_json, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError, NotFound
-from calbridge.store.events import utcnow
-from calbridge.store.models import Calendar, Link, Rejection, User
+from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.providers import open_provider
+from calbridge.sync.calendars import add_caldav_calendar
 
 app = typer.Typer(help="Calendars kept in sync with the booking system.")
-DIRECTIONS = ("both", "pull", "push")
 
 
 def find_calendar(s: Session, name: str) -> Calendar:
@@ -63,33 +60,21 @@ def add(
     """Link a calendar, after checking that it can be reached with these credentials."""
     if caldav is None:
         raise ConfigError("give the calendar's address: --caldav URL")
-    if policy not in POLICIES:
-        raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}")
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"--direction must be one of {', '.join(DIRECTIONS)}")
     password = _read_password(password_env, password_file)
     box = SecretBox.from_settings(load_settings())
     with session() as s:
-        if s.scalars(select(Calendar).where(Calendar.name == name)).first() is not None:
-            raise ConfigError(f"a calendar called '{name}' exists already")
-        if owner is not None and s.get(User, owner) is None:
-            raise NotFound(f"--owner: no user has id '{owner}'")
-        calendar = Calendar(
-            name=name,
-            kind="caldav",
-            settings={"url": caldav, "username": username or ""},
-            secret=box.seal({"password": password}),
-            owner_user_id=owner,
+        calendar = add_caldav_calendar(
+            s,
+            box,
+            name,
+            caldav,
+            username or "",
+            password,
+            owner=owner,
             policy=policy,
             direction=direction,
             horizon_days=horizon_days,
-            key_prefix=pysecrets.token_hex(4),
-            created_at=utcnow(),
         )
-        provider = open_provider(calendar, box)
-        provider.check()
-        s.add(calendar)
-        s.flush()
         data = calendar_json(s, calendar)
     print_json(data) if as_json else console.print(f"Added calendar '{name}' ({caldav}).")
 

@@ -13,6 +13,7 @@ import typer
 
 from calbridge.cli import (
     calendars_cmd,
+    demo_cmd,
     directory_cmd,
     emulate_cmd,
     events_cmd,
@@ -36,6 +37,7 @@ app.command("resolve")(resolve_cmd.resolve)
 app.command("check")(directory_cmd.check)
 app.add_typer(calendars_cmd.app, name="calendars")
 app.command("sync")(sync_cmd.sync)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(sync_cmd.conflicts_app, name="conflicts")
 app.add_typer(sync_cmd.rejections_app, name="rejections")
 events_cmd.app.command("link")(sync_cmd.events_link)

@@ -31,6 +31,10 @@ class SecretBox:
             return cls(base64.urlsafe_b64encode(digest))
         return cls(_key_file(settings.resolved_data_dir() / "secret.key"))
 
+    @staticmethod
+    def generate_key() -> bytes:
+        return Fernet.generate_key()
+
     def seal(self, value: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(value).encode()).decode()
 

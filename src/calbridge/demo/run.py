@@ -1,0 +1,248 @@
+"""``calbridge demo``: the whole product on one machine, with nothing configured.
+
+Starts a real Radicale with two staff calendars seeded with bookings, imports the example
+directory into a fresh SQLite database, syncs both ways, changes something on each side, syncs
+again, and shows what happened and why. Everything lives in a temporary folder that is removed
+at the end, unless ``keep`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from calbridge.emulators.radicale import RadicaleServer, running_radicale
+from calbridge.store.db import Store, open_store
+from calbridge.store.directory import import_directory
+from calbridge.store.events import update_event
+from calbridge.store.models import Calendar, Event, Link, Rejection
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar
+from calbridge.sync.engine import sync_calendar
+from calbridge.sync.providers import open_provider
+from calbridge.sync.report import SyncReport
+
+STAFF = {"mia": ("u-mia", "mia-demo-password"), "tom": ("u-tom", "tom-demo-password")}
+
+
+@dataclass
+class DemoWorld:
+    store: Store
+    radicale: RadicaleServer
+    box: SecretBox
+    urls: dict[str, str]
+    folder: Path
+
+
+@contextmanager
+def demo_world(folder: Path) -> Iterator[DemoWorld]:
+    """Radicale + a seeded store in ``folder``; stopped on exit."""
+    users = {name: password for name, (_uid, password) in STAFF.items()}
+    (folder / "radicale").mkdir(parents=True, exist_ok=True)
+    with running_radicale(folder / "radicale", users) as radicale:
+        store = open_store(f"sqlite:///{folder / 'calbridge.db'}")
+        box = SecretBox(SecretBox.generate_key())
+        directory = (Path(__file__).parent / "directory.json").read_text(encoding="utf-8")
+        with store.session() as session:
+            import_directory(session, directory)
+        urls = {
+            name: radicale.make_calendar(name, "bookings", f"{name}'s bookings") for name in STAFF
+        }
+        try:
+            yield DemoWorld(store, radicale, box, urls, folder)
+        finally:
+            store.dispose()
+
+
+def seed_calendars(world: DemoWorld, today: date) -> None:
+    from calbridge.demo.seed import seed_events
+
+    for name, objects in seed_events(today).items():
+        for file_name, ics in objects:
+            world.radicale.put_ics(world.urls[name] + file_name, ics)
+    with world.store.session() as session:
+        for name, (user_id, password) in STAFF.items():
+            add_caldav_calendar(
+                session,
+                world.box,
+                f"{name}-bookings",
+                world.urls[name],
+                name,
+                password,
+                owner=user_id,
+            )
+
+
+def sync_all(world: DemoWorld) -> list[SyncReport]:
+    with world.store.session() as session:
+        ids = list(session.scalars(select(Calendar.id).order_by(Calendar.name)))
+    return [sync_calendar(world.store, cid, lambda c: open_provider(c, world.box)) for cid in ids]
+
+
+def change_both_sides(world: DemoWorld, today: date) -> list[str]:
+    """A person moves a booking in their calendar app; another renames one in the booking
+    system and cancels a third."""
+    from calbridge.demo.seed import vevent
+
+    d = today + timedelta(days=7)
+    from datetime import datetime
+
+    moved = vevent(
+        "demo-3",
+        "Acme leadership offsite",
+        datetime(d.year, d.month, d.day, 10) + timedelta(days=2),
+        datetime(d.year, d.month, d.day, 18) + timedelta(days=2),
+        organizer="ann@acme-events.example",
+        location="Harbour Room",
+    )
+    world.radicale.put_ics(world.urls["mia"] + "acme-offsite.ics", moved)
+    with world.store.session() as session:
+        tasting = session.scalars(select(Event).where(Event.name == "Supplier tasting")).one()
+        update_event(session, tasting, {"name": "Supplier tasting (wine pairing)"})
+        walk_in = session.scalars(select(Event).where(Event.name == "Walk-in enquiry")).one()
+        update_event(session, walk_in, {"status": "cancelled"})
+    return [
+        "calendar: Mia moved 'Acme leadership offsite' to 10:00–18:00 in her calendar app",
+        "booking system: 'Supplier tasting' renamed to 'Supplier tasting (wine pairing)'",
+        "booking system: 'Walk-in enquiry' cancelled",
+    ]
+
+
+def report_table(title: str, reports: list[SyncReport]) -> Table:
+    table = Table(title=title)
+    for column in (
+        "calendar",
+        "pulled",
+        "created",
+        "updated",
+        "cancelled",
+        "pushed +/~/-",
+        "conflicts",
+        "rejected",
+        "requests",
+    ):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(
+            r.calendar,
+            str(r.pulled),
+            str(r.created),
+            str(r.updated),
+            str(r.cancelled),
+            f"{r.pushed_created}/{r.pushed_updated}/{r.pushed_deleted}",
+            str(r.conflicts),
+            str(r.rejected),
+            str(r.requests) + ("" if r.ok else f" [red]{r.error}[/]"),
+        )
+    return table
+
+
+def bookings_table(world: DemoWorld) -> Table:
+    from calbridge.store.events import event_json
+
+    table = Table(title="Bookings, and why they were assigned as they are", show_lines=True)
+    for column in (
+        "#",
+        "booking",
+        "when",
+        "status",
+        "client",
+        "contact",
+        "booked by",
+        "manager",
+        "why",
+    ):
+        table.add_column(column)
+    with world.store.session() as session:
+        for event in session.scalars(select(Event).order_by(Event.start_utc, Event.id)):
+            data = event_json(session, event)
+            why = " → ".join(
+                f"{step['step']}: {step['outcome']}" for step in data["trace"] if step["step"]
+            )
+            table.add_row(
+                str(data["id"]),
+                data["name"],
+                data["start"].replace("T", " ")[:16],
+                data["status"],
+                data["client"]["name"],
+                (data["client_contact"] or {}).get("name", "—"),
+                data["booked_by"]["name"],
+                data["event_manager"]["name"],
+                why,
+            )
+    return table
+
+
+def rejections_table(world: DemoWorld) -> Table:
+    table = Table(title="Rejected calendar events (skipped; the rest synced)")
+    table.add_column("uid")
+    table.add_column("reason")
+    with world.store.session() as session:
+        for r in session.scalars(select(Rejection)):
+            table.add_row(r.uid or r.remote_id, r.reason)
+    return table
+
+
+def run_demo(
+    console: Console, keep: bool, wait: Callable[[], None] | None = None
+) -> dict[str, object]:
+    """Run the scenario; return the figures (for tests and ``--json``)."""
+    folder = Path(tempfile.mkdtemp(prefix="calbridge-demo-"))
+    today = date.today()
+    with demo_world(folder) as world:
+        console.print(f"Radicale running at {world.radicale.url} (data in {folder})")
+        seed_calendars(world, today)
+        first = sync_all(world)
+        console.print(report_table("1. First sync: calendars → booking system", first))
+        changes = change_both_sides(world, today)
+        for change in changes:
+            console.print(f"  • {change}")
+        second = sync_all(world)
+        console.print(report_table("2. Sync after a change on each side", second))
+        third = sync_all(world)
+        console.print(report_table("3. Sync with nothing changed", third))
+        console.print(bookings_table(world))
+        console.print(rejections_table(world))
+        with world.store.session() as session:
+            links = session.scalar(select(Link.id).limit(1))
+        result = {
+            "first": [r.as_dict() for r in first],
+            "second": [r.as_dict() for r in second],
+            "third": [r.as_dict() for r in third],
+            "has_links": links is not None,
+        }
+        if keep:
+            console.print(
+                f"Keeping it running. Point a calendar client at {world.urls['mia']} "
+                f"(user mia, password {STAFF['mia'][1]}) or {world.urls['tom']} "
+                f"(user tom, password {STAFF['tom'][1]}). Ctrl-C stops it."
+            )
+            (wait or _wait_forever)()
+    if not keep:
+        _remove(folder)
+    return result
+
+
+def _wait_forever() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    os.environ.pop("CALBRIDGE_DEMO", None)
