@@ -1,0 +1,5 @@
+"""``python -m calbridge.cli``: the same as the ``calbridge`` command."""
+
+from calbridge.cli.main import main
+
+main()
