@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from calbridge.domain.event import EventTimes, Status
 
@@ -156,6 +156,23 @@ class Window:
     end: datetime
 
 
+@dataclass(frozen=True)
+class WriteOp:
+    """One write of a batch (``BatchingProvider.write_many``): ``create`` needs ``event``;
+    ``update`` needs ``ref`` and ``event``; ``delete`` needs ``ref`` (and ``recurrence_id`` for
+    one occurrence of a series)."""
+
+    kind: Literal["create", "update", "delete"]
+    event: RemoteEvent | None = None
+    ref: RemoteRef | None = None
+    recurrence_id: str | None = None
+
+
+# What write_many returns per op, in order: Written for create/update, None for a delete,
+# or the ProviderError (Conflict, RateLimited, ...) that this one op failed with.
+WriteResult = Written | None | Exception
+
+
 class CalendarProvider(Protocol):
     """One calendar, as the engine sees it (DESIGN.md). Errors raised are ``ProviderError``
     subclasses: ``TokenExpired`` (full resync needed), ``Conflict`` (etag/exists),
@@ -174,3 +191,13 @@ class CalendarProvider(Protocol):
     def update(self, ref: RemoteRef, event: RemoteEvent) -> Written: ...
 
     def delete(self, ref: RemoteRef, recurrence_id: str | None = None) -> None: ...
+
+
+class BatchingProvider(CalendarProvider, Protocol):
+    """A provider that can send many writes in one request (Google batch, Graph ``$batch``).
+    ``max_batch`` is how many ops one call accepts; the engine chunks accordingly. Every op must
+    stay idempotent on its own: a batch is retried op by op, never as a whole."""
+
+    max_batch: int
+
+    def write_many(self, ops: list[WriteOp]) -> list[WriteResult]: ...
