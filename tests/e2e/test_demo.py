@@ -12,6 +12,7 @@ from pathlib import Path
 def test_demo_syncs_both_ways_and_explains(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALBRIDGE_")}
     env["CALBRIDGE_DATA_DIR"] = str(tmp_path / "untouched")
+    env["COLUMNS"] = "220"
     done = subprocess.run(
         [sys.executable, "-m", "calbridge.cli", "demo", "--json"],
         env=env,

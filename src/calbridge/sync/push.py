@@ -10,12 +10,22 @@ the meantime: we re-read that object, merge, and try once more.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from calbridge.domain.remote import CalendarProvider, RemoteEvent, RemoteItem, RemoteRef, Window
+from calbridge.domain.remote import (
+    CalendarProvider,
+    RemoteEvent,
+    RemoteItem,
+    RemoteRef,
+    Window,
+    WriteOp,
+    WriteResult,
+    Written,
+)
 from calbridge.errors import Conflict
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
@@ -76,6 +86,14 @@ def pending_work(store: Store, calendar_id: int) -> list[int]:
     return list(rows)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    link_id: int
+    seq: int
+    request: RemoteEvent
+    op: WriteOp
+
+
 class Pusher:
     def __init__(
         self,
@@ -92,47 +110,85 @@ class Pusher:
         self.report = report
 
     def run(self, progress: Progress) -> None:
-        for link_id in pending_work(self.store, self.calendar_id):
+        work = pending_work(self.store, self.calendar_id)
+        batch_size = int(getattr(self.provider, "max_batch", 0) or 0)
+        if batch_size > 1 and hasattr(self.provider, "write_many"):
+            for start in range(0, len(work), batch_size):
+                chunk = work[start : start + batch_size]
+                self.push_batch(chunk)
+                progress(len(chunk))
+            return
+        for link_id in work:
             self.push_one(link_id)
             progress(1)
 
-    def push_one(self, link_id: int, retry: bool = True) -> None:
+    def prepare(self, link_id: int) -> Prepared | None:
+        """Commit the intent (a create's link becomes ``creating``) and describe the write."""
         with self.store.session() as session:
             link = session.get(Link, link_id)
             event = session.get(Event, link.event_id) if link is not None else None
             if link is None or event is None:
-                return
+                return None
             if link.state in ("pending", "creating"):
                 if event.status == "cancelled":
                     session.delete(link)
-                    return
-                link.state = "creating"  # the intent is committed before the request
+                    return None
+                link.state = "creating"
             request = self._request(link, event)
-            state, ref, seq = (
-                link.state,
-                RemoteRef(link.remote_id or "", link.etag),
-                event.change_seq,
-            )
-            cancel = event.status == "cancelled"
-            recurrence = link.recurrence_id or None
-        try:
-            if state == "creating":
-                written = self.provider.create(request)
-                self._done(link_id, seq, request, written.ref, written.uid, "created")
-            elif cancel and not recurrence:
-                self.provider.delete(ref)
-                self._done(link_id, seq, request, None, None, "deleted")
-            elif cancel:
-                self.provider.delete(ref, recurrence)
-                self._done(link_id, seq, request, None, None, "deleted")
+            ref = RemoteRef(link.remote_id or "", link.etag)
+            if link.state == "creating":
+                op = WriteOp("create", event=request)
+            elif event.status == "cancelled":
+                op = WriteOp("delete", ref=ref, recurrence_id=link.recurrence_id or None)
             else:
-                written = self.provider.update(ref, request)
-                self._done(link_id, seq, request, written.ref, written.uid, "updated")
+                op = WriteOp("update", event=request, ref=ref)
+            return Prepared(link_id, event.change_seq, request, op)
+
+    def push_one(self, link_id: int, retry: bool = True) -> None:
+        prepared = self.prepare(link_id)
+        if prepared is None:
+            return
+        op = prepared.op
+        try:
+            if op.kind == "create":
+                assert op.event is not None
+                result: WriteResult = self.provider.create(op.event)
+            elif op.kind == "delete":
+                assert op.ref is not None
+                self.provider.delete(op.ref, op.recurrence_id)
+                result = None
+            else:
+                assert op.ref is not None and op.event is not None
+                result = self.provider.update(op.ref, op.event)
         except Conflict:
-            if not retry or state == "creating":
+            if not retry or op.kind == "create" or op.ref is None:
                 raise
-            self._refresh(ref.id)
+            self._refresh(op.ref.id)
             self.push_one(link_id, retry=False)
+            return
+        self._finish(prepared, result)
+
+    def push_batch(self, link_ids: list[int]) -> None:
+        """Many writes in one provider request; a failed op falls back to a single write."""
+        prepared = [p for p in (self.prepare(i) for i in link_ids) if p is not None]
+        if not prepared:
+            return
+        batcher: Any = self.provider
+        results: list[WriteResult] = batcher.write_many([p.op for p in prepared])
+        for item, result in zip(prepared, results, strict=True):
+            if isinstance(result, Exception):
+                self.push_one(item.link_id)  # conflicts re-pull + merge; retries inside
+            else:
+                self._finish(item, result)
+
+    def _finish(self, prepared: Prepared, result: WriteResult) -> None:
+        if isinstance(result, Written):
+            what = "created" if prepared.op.kind == "create" else "updated"
+            self._done(
+                prepared.link_id, prepared.seq, prepared.request, result.ref, result.uid, what
+            )
+        else:
+            self._done(prepared.link_id, prepared.seq, prepared.request, None, None, "deleted")
 
     def _request(self, link: Link, event: Event) -> RemoteEvent:
         return RemoteEvent(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sync_helpers import EXAMPLE, USERS
 
-import calbridge.demo
 from calbridge.domain.remote import CalendarProvider
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.db import Store, open_store
@@ -22,8 +22,6 @@ from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
 
-EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
-USERS = {"staff": "staff-pw", "tom": "tom-pw"}
 _names = itertools.count()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sync_helpers import objects
 
 from calbridge.demo.seed import vevent
 from calbridge.domain.event import make_times
@@ -26,18 +27,6 @@ def events(world) -> list[Event]:  # type: ignore[no-untyped-def]
 def by_name(world, name: str) -> Event:  # type: ignore[no-untyped-def]
     with world.store.session() as session:
         return session.scalars(select(Event).where(Event.name == name)).one()
-
-
-def objects(world, calendar: str) -> list[str]:  # type: ignore[no-untyped-def]
-    """The calendar's objects as the server holds them (one REPORT, no calbridge code)."""
-    client = world.radicale._client_for(world.urls[calendar])
-    body = (
-        '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
-        'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop>'
-        '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
-    )
-    response = client.request("REPORT", world.urls[calendar], content=body, headers={"Depth": "1"})
-    return [part.split("</")[0] for part in response.text.split("calendar-data>")[1::2]]
 
 
 def test_new_calendar_event_becomes_booking_assigned_from_organizer(world) -> None:  # type: ignore[no-untyped-def]
