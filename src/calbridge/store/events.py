@@ -25,19 +25,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
+SEQ_BLOCK = 64
+
+
 def next_change_seq(session: Session) -> int:
-    """Take the next value of the ``events`` change counter (atomic on SQLite and PostgreSQL)."""
-    value = session.execute(
+    """Take the next value of the ``events`` change counter.
+
+    Values are reserved from the counter row in blocks (one atomic UPDATE … RETURNING per
+    ``SEQ_BLOCK`` writes, on SQLite and PostgreSQL alike) and handed out within the same
+    transaction; a rolled-back transaction gives its block back. The counter only grows, which
+    is all the sync engine needs: it compares a booking's value with the one it last synced.
+    """
+    txn = id(session.get_transaction())  # a block never outlives its transaction
+    owner, block = session.info.get("change_seq_block", (None, None))
+    if owner == txn and block is not None and block[0] < block[1]:
+        block[0] += 1
+        return block[0] - 1
+    end = session.execute(
         update(Counter)
         .where(Counter.name == "events")
-        .values(value=Counter.value + 1)
+        .values(value=Counter.value + SEQ_BLOCK)
         .returning(Counter.value)
     ).scalar_one_or_none()
-    if value is None:
-        session.add(Counter(name="events", value=1))
+    if end is None:
+        session.add(Counter(name="events", value=SEQ_BLOCK))
         session.flush()
-        return 1
-    return int(value)
+        end = SEQ_BLOCK
+    first = int(end) - SEQ_BLOCK + 1
+    session.info["change_seq_block"] = (txn, [first + 1, int(end) + 1])
+    return first
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,8 @@ class Link(Base):
     is_series: Mapped[bool] = mapped_column(Boolean, default=False)
     seen_gen: Mapped[int] = mapped_column(Integer, default=0)
 
+    event: Mapped[Event] = relationship()
+
 
 class ConflictRecord(Base):
     """A field changed on both sides, and which side won under the calendar's policy."""

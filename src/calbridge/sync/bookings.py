@@ -46,7 +46,6 @@ def new_booking(session: Session, fields: EventFields, assignment: Assignment) -
     event.booker_email = assignment.email or None
     touch(session, event)
     session.add(event)
-    session.flush()
     return event
 
 

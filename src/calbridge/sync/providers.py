@@ -20,6 +20,14 @@ def open_provider(calendar: Calendar, box: SecretBox) -> CalendarProvider:
             str(secret.get("password", "")),
             name=calendar.name,
         )
+    if calendar.kind == "graph":
+        from calbridge.providers.graph import open_graph
+
+        return open_graph(calendar.name, dict(settings), secret)
+    if calendar.kind == "google":
+        from calbridge.providers.google import open_google
+
+        return open_google(calendar.name, dict(settings), secret)
     raise ConfigError(
         f"calendar '{calendar.name}': provider '{calendar.kind}' is not available in this version"
     )

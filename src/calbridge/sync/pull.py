@@ -8,7 +8,8 @@ or by our idempotency key for objects we created ourselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from calbridge.store.events import utcnow
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
 from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, new_booking
+from calbridge.sync.readahead import read_ahead
 from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
@@ -44,8 +46,12 @@ class PageApplier:
         self.window = window
         self.report = report
         self.settings: AssignmentSettings = load_assignment_settings(session)
+        self.rejected: set[str] = set(
+            session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
+        )
 
     def apply(self, page: ChangePage, gen: int | None) -> None:
+        self._prefetch(page)
         for item in page.items:
             self.report.pulled += 1
             if isinstance(item, RemoteRejection):
@@ -59,10 +65,27 @@ class PageApplier:
             self.report.pulled += 1
             self.remote_gone(ref_id)
 
+    def _prefetch(self, page: ChangePage) -> None:
+        """Load the page's links in one query per 500 ids instead of one per item."""
+        self.by_remote: dict[str, list[Link]] = {}
+        ids = [i.ref.id for i in page.items if isinstance(i, RemoteItem)] + list(page.deleted)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for link in self.session.scalars(
+                select(Link).where(Link.calendar_id == self.calendar.id, Link.remote_id.in_(chunk))
+            ):
+                self.by_remote.setdefault(link.remote_id or "", []).append(link)
+        self.prefetched = set(ids)
+
     def _links_for(self, item: RemoteItem) -> dict[str, Link]:
-        links = self.session.scalars(
-            select(Link).where(Link.calendar_id == self.calendar.id, Link.remote_id == item.ref.id)
-        ).all()
+        if item.ref.id in getattr(self, "prefetched", ()):
+            links: Sequence[Link] = self.by_remote.get(item.ref.id, [])
+        else:
+            links = self.session.scalars(
+                select(Link).where(
+                    Link.calendar_id == self.calendar.id, Link.remote_id == item.ref.id
+                )
+            ).all()
         if not links and item.key is not None:
             links = self.session.scalars(
                 select(Link).where(Link.calendar_id == self.calendar.id, Link.key == item.key)
@@ -109,11 +132,11 @@ class PageApplier:
         event = new_booking(self.session, fields, assignment)
         link = Link(
             calendar_id=self.calendar.id,
-            event_id=event.id,
+            event=event,
             remote_id=item.ref.id,
             recurrence_id=rid,
             uid=item.uid,
-            key=item.key or f"{self.calendar.key_prefix}x{event.id}",
+            key=item.key or arrival_key(self.calendar, item.ref.id, rid),
             etag=item.ref.etag,
             snapshot=fields.snapshot(),
             synced_seq=event.change_seq,
@@ -199,6 +222,7 @@ class PageApplier:
 
     def _reject(self, ref_id: str, uid: str | None, reason: str) -> None:
         self.report.rejected += 1
+        self.rejected.add(ref_id)
         row = self.session.scalars(
             select(Rejection).where(
                 Rejection.calendar_id == self.calendar.id, Rejection.remote_id == ref_id
@@ -218,6 +242,9 @@ class PageApplier:
             row.uid, row.reason, row.at = uid, reason[:2000], utcnow()
 
     def _clear_rejection(self, ref_id: str) -> None:
+        if ref_id not in self.rejected:
+            return
+        self.rejected.discard(ref_id)
         row = self.session.scalars(
             select(Rejection).where(
                 Rejection.calendar_id == self.calendar.id, Rejection.remote_id == ref_id
@@ -225,6 +252,12 @@ class PageApplier:
         ).first()
         if row is not None:
             self.session.delete(row)
+
+
+def arrival_key(calendar: Calendar, remote_id: str, recurrence_id: str) -> str:
+    """A stable key for an object that arrived from the calendar (we never created it)."""
+    digest = hashlib.sha1(f"{remote_id}#{recurrence_id}".encode()).hexdigest()[:20]
+    return f"cb{calendar.key_prefix}r{digest}"
 
 
 def _policy(value: str) -> Policy:
@@ -270,7 +303,7 @@ def pull_pages(
     progress: Progress,
 ) -> None:
     """Apply pages one transaction each; store the new token with the last page."""
-    for page in pages:
+    for page in read_ahead(pages):
         with store.session() as session:
             calendar = session.get(Calendar, calendar_id)
             assert calendar is not None

@@ -1,0 +1,196 @@
+"""Google push notifications on the sync side: watching calendars and answering notifications.
+
+The long-running service (to come) receives Google's POSTs and calls
+:func:`handle_google_notification` with the request's headers. It finds the calendar the
+channel belongs to, checks the channel's secret token, and runs an incremental sync of that
+calendar. A notification that does not check out is rejected and nothing runs.
+
+Where things live: the non-secret channel data (id, resource id, expiry, address) in
+``Calendar.settings["watch"]``; the channel token sealed with the calendar's other secrets in
+``Calendar.secret`` (``watch_token``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from calbridge.domain.remote import CalendarProvider
+from calbridge.errors import ConfigError, NotFound
+from calbridge.providers.google import GoogleProvider
+from calbridge.providers.google_watch import (
+    DEFAULT_TTL,
+    RENEW_MARGIN,
+    Channel,
+    Notification,
+    needs_renewal,
+    open_channel,
+    stop_channel,
+    token_matches,
+)
+from calbridge.store.db import Store
+from calbridge.store.events import utcnow
+from calbridge.store.models import Calendar
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.engine import sync_calendar
+from calbridge.sync.providers import open_provider
+from calbridge.sync.report import SyncReport
+
+log = logging.getLogger(__name__)
+ProviderFactory = Callable[[Calendar], CalendarProvider]
+
+
+@dataclass(frozen=True)
+class NotificationOutcome:
+    """What became of one notification. ``accepted`` False: answer 4xx, nothing ran."""
+
+    accepted: bool
+    reason: str
+    calendar: str | None = None
+    report: SyncReport | None = None
+
+
+def handle_google_notification(
+    store: Store,
+    box: SecretBox,
+    headers: Mapping[str, str],
+    *,
+    provider_factory: ProviderFactory | None = None,
+    now: datetime | None = None,
+) -> NotificationOutcome:
+    """Verify one notification (channel id → calendar, token, resource id) and, for a
+    change, sync that calendar incrementally. Never raises for a bad notification."""
+    note = Notification.from_headers(headers)
+    if not note.channel_id:
+        return _reject("not a Google Calendar notification (no X-Goog-Channel-ID)")
+    with store.session() as session:
+        calendar = _watched(session, note.channel_id)
+        if calendar is None:
+            return _reject(f"no calendar is watched through channel {note.channel_id[:80]}")
+        name, calendar_id = calendar.name, calendar.id
+        watch = dict((calendar.settings or {}).get("watch") or {})
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    if not token_matches(secret.get("watch_token"), note.token):
+        return _reject(f"the channel token does not match calendar '{name}'", name)
+    if note.resource_id != watch.get("resource_id"):
+        return _reject(f"the resource id does not match calendar '{name}'", name)
+    if note.state == "sync":
+        return NotificationOutcome(True, "channel opened", name)
+    factory = provider_factory or (lambda c: open_provider(c, box))
+    report = sync_calendar(store, calendar_id, factory, now=now)
+    log.info("notification synced", extra={"calendar": name, "state": note.state})
+    return NotificationOutcome(True, f"synced after '{note.state}'", name, report)
+
+
+def watch_google_calendar(
+    store: Store,
+    box: SecretBox,
+    name: str,
+    address: str,
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    provider_factory: ProviderFactory | None = None,
+) -> Channel:
+    """Open a notification channel for calendar ``name`` (replacing, then stopping, the one it
+    had) and remember it."""
+    with store.session() as session:
+        calendar = _google(session, name)
+        old = dict((calendar.settings or {}).get("watch") or {})
+        provider = _provider(calendar, box, provider_factory)
+        channel = open_channel(provider, address, ttl=ttl)
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+        secret["watch_token"] = channel.token
+        calendar.secret = box.seal(secret)
+        calendar.settings = {**(calendar.settings or {}), "watch": _watch_json(channel)}
+    if old.get("channel_id") and old.get("resource_id"):
+        stop_channel(provider, str(old["channel_id"]), str(old["resource_id"]))
+    return channel
+
+
+def renew_google_channels(
+    store: Store,
+    box: SecretBox,
+    *,
+    now: datetime | None = None,
+    margin: timedelta = RENEW_MARGIN,
+    ttl: timedelta = DEFAULT_TTL,
+    provider_factory: ProviderFactory | None = None,
+) -> list[str]:
+    """Renew every channel that expires within ``margin``; returns the calendars renewed."""
+    moment = now or utcnow()
+    due: list[tuple[str, str]] = []
+    with store.session() as session:
+        for calendar in session.scalars(select(Calendar).where(Calendar.kind == "google")):
+            watch = (calendar.settings or {}).get("watch") or {}
+            if watch.get("expiration") and needs_renewal(
+                datetime.fromisoformat(str(watch["expiration"])), moment, margin
+            ):
+                due.append((calendar.name, str(watch["address"])))
+    for name, address in due:
+        watch_google_calendar(store, box, name, address, ttl=ttl, provider_factory=provider_factory)
+    return [name for name, _ in due]
+
+
+def stop_watching_google_calendar(
+    store: Store, box: SecretBox, name: str, *, provider_factory: ProviderFactory | None = None
+) -> None:
+    with store.session() as session:
+        calendar = _google(session, name)
+        watch = dict((calendar.settings or {}).get("watch") or {})
+        if not watch:
+            return
+        stop_channel(
+            _provider(calendar, box, provider_factory),
+            str(watch["channel_id"]),
+            str(watch["resource_id"]),
+        )
+        settings = dict(calendar.settings or {})
+        settings.pop("watch", None)
+        calendar.settings = settings
+
+
+def _watched(session: Any, channel_id: str) -> Calendar | None:
+    for calendar in session.scalars(select(Calendar).where(Calendar.kind == "google")):
+        watch = (calendar.settings or {}).get("watch") or {}
+        if watch.get("channel_id") == channel_id:
+            found: Calendar = calendar
+            return found
+    return None
+
+
+def _google(session: Any, name: str) -> Calendar:
+    calendar: Calendar | None = session.scalars(
+        select(Calendar).where(Calendar.name == name)
+    ).first()
+    if calendar is None:
+        raise NotFound(f"no calendar is called '{name}' (see `calbridge calendars list`)")
+    if calendar.kind != "google":
+        raise ConfigError(f"calendar '{name}' is not a Google calendar: it has no push channels")
+    return calendar
+
+
+def _provider(
+    calendar: Calendar, box: SecretBox, factory: ProviderFactory | None
+) -> GoogleProvider:
+    provider = factory(calendar) if factory is not None else open_provider(calendar, box)
+    assert isinstance(provider, GoogleProvider)
+    return provider
+
+
+def _watch_json(channel: Channel) -> dict[str, str]:
+    return {
+        "channel_id": channel.id,
+        "resource_id": channel.resource_id,
+        "expiration": channel.expiration.isoformat(),
+        "address": channel.address,
+    }
+
+
+def _reject(reason: str, calendar: str | None = None) -> NotificationOutcome:
+    log.warning("notification rejected", extra={"calendar": calendar, "reason": reason})
+    return NotificationOutcome(False, reason, calendar)
