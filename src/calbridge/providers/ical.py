@@ -1,0 +1,408 @@
+"""iCalendar objects ⇄ the neutral values of ``domain/remote.py``.
+
+Reading (:func:`parse_item`) never raises for a bad object: anything the booking system cannot
+store becomes a :class:`RemoteRejection` whose reason a person can act on, so the rest of the
+calendar still syncs (SPEC §3). Writing (:func:`new_object`, :func:`apply_event`,
+:func:`exclude_occurrence`) changes only the properties calbridge models and keeps everything
+else a person's calendar client put there (attendees, alarms, X- properties, parameters).
+
+Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock times, so
+``DTSTART;TZID=Europe/Berlin:20270305T090000`` round-trips exactly. Vendor-prefixed ids
+(``/mozilla.org/…/Europe/Berlin``), Windows names (``W. Europe Standard Time``) and a VTIMEZONE's
+``X-LIC-LOCATION`` are mapped to IANA names; a TZID none of these explain is a rejection.
+iCalendar text cannot carry a carriage return: CR and CRLF in text come back as LF.
+
+Not modelled (kept untouched, but not interpreted): ``RANGE=THISANDFUTURE`` overrides (treated
+as single-occurrence overrides), RDATE periods' own durations (the series' length is used).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from icalendar import Calendar, Component
+from icalendar.error import BrokenCalendarProperty
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from calbridge.domain.email import normalize_email
+from calbridge.domain.event import EventTimes, Status, check_text, make_times
+from calbridge.domain.recurrence import Series, expand, parse_recurrence_id, recurrence_id
+from calbridge.domain.remote import (
+    EventFields,
+    RemoteItem,
+    RemoteOccurrence,
+    RemoteRef,
+    RemoteRejection,
+    Window,
+)
+from calbridge.errors import BadEmail, BadEvent, BadRemoteEvent
+
+logger = logging.getLogger(__name__)
+
+KEY_PROPERTY = "X-CALBRIDGE-KEY"
+PRODID = "-//calbridge//calbridge//EN"
+NO_TITLE = "(no title)"
+_STATUS_IN: dict[str, Status] = {"TENTATIVE": "tentative", "CANCELLED": "cancelled"}
+STATUS_OUT = {"tentative": "TENTATIVE", "confirmed": "CONFIRMED", "cancelled": "CANCELLED"}
+_TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION")
+
+_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\r?\n.*?^END:VTIMEZONE\r?\n", re.M | re.S)
+_TZID_LINE = re.compile(r"^TZID:([^\r\n]*)\r?\n(?![ \t])", re.M)
+
+Moment = tuple[datetime | date, str | None]  # wall-clock value (or date) and its IANA zone
+
+
+# ---------------------------------------------------------------- reading
+
+
+def parse_item(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
+    """One calendar object as a :class:`RemoteItem`, or the reason it cannot be imported."""
+    uid: str | None = None
+    try:
+        calendar = load(_without_iana_zones(data))
+        events = events_of(calendar)
+        uid = str(events[0].get("UID", "")).strip() or None
+        return _item(ref, uid, events, zones_of(calendar), window)
+    except (BadEvent, BadEmail) as exc:
+        return RemoteRejection(ref.id, uid, str(exc))
+    except Exception as exc:  # a last resort: one odd object must not stop the calendar's sync
+        logger.warning("unreadable calendar object", extra={"href": ref.id}, exc_info=True)
+        return RemoteRejection(
+            ref.id, uid, f"the calendar object could not be read ({type(exc).__name__}: {exc})"
+        )
+
+
+def load(data: str | bytes) -> Calendar:
+    """Parse iCalendar text; BadRemoteEvent when it is not iCalendar at all."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calendar = Calendar.from_ical(data)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise BadRemoteEvent(f"the calendar object is not valid iCalendar ({exc})") from exc
+    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
+        raise BadRemoteEvent("the calendar object is not a VCALENDAR")
+    return calendar
+
+
+def _without_iana_zones(data: str | bytes) -> str:
+    """``data`` minus the VTIMEZONEs of IANA-named zones: the tz database defines those, and
+    parsing their rules is most of icalendar's work on a typical object (reading only)."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    if "BEGIN:VTIMEZONE" not in text:
+        return text
+
+    def keep(match: re.Match[str]) -> str:
+        tzid = _TZID_LINE.search(match.group(0))
+        return "" if tzid and _is_iana(tzid.group(1).strip()) else match.group(0)
+
+    return _VTIMEZONE.sub(keep, text)
+
+
+def key_of(data: str | bytes) -> str | None:
+    """The idempotency key calbridge stamped on an object, if any (None if unreadable)."""
+    try:
+        events = events_of(load(data))
+    except BadRemoteEvent:
+        return None
+    value = events[0].get(KEY_PROPERTY)
+    return None if value is None else str(value)
+
+
+def events_of(calendar: Calendar) -> list[Component]:
+    events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    if not events:
+        kinds = sorted({str(c.name) for c in calendar.subcomponents if c.name != "VTIMEZONE"})
+        what = f" (it holds {', '.join(kinds)})" if kinds else ""
+        raise BadRemoteEvent(f"the calendar object has no VEVENT{what}; only events are synced")
+    return events
+
+
+def zones_of(calendar: Calendar) -> dict[str, Component]:
+    return {str(c.get("TZID", "")): c for c in calendar.subcomponents if c.name == "VTIMEZONE"}
+
+
+def _item(
+    ref: RemoteRef,
+    uid: str | None,
+    events: list[Component],
+    zones: dict[str, Component],
+    window: Window,
+) -> RemoteItem:
+    if uid is None:
+        raise BadRemoteEvent("the event has no UID")
+    if any(str(e.get("UID", "")).strip() != uid for e in events):
+        raise BadRemoteEvent("the calendar object holds events with different UIDs")
+    masters = [e for e in events if "RECURRENCE-ID" not in e]
+    overrides = [e for e in events if "RECURRENCE-ID" in e]
+    if len(masters) > 1:
+        raise BadRemoteEvent(
+            f"the calendar object holds {len(masters)} events without RECURRENCE-ID; "
+            "it must hold one event or one series"
+        )
+    principal = masters[0] if masters else overrides[0]
+    organizer = _organizer(principal)
+    key = principal.get(KEY_PROPERTY)
+    updated = max((u for u in map(_updated, events) if u is not None), default=None)
+    master = masters[0] if masters else None
+    occurrences: tuple[RemoteOccurrence, ...]
+    if master is not None and not overrides and not _repeats(master):
+        occurrences = (RemoteOccurrence(None, fields_of(master, zones)),)
+    else:
+        occurrences = tuple(_occurrences(master, overrides, zones, window))
+    return RemoteItem(
+        ref=ref,
+        uid=uid,
+        organizer=organizer,
+        occurrences=occurrences,
+        key=None if key is None else str(key),
+        is_series=master is None or _repeats(master) or bool(overrides),
+        updated=updated,
+    )
+
+
+def _repeats(master: Component) -> bool:
+    return "RRULE" in master or "RDATE" in master
+
+
+def _occurrences(
+    master: Component | None,
+    overrides: list[Component],
+    zones: dict[str, Component],
+    window: Window,
+) -> list[RemoteOccurrence]:
+    """Expand a series; without a master (an invitation to single occurrences) each override
+    is its own occurrence."""
+    if master is None:
+        series_times = fields_of(overrides[0], zones).times
+        changed = _overrides(overrides, zones, series_times)
+        found = [RemoteOccurrence(rid, f) for rid, f in changed.items()]
+        return [o for o in found if window.start <= o.fields.times.utc_range()[0] < window.end]
+    fields = fields_of(master, zones)
+    rules = tuple(str(rule.to_ical().decode()) for rule in _as_list(master.get("RRULE")))
+    series = Series(
+        fields=fields,
+        rules=rules,
+        rdates=tuple(_dates(master, "RDATE", zones, fields.times)),
+        exdates=frozenset(
+            occurrence_id_of(value, fields.times) for value in dates_of(master, "EXDATE", zones)
+        ),
+        overrides=_overrides(overrides, zones, fields.times),
+    )
+    return expand(series, window)
+
+
+def _overrides(
+    overrides: list[Component], zones: dict[str, Component], series: EventTimes
+) -> dict[str, EventFields]:
+    found: dict[str, EventFields] = {}
+    for component in overrides:
+        moment = moment_of(component, "RECURRENCE-ID", zones)
+        assert moment is not None
+        rid = occurrence_id_of(moment, series)
+        try:
+            found[rid] = fields_of(component, zones)
+        except BadEvent as exc:
+            raise BadRemoteEvent(f"occurrence {rid}: {exc}") from exc
+    return found
+
+
+def occurrence_id_of(moment: Moment, series: EventTimes) -> str:
+    """The recurrence id of an EXDATE/RECURRENCE-ID value, in the series' form."""
+    value, tz = moment
+    if series.all_day:
+        return recurrence_id(value if not isinstance(value, datetime) else value.date(), None)
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if series.timezone is None:
+        return recurrence_id(value, None)
+    return recurrence_id(value, tz or series.timezone)
+
+
+def _dates(
+    master: Component, name: str, zones: dict[str, Component], series: EventTimes
+) -> Iterator[datetime | date]:
+    """RDATE values as starts in the series' own wall-clock time (or dates)."""
+    for moment in dates_of(master, name, zones):
+        rid = occurrence_id_of(moment, series)
+        yield parse_recurrence_id(rid, series.timezone)
+
+
+def dates_of(master: Component, name: str, zones: dict[str, Component]) -> Iterator[Moment]:
+    for prop in _as_list(master.get(name)):
+        tzid = prop.params.get("TZID")
+        for item in _attr(prop, "dts") or ():
+            value = item.dt[0] if isinstance(item.dt, tuple) else item.dt
+            yield _resolve(value, tzid, zones)
+
+
+def _attr(prop: Any, name: str) -> Any:
+    """``prop.dt`` / ``prop.dts``, or None when icalendar kept the value as a broken one."""
+    try:
+        return getattr(prop, name, None)
+    except BrokenCalendarProperty:
+        return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """icalendar gives one property object, or a list when the property repeats."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def fields_of(component: Component, zones: dict[str, Component]) -> EventFields:
+    """The shared fields of one VEVENT; BadEvent with the reason when it cannot be a booking."""
+    name = str(component.get("SUMMARY", ""))
+    name = name if name.strip() else NO_TITLE
+    location = _text(component, "LOCATION")
+    notes = _text(component, "DESCRIPTION")
+    check_text(name, location, notes)
+    status: Status = _STATUS_IN.get(str(component.get("STATUS", "")).strip().upper(), "confirmed")
+    return EventFields(name, _times(component, zones), location, notes, status)
+
+
+def _text(component: Component, name: str) -> str | None:
+    value = component.get(name)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = value[0]
+    return str(value) or None
+
+
+def _times(component: Component, zones: dict[str, Component]) -> EventTimes:
+    start = moment_of(component, "DTSTART", zones)
+    if start is None:
+        raise BadRemoteEvent("the event has no start (DTSTART)")
+    all_day = not isinstance(start[0], datetime)
+    end = moment_of(component, "DTEND", zones)
+    if end is None:
+        end = _end_from_duration(component, start, all_day)
+    if all_day:
+        first = start[0]
+        last = end[0].date() if isinstance(end[0], datetime) else end[0]
+        if last == first:
+            last = first + timedelta(days=1)  # DTEND = DTSTART on a date: a one-day event
+        return make_times(first, last, all_day=True, timezone=None)
+    return make_times(
+        _aware(start), _aware(end, floating=start[1] is None), all_day=False, timezone=start[1]
+    )
+
+
+def _end_from_duration(component: Component, start: Moment, all_day: bool) -> Moment:
+    prop = component.get("DURATION")
+    value, tz = start
+    if prop is None:
+        return (value + timedelta(days=1), None) if all_day else start
+    duration = _attr(prop, "dt")
+    if not isinstance(duration, timedelta):
+        raise BadRemoteEvent(f"DURATION '{prop.to_ical().decode()[:40]}' is not a duration")
+    if all_day or not isinstance(value, datetime) or tz in (None, "UTC"):
+        return value + duration, tz
+    days = timedelta(days=duration.days)
+    exact = duration - days  # the days are nominal, the rest exact time (RFC 5545 §3.3.6)
+    wall = (value + days).replace(tzinfo=ZoneInfo(tz))
+    moved = (wall.astimezone(UTC) + exact).astimezone(ZoneInfo(tz))
+    return moved.replace(tzinfo=None), tz
+
+
+def _aware(moment: Moment, *, floating: bool = False) -> datetime:
+    value, tz = moment
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if floating or tz is None:
+        return value.replace(tzinfo=None)
+    return value.replace(tzinfo=ZoneInfo(tz))
+
+
+def moment_of(component: Component, name: str, zones: dict[str, Component]) -> Moment | None:
+    prop = component.get(name)
+    if prop is None:
+        return None
+    if isinstance(prop, list):
+        prop = prop[0]
+    value = _attr(prop, "dt")
+    if not isinstance(value, date):
+        raw = prop.to_ical().decode(errors="replace")[:40] if hasattr(prop, "to_ical") else ""
+        raise BadRemoteEvent(f"{name} '{raw}' is not a date or date-time")
+    return _resolve(value, prop.params.get("TZID"), zones)
+
+
+def _resolve(value: datetime | date, tzid: str | None, zones: dict[str, Component]) -> Moment:
+    """Wall-clock value and IANA zone for a parsed DATE/DATE-TIME and its TZID parameter."""
+    if not isinstance(value, datetime):
+        return value, None
+    wall = value.replace(tzinfo=None)
+    if tzid:
+        name = iana_zone(str(tzid), zones)
+        if name is None:
+            raise BadRemoteEvent(
+                f"unknown time zone '{tzid}' (not an IANA name, and no VTIMEZONE maps it to one)"
+            )
+        return wall, name
+    if value.tzinfo is None:
+        return wall, None
+    if value.utcoffset() == timedelta(0):
+        return value.astimezone(UTC).replace(tzinfo=None), "UTC"
+    key = getattr(value.tzinfo, "key", None)
+    if isinstance(key, str) and _is_iana(key):
+        return wall, key
+    return value.astimezone(UTC).replace(tzinfo=None), "UTC"
+
+
+def iana_zone(tzid: str, zones: dict[str, Component] | None = None) -> str | None:
+    """The IANA name a TZID denotes, or None when nothing maps it to one."""
+    tzid = tzid.strip().strip('"')
+    candidates = [tzid, WINDOWS_TO_OLSON.get(tzid, "")]
+    parts = [p for p in tzid.split("/") if p]
+    candidates += ["/".join(parts[-n:]) for n in (3, 2, 1)]
+    vtimezone = (zones or {}).get(tzid)
+    if vtimezone is not None:
+        candidates.append(str(vtimezone.get("X-LIC-LOCATION", "")))
+    for name in candidates:
+        if name and _is_iana(name):
+            return name
+    return None
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def _is_iana(name: str) -> bool:
+    return name in _known_zones()
+
+
+def _organizer(component: Component) -> str | None:
+    """The raw ORGANIZER value (``mailto:`` kept; the engine normalises), validated here so a
+    malformed one is a rejection rather than a wrong assignment."""
+    value = component.get("ORGANIZER")
+    if value is None:
+        return None
+    raw = str(value[0] if isinstance(value, list) else value).strip()
+    if not raw or raw.lower() == "mailto:":
+        return None
+    try:
+        normalize_email(raw)
+    except BadEmail as exc:
+        raise BadRemoteEvent(f"the organizer is malformed: {exc}") from exc
+    return raw
+
+
+def _updated(component: Component) -> datetime | None:
+    for name in ("LAST-MODIFIED", "DTSTAMP"):
+        value = _attr(component.get(name), "dt")
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            return value
+    return None

@@ -1,0 +1,100 @@
+"""Retrying HTTP calls to calendar servers: 5xx, 429 and connection failures.
+
+Why retries are safe: every write calbridge sends is conditional (``If-None-Match: *`` on a
+create at a chosen address, ``If-Match`` on updates and deletes), so repeating a request whose
+answer was lost cannot duplicate or clobber anything — at worst it turns into a 412 that the
+provider resolves.
+
+The wait is exponential with jitter (``base · 2ⁿ`` plus up to ``jitter`` of it at random, so a
+fleet of workers does not retry in lock-step), or the server's ``Retry-After`` when it sends one,
+never more than ``cap`` seconds. Tests pass tiny values and a fake ``sleep``; the Google and
+Graph providers reuse the same policy.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def is_retryable(response: httpx.Response) -> bool:
+    return response.status_code in RETRY_STATUSES
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` as seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry. ``attempts`` counts the first try."""
+
+    attempts: int = 4
+    base: float = 0.5
+    cap: float = 30.0
+    jitter: float = 0.5
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def wait(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        asked = retry_after(response) if response is not None else None
+        if asked is not None:
+            return min(self.cap, asked)
+        delay = self.base * 2 ** (attempt - 1)
+        return float(min(self.cap, delay + random.uniform(0, self.jitter * delay)))
+
+    def run(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """Call ``send`` until it gives a non-retryable response or attempts run out. Returns
+        the last response (possibly still a 5xx/429: the caller turns it into an error) or
+        re-raises the last ``httpx.TransportError``."""
+
+        def wait(state: RetryCallState) -> float:
+            outcome = state.outcome
+            response = None
+            if outcome is not None and not outcome.failed:
+                response = outcome.result()
+            return self.wait(state.attempt_number, response)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.attempts)),
+            wait=wait,
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(is_retryable),
+            sleep=self.sleep,
+            retry_error_callback=_last_outcome,
+            reraise=True,
+        )
+        return retrying(send)
+
+
+def _last_outcome(state: RetryCallState) -> httpx.Response:
+    """Out of attempts: hand back the last response, or raise the last connection error."""
+    assert state.outcome is not None
+    result: httpx.Response = state.outcome.result()
+    return result
