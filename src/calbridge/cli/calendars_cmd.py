@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,12 @@ from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError, NotFound
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar
+from calbridge.sync.calendars import (
+    add_caldav_calendar,
+    add_google_calendar,
+    add_graph_calendar,
+    authorize_google_calendar,
+)
 
 app = typer.Typer(help="Calendars kept in sync with the booking system.")
 
@@ -56,10 +62,75 @@ def add(
     direction: Annotated[str, typer.Option("--direction", help="both|pull|push")] = "both",
     horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=3650)] = 365,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    graph: Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")] = None,
+    client_id: Annotated[str | None, typer.Option("--client-id", help="App (client) id")] = None,
+    client_secret_env: Annotated[
+        str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
+    ] = None,
+    certificate: Annotated[
+        Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
+    ] = None,
+    calendar_id: Annotated[str | None, typer.Option("--calendar-id")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="API root URL")] = None,
+    login_base: Annotated[str | None, typer.Option("--login-base", help="Identity URL")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")] = None,
+    google: Annotated[str | None, typer.Option("--google", help="Google calendar id")] = None,
+    service_account: Annotated[
+        Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="User the service account acts as")
+    ] = None,
+    oauth_client: Annotated[
+        Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
+    ] = None,
 ) -> None:
     """Link a calendar, after checking that it can be reached with these credentials."""
-    if caldav is None:
-        raise ConfigError("give the calendar's address: --caldav URL")
+    if sum(value is not None for value in (caldav, graph, google)) != 1:
+        raise ConfigError(
+            "give exactly one of --caldav URL, --graph MAILBOX or --google CALENDAR_ID"
+        )
+    if google is not None:
+        options = dict(owner=owner, policy=policy, direction=direction, horizon_days=horizon_days)
+        needs_auth = _add_google(
+            name, google, service_account, subject, oauth_client, api_base, options
+        )
+        with session() as s:
+            data = calendar_json(s, find_calendar(s, name))
+        if as_json:
+            print_json(data)
+            return
+        console.print(f"Added calendar '{name}' (Google: {google}).")
+        if needs_auth:
+            console.print(f"Next, authorize it: `calbridge calendars auth {name}`.")
+        return
+    if graph is not None:
+        secret, pem = _graph_credential(client_secret_env, certificate)
+        box = SecretBox.from_settings(load_settings())
+        with session() as s:
+            calendar = add_graph_calendar(
+                s,
+                box,
+                name,
+                graph,
+                tenant=_required(tenant, "--tenant"),
+                client_id=_required(client_id, "--client-id"),
+                client_secret=secret,
+                certificate_pem=pem,
+                calendar_id=calendar_id,
+                api_base=api_base,
+                login_base=login_base,
+                ca_file=str(ca_file) if ca_file is not None else None,
+                owner=owner,
+                policy=policy,
+                direction=direction,
+                horizon_days=horizon_days,
+            )
+            data = calendar_json(s, calendar)
+        print_json(data) if as_json else console.print(f"Added calendar '{name}' ({graph}).")
+        return
+    assert caldav is not None
     password = _read_password(password_env, password_file)
     box = SecretBox.from_settings(load_settings())
     with session() as s:
@@ -79,6 +150,127 @@ def add(
     print_json(data) if as_json else console.print(f"Added calendar '{name}' ({caldav}).")
 
 
+def _required(value: str | None, option: str) -> str:
+    if not value:
+        raise ConfigError(f"a Microsoft 365 calendar needs {option}")
+    return value
+
+
+def _graph_credential(
+    secret_env: str | None, certificate: Path | None
+) -> tuple[str | None, str | None]:
+    """(client secret, certificate PEM): one of them, the secret read from the environment."""
+    if (secret_env is None) == (certificate is None):
+        raise ConfigError("give exactly one of --client-secret-env VAR or --certificate FILE")
+    if secret_env is not None:
+        value = os.environ.get(secret_env)
+        if not value:
+            raise ConfigError(
+                f"--client-secret-env: the environment variable {secret_env} is unset"
+            )
+        return value, None
+    assert certificate is not None
+    try:
+        return None, certificate.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--certificate: cannot read {certificate}: {exc}") from exc
+
+
+def _read_json(path: Path, option: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{option}: cannot read {path} as JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{option}: {path} does not hold a JSON object")
+    return data
+
+
+def _add_google(
+    name: str,
+    calendar_id: str,
+    service_account: Path | None,
+    subject: str | None,
+    oauth_client: Path | None,
+    api_base: str | None,
+    options: dict[str, Any],
+) -> bool:
+    """Link the calendar; True when it still needs `calendars auth` (no refresh token yet)."""
+    from calbridge.providers.google_auth import read_oauth_client
+
+    if (service_account is None) == (oauth_client is None):
+        raise ConfigError(
+            "a Google calendar needs exactly one of --service-account FILE --subject USER_EMAIL "
+            "(domain-wide delegation) or --oauth-client FILE (one person's consent)"
+        )
+    if subject is not None and service_account is None:
+        raise ConfigError("--subject goes with --service-account (the user it acts as)")
+    box = SecretBox.from_settings(load_settings())
+    key = _read_json(service_account, "--service-account") if service_account else None
+    client = _read_json(oauth_client, "--oauth-client") if oauth_client else None
+    with session() as s:
+        add_google_calendar(
+            s,
+            box,
+            name,
+            calendar_id,
+            service_account_info=key,
+            subject=subject,
+            oauth_client=client,
+            api_base=api_base,
+            **options,
+        )
+    return client is not None and read_oauth_client(client, "--oauth-client")[1] is None
+
+
+def _google_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a Google calendar (never its key, client secret or refresh token)."""
+    keys = ("calendar_id", "auth", "subject", "api_base", "page_size", "watch")
+    return {key: settings.get(key) for key in keys if settings.get(key) is not None}
+
+
+@app.command("auth")
+def auth(
+    name: Annotated[str, typer.Argument(help="A Google calendar linked with --oauth-client")],
+    authorized_user: Annotated[
+        Path | None,
+        typer.Option(
+            "--authorized-user",
+            help="Use this authorized_user JSON (client + refresh token) instead of a browser",
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the consent URL; open it yourself")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Local port for Google's redirect")] = 0,
+) -> None:
+    """Authorize calbridge to use a Google calendar (installed-app loopback flow); the refresh
+    token is stored encrypted."""
+    from calbridge.providers.google_auth import OAuthClient, read_oauth_client, run_consent_flow
+
+    box = SecretBox.from_settings(load_settings())
+    with session() as s:
+        calendar = find_calendar(s, name)
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    client: dict[str, str] | None = None
+    if authorized_user is not None:
+        found, token = read_oauth_client(_read_json(authorized_user, "--authorized-user"), "")
+        if token is None:
+            raise ConfigError(f"--authorized-user: {authorized_user} holds no refresh_token")
+        client = found.as_dict()
+    else:
+        stored = secret.get("oauth_client")
+        if not stored:
+            raise ConfigError(
+                f"calendar '{name}' has no OAuth client; link it with `calbridge calendars add "
+                f"{name} --google CALENDAR_ID --oauth-client FILE`"
+            )
+        token = run_consent_flow(OAuthClient(**stored), open_browser=not no_browser, port=port)
+    with session() as s:
+        authorize_google_calendar(box, find_calendar(s, name), token, oauth_client=client)
+    console.print(f"Authorized calendar '{name}'; its refresh token is stored encrypted.")
+
+
 def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
     counts = dict(
         s.execute(
@@ -92,6 +284,9 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
         "kind": c.kind,
         "url": settings.get("url"),
         "username": settings.get("username"),
+        "mailbox": settings.get("mailbox"),
+        "graph": _graph_settings(settings) if c.kind == "graph" else None,
+        "google": _google_settings(settings) if c.kind == "google" else None,
         "owner": c.owner_user_id,
         "policy": c.policy,
         "direction": c.direction,
@@ -103,6 +298,12 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
         "links": {state: int(n) for state, n in counts.items()},
         "rejections": int(rejections),
     }
+
+
+def _graph_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a Microsoft 365 calendar (never its secret or certificate)."""
+    keys = ("tenant", "client_id", "auth", "calendar_id", "api_base", "login_base", "ca_file")
+    return {key: settings.get(key) for key in keys}
 
 
 @app.command("list")
@@ -118,7 +319,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add_row(
             r["name"],
             r["kind"],
-            r["url"] or "",
+            r["url"] or r["mailbox"] or (r["google"] or {}).get("calendar_id") or "",
             r["owner"] or "—",
             r["policy"],
             r["direction"],

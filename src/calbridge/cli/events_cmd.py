@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,7 +31,28 @@ AllDay = Annotated[bool, typer.Option("--all-day", help="Dates, exclusive end (a
 Zone = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin")]
 Location = Annotated[str | None, typer.Option("--location", help="Room or place")]
 Notes = Annotated[str | None, typer.Option("--notes", help="Free text")]
+NotesFile = Annotated[
+    Path | None,
+    typer.Option("--notes-file", help="Read the notes from this UTF-8 file ('-' = stdin)"),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _notes(notes: str | None, notes_file: Path | None) -> str | None:
+    """The notes text: from --notes, or read from --notes-file (long notes do not fit in an
+    argument: Linux limits one argument to 128 KiB)."""
+    if notes_file is None:
+        return notes
+    if notes is not None:
+        raise BadEvent("give --notes or --notes-file, not both")
+    try:
+        data = sys.stdin.buffer.read() if str(notes_file) == "-" else notes_file.read_bytes()
+    except OSError as exc:
+        raise BadEvent(f"cannot read --notes-file {notes_file}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadEvent(f"--notes-file {notes_file} is not UTF-8 text") from exc
 
 
 def _show(data: dict[str, Any]) -> None:
@@ -65,6 +88,7 @@ def create(
     timezone: Zone = None,
     location: Location = None,
     notes: Notes = None,
+    notes_file: NotesFile = None,
     booker: Annotated[
         str | None, typer.Option("--booker", help="Booker's email: assign by the rules")
     ] = None,
@@ -85,6 +109,7 @@ def create(
             raise BadEvent("give --booker EMAIL, or --client, --booked-by and --event-manager")
         manual = ManualAssignment(client, contact, booked_by, event_manager)
     times = make_times(start, end, all_day=all_day, timezone=timezone)
+    notes = _notes(notes, notes_file)
     with session() as s:
         event = create_event(
             s,
@@ -145,6 +170,7 @@ def update(
     timezone: Zone = None,
     location: Location = None,
     notes: Notes = None,
+    notes_file: NotesFile = None,
     status: Annotated[str | None, typer.Option("--status", help="tentative or confirmed")] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -158,7 +184,7 @@ def update(
         "all_day": all_day,
         "timezone": timezone,
         "location": location,
-        "notes": notes,
+        "notes": _notes(notes, notes_file),
         "status": status,
     }
     changes = {k: v for k, v in given.items() if v is not None}

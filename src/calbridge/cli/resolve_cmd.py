@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.table import Table
 
 from calbridge.cli.common import console, print_json, print_jsonl, session
-from calbridge.domain.assignment import Assignment, assign
+from calbridge.domain.assignment import Assignment, AssignmentSettings, assign
 from calbridge.domain.email import normalize_email
-from calbridge.errors import BadEmail, BadEvent
+from calbridge.errors import BadEmail, CalbridgeError
 from calbridge.store.lookup import StoreLookup, load_assignment_settings
 
 
@@ -58,7 +59,7 @@ def resolve(
 ) -> None:
     """Apply the client/user assignment rules (SPEC §2) to an address and explain each step."""
     if (email is None) == (batch is None):
-        raise BadEvent("give exactly one of EMAIL or --batch FILE")
+        raise click.UsageError("give exactly one of EMAIL or --batch FILE")
     with session() as s:
         settings = load_assignment_settings(s)
         lookup = StoreLookup(s)
@@ -70,16 +71,26 @@ def resolve(
         _batch(batch, lookup, settings, as_json)
 
 
-def _batch(path: Path, lookup: StoreLookup, settings: Any, as_json: bool) -> None:
-    """One output per non-blank input line, in order; a bad address yields an error object."""
-    stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_json: bool) -> None:
+    """One output per non-blank input line, in order; a bad line yields an error object.
+
+    Lines are decoded one by one so that a line that is not UTF-8 is reported like any other
+    malformed address instead of stopping the batch.
+    """
+    try:
+        stream = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+    except OSError as exc:
+        raise CalbridgeError(f"cannot read the --batch file {path}: {exc.strerror}") from exc
     failures = 0
     table = None if as_json else Table("email", "client", "contact", "booked by", "manager", "!")
     with stream:
-        for raw in stream:
+        for line in stream:
+            raw = line.decode("utf-8", errors="replace")
             if not raw.strip():
                 continue
             try:
+                if "\ufffd" in raw:
+                    raise BadEmail("the line is not UTF-8 text")
                 a = assign(normalize_email(raw), lookup, settings)
             except BadEmail as exc:
                 failures += 1

@@ -19,6 +19,10 @@ from typing import Literal, Protocol
 
 AccountKind = Literal["company", "contact"]
 
+#: Step 1 searches only users of these types, and only active ones; the ``virtual_assistant``
+#: user stands for the sync itself and is never "the person who booked".
+ASSIGNABLE_USER_TYPES = ("named", "concurrent")
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -39,12 +43,22 @@ class AccountRef:
 
 @dataclass(frozen=True)
 class UserMatch:
-    """An active named/concurrent user one of whose email accounts is the booker's address."""
+    """A user one of whose email accounts is the booker's address.
+
+    ``type`` and ``active`` are carried so that the rule "active named/concurrent users only"
+    is applied here, whatever the lookup returns (the store also filters in SQL).
+    """
 
     user: Ref
     primary: bool
     crm_account: AccountRef | None
     crm_contact_company: Ref | None = None  # the company of crm_account when it is a contact
+    type: str = "named"
+    active: bool = True
+
+    @property
+    def assignable(self) -> bool:
+        return self.active and self.type in ASSIGNABLE_USER_TYPES
 
 
 @dataclass(frozen=True)
@@ -133,10 +147,12 @@ def pick_contact(matches: Sequence[ContactMatch]) -> tuple[ContactMatch | None, 
     return ranked[0], len({m.contact.id for m in matches}) > 1
 
 
-def _tie_note(kind: str, count: int, winner: str, primary: bool) -> str:
+def _tie_note(kind: str, primary_by_id: dict[str, bool], winner: str) -> str:
+    """Why ``winner`` won: the primary flag only when no other match had it as primary too."""
+    by_primary = primary_by_id[winner] and sum(primary_by_id.values()) == 1
     return (
-        f"ambiguous: {count} {kind}s have this address; picked {winner} "
-        f"({'its primary address' if primary else 'smallest id'})"
+        f"ambiguous: {len(primary_by_id)} {kind}s have this address; picked {winner} "
+        f"({'the only one whose primary address it is' if by_primary else 'smallest id'})"
     )
 
 
@@ -156,7 +172,7 @@ def assign(email: str, lookup: DirectoryLookup, settings: AssignmentSettings) ->
     """Apply SPEC §2 to a *normalized* booker address (see ``domain.email.normalize_email``)."""
     trace: list[TraceStep] = []
     ambiguous = False
-    user_matches = lookup.users_by_email(email)
+    user_matches = [m for m in lookup.users_by_email(email) if m.assignable]
     user, several_users = pick_user(user_matches)
     if user is None:
         trace.append(TraceStep(1, RULES[1], f"no active named/concurrent user has {email}"))
@@ -164,8 +180,8 @@ def assign(email: str, lookup: DirectoryLookup, settings: AssignmentSettings) ->
         outcome = f"found user {_describe(user.user)} by {email} ({_which(user.primary)} account)"
         if several_users:
             ambiguous = True
-            count = len({m.user.id for m in user_matches})
-            outcome += "; " + _tie_note("user", count, user.user.id, user.primary)
+            primaries = {m.user.id: m.primary for m in user_matches}
+            outcome += "; " + _tie_note("user", primaries, user.user.id)
         trace.append(TraceStep(1, RULES[1], outcome))
 
     client: AccountRef | None = None
@@ -199,8 +215,8 @@ def assign(email: str, lookup: DirectoryLookup, settings: AssignmentSettings) ->
             )
             if several_contacts:
                 ambiguous = True
-                count = len({m.contact.id for m in contact_matches})
-                outcome += "; " + _tie_note("contact", count, found.contact.id, found.primary)
+                primaries = {m.contact.id: m.primary for m in contact_matches}
+                outcome += "; " + _tie_note("contact", primaries, found.contact.id)
             trace.append(TraceStep(3, RULES[3], outcome))
             contact = found.contact
             client, why = _client_from_contact(found.contact, found.company)

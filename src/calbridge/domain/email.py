@@ -13,7 +13,8 @@ import re
 from calbridge.errors import BadEmail
 
 MAX_EMAIL_LENGTH = 254
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+_PART = r"[^@\s<>()\[\],;:\"\x00-\x1f\x7f]+"  # no separators, spaces or control characters
+_ADDRESS = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
 def normalize_email(raw: str) -> str:

@@ -46,7 +46,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone called ``name``, or BadEvent naming the unknown zone."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe", too long
         raise BadEvent(f"unknown time zone '{name}' (use an IANA name like Europe/Berlin)") from exc
 
 
@@ -103,7 +103,7 @@ def _as_datetime(value: str | datetime | date, what: str) -> tuple[datetime, str
     """A naive wall-clock datetime and the zone it was given in (offsets become UTC)."""
     if isinstance(value, datetime):
         dt = value
-    elif isinstance(value, date):
+    elif isinstance(value, date) or _is_date(value):
         raise BadEvent(f"{what} {value} is a date: pass --all-day, or give a time")
     else:
         try:
@@ -120,6 +120,14 @@ def _as_datetime(value: str | datetime | date, what: str) -> tuple[datetime, str
     return dt.astimezone(UTC).replace(tzinfo=None), "UTC"
 
 
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _in_zone(value: datetime, given: str | None, target: str) -> datetime:
     if given is None or given == target:
         return value
@@ -128,7 +136,8 @@ def _in_zone(value: datetime, given: str | None, target: str) -> datetime:
 
 
 def check_text(name: str, location: str | None, notes: str | None) -> None:
-    """Reject empty names and oversized fields before anything is written."""
+    """Reject empty names, oversized fields and NUL characters (which PostgreSQL cannot store)
+    before anything is written."""
     if not name or not name.strip():
         raise BadEvent("an event needs a name")
     if len(name) > MAX_NAME:
@@ -140,3 +149,6 @@ def check_text(name: str, location: str | None, notes: str | None) -> None:
             f"notes are {len(notes):,} characters; the limit is {MAX_NOTES:,} "
             "(attach large documents elsewhere and link them)"
         )
+    for what, value in (("name", name), ("location", location), ("notes", notes)):
+        if value is not None and "\x00" in value:
+            raise BadEvent(f"{what} contains a NUL character, which no calendar can store")

@@ -23,6 +23,7 @@ from calbridge.store.directory_schema import (
     raise_if_problems,
 )
 from calbridge.store.models import (
+    Base,
     Company,
     Contact,
     ContactEmail,
@@ -30,6 +31,10 @@ from calbridge.store.models import (
     User,
     UserEmail,
 )
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
 
 
 @dataclass
@@ -77,7 +82,7 @@ def import_directory(session: Session, text: str) -> ImportReport:
     _upsert(
         session,
         "companies",
-        Company.__table__,
+        _table(Company),
         [{"id": c.id, "name": c.name, "position": i} for i, c in enumerate(d.companies)],
         report,
     )
@@ -98,10 +103,10 @@ def import_directory(session: Session, text: str) -> ImportReport:
     _upsert(
         session,
         "contacts",
-        Contact.__table__,
+        _table(Contact),
         contact_rows,
         report,
-        ContactEmail.__table__,
+        _table(ContactEmail),
         "contact_id",
         contact_emails,
     )
@@ -125,16 +130,28 @@ def import_directory(session: Session, text: str) -> ImportReport:
     _upsert(
         session,
         "users",
-        User.__table__,
+        _table(User),
         user_rows,
         report,
-        UserEmail.__table__,
+        _table(UserEmail),
         "user_id",
         user_emails,
     )
     if d.settings is not None:
         report.settings_changed = _save_settings(session, d)
+    if report.changed:
+        _refresh_statistics(session)
     return report
+
+
+def _refresh_statistics(session: Session) -> None:
+    """Let PostgreSQL's planner see the new rows now rather than after autovacuum's next visit:
+    with the statistics of an empty table it plans the email lookups for the wrong sizes."""
+    if session.get_bind().dialect.name == "postgresql":
+        tables = ", ".join(
+            _table(m).name for m in (Company, Contact, ContactEmail, User, UserEmail)
+        )
+        session.connection().exec_driver_sql(f"ANALYZE {tables}")
 
 
 def _upsert(
@@ -152,6 +169,8 @@ def _upsert(
     if rows:
         cols = [table.c[name] for name in columns]
         existing = {row[0]: tuple(row) for row in session.execute(select(*cols))}
+        at = columns.index("position")
+        _place(rows, {oid: old[at] for oid, old in existing.items()})
     current_emails = (
         _emails_of(session, email_table, owner_column) if email_table is not None else {}
     )
@@ -193,6 +212,19 @@ def _upsert(
     report.created[kind] = len(new_rows)
     report.updated[kind] = len(changed_rows)
     report.unchanged[kind] = len(rows) - len(new_rows) - len(changed_rows)
+
+
+def _place(rows: list[dict[str, Any]], stored: dict[str, int]) -> None:
+    """Set each row's export ``position``. A file that lists every stored id decides the whole
+    order (its index); a partial file leaves stored rows where they are and appends new ones."""
+    if stored.keys() <= {row["id"] for row in rows}:
+        return
+    end = max(stored.values(), default=-1) + 1
+    for row in rows:
+        if row["id"] in stored:
+            row["position"] = stored[row["id"]]
+        else:
+            row["position"], end = end, end + 1
 
 
 def _emails_of(
@@ -249,7 +281,7 @@ def export_directory(session: Session) -> dict[str, Any]:
             select(Company.id, Company.name).order_by(Company.position, Company.id)
         )
     ]
-    contact_emails = _emails_of(session, ContactEmail.__table__, "contact_id")
+    contact_emails = _emails_of(session, _table(ContactEmail), "contact_id")
     contacts = session.execute(
         select(Contact.id, Contact.name, Contact.company_id, Contact.primary_email).order_by(
             Contact.position, Contact.id
@@ -267,7 +299,7 @@ def export_directory(session: Session) -> dict[str, Any]:
         }
         for cid, name, company, primary in contacts
     ]
-    user_emails = _emails_of(session, UserEmail.__table__, "user_id")
+    user_emails = _emails_of(session, _table(UserEmail), "user_id")
     users = session.execute(
         select(User.id, User.name, User.type, User.active, User.crm_account_id).order_by(
             User.position, User.id

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from calbridge.domain.email import is_valid_email, normalize_email
 from calbridge.errors import ValidationFailed
@@ -23,6 +23,15 @@ UserType = Literal["named", "concurrent", "virtual_assistant"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL cannot store NUL characters; refuse them here, with their JSON path."""
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ValueError("contains a NUL character")
+        return value
 
 
 class SettingsIn(_Strict):
@@ -117,7 +126,12 @@ def check_directory(d: DirectoryIn, known: KnownIds) -> list[str]:
 
 def _duplicates(d: DirectoryIn) -> list[str]:
     problems: list[str] = []
-    for kind, items in (("companies", d.companies), ("contacts", d.contacts), ("users", d.users)):
+    groups: list[tuple[str, Sequence[CompanyIn | ContactIn | UserIn]]] = [
+        ("companies", d.companies),
+        ("contacts", d.contacts),
+        ("users", d.users),
+    ]
+    for kind, items in groups:
         counts = Counter(item.id for item in items)
         for i, item in enumerate(items):
             if counts[item.id] > 1:

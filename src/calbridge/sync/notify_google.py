@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError, NotFound
@@ -154,7 +154,7 @@ def stop_watching_google_calendar(
         calendar.settings = settings
 
 
-def _watched(session: Any, channel_id: str) -> Calendar | None:
+def _watched(session: Session, channel_id: str) -> Calendar | None:
     for calendar in session.scalars(select(Calendar).where(Calendar.kind == "google")):
         watch = (calendar.settings or {}).get("watch") or {}
         if watch.get("channel_id") == channel_id:
@@ -163,7 +163,7 @@ def _watched(session: Any, channel_id: str) -> Calendar | None:
     return None
 
 
-def _google(session: Any, name: str) -> Calendar:
+def _google(session: Session, name: str) -> Calendar:
     calendar: Calendar | None = session.scalars(
         select(Calendar).where(Calendar.name == name)
     ).first()

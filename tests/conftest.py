@@ -1,0 +1,94 @@
+"""Fixtures: a database URL on SQLite and on PostgreSQL, an opened store, and the real CLI.
+
+``db_url`` runs a test once per database: SQLite in a temporary file, and PostgreSQL (a fresh
+database per test) on the server found by ``tests/postgres_server.py``; the PostgreSQL runs are
+skipped, with the reason, only when no server is configured and none can be started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from calbridge.store.db import Store, open_store
+from calbridge_cli import Cli, make_cli
+from postgres_server import PostgresUnavailable, admin_engine, fresh_database, postgres_server
+
+# The project's shared/ folder sits beside the repository (in CI too).
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+
+
+@pytest.fixture(scope="session")
+def example_directory_text() -> str:
+    """The example directory file of the spec, ``shared/examples/directory.json``."""
+    return (EXAMPLES / "directory.json").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def example_directory(example_directory_text: str) -> dict[str, Any]:
+    """A fresh, mutable copy of the example directory."""
+    data: dict[str, Any] = json.loads(example_directory_text)
+    return data
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """The PostgreSQL server for this test session; skips when there is none."""
+    try:
+        with postgres_server() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_server_url: str) -> Iterator[Engine]:
+    engine = admin_engine(postgres_server_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'calbridge.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: Engine) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server, dropped after the test."""
+    with fresh_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database URL: the test runs once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """An opened (migrated) store on ``db_url``."""
+    opened = open_store(db_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    """An opened store on SQLite only, for checks that do not depend on the database."""
+    opened = open_store(sqlite_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sqlite_url: str) -> Cli:
+    """``cli("resolve", "a@b.example", "--json") -> (exit code, stdout, stderr)`` on SQLite."""
+    return make_cli(tmp_path / "data", sqlite_url)
