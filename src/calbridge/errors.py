@@ -45,7 +45,10 @@ class BadRemoteEvent(BadEvent):
 
 
 class ProviderError(CalbridgeError):
-    """A calendar server failed in a way that retrying later may fix."""
+    """A calendar server failed in a way that retrying later may fix. ``status`` is the HTTP
+    status behind it when there was one (a 4xx about one object lets the sync go on)."""
+
+    status: int | None = None
 
 
 class ProviderAuthError(ProviderError):

@@ -446,11 +446,6 @@ def test_database_that_cannot_be_opened_is_a_one_line_error(tmp_path: Path, url:
     assert message.startswith("error: cannot open database")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py catches click.ClickException, but typer >= 0.2x raises its vendored "
-    "typer._click exceptions: usage errors end in a traceback (fix belongs to main.py)",
-)
 def test_usage_error_is_reported_without_a_traceback(cli: Cli, ready: str) -> None:
     code, _, err = cli("events", "show", "not-a-number")
     assert code == 2

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from calbridge.cli.common import console, print_json, session
@@ -348,6 +348,6 @@ def remove(name: str) -> None:
     """Unlink a calendar. Its bookings stay in the booking system; their links go."""
     with session() as s:
         calendar = find_calendar(s, name)
-        s.execute(Link.__table__.delete().where(Link.calendar_id == calendar.id))
+        s.execute(delete(Link).where(Link.calendar_id == calendar.id))
         s.delete(calendar)
     console.print(f"Removed calendar '{name}'; its bookings stay.")

@@ -97,6 +97,9 @@ def create(
     booked_by: Annotated[str | None, typer.Option("--booked-by", help="User id")] = None,
     event_manager: Annotated[str | None, typer.Option("--event-manager", help="User id")] = None,
     tentative: Annotated[bool, typer.Option("--tentative", help="Status tentative")] = False,
+    calendar: Annotated[
+        str | None, typer.Option("--calendar", help="Also put it on this calendar")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Create a booking, assigned from --booker's address or given explicitly."""
@@ -121,6 +124,11 @@ def create(
             booker=booker,
             manual=manual,
         )
+        if calendar is not None:
+            from calbridge.cli.calendars_cmd import find_calendar
+            from calbridge.sync.calendars import link_event
+
+            link_event(s, event, find_calendar(s, calendar))
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 

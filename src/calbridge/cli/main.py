@@ -8,7 +8,9 @@ traceback.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
+import click
 import typer
 
 from calbridge.cli import (
@@ -61,11 +63,11 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except (typer.TyperException, click.ClickException) as exc:  # usage errors
+        show: Any = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {exc}", highlight=False)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from calbridge.cli.calendars_cmd import find_calendar
 from calbridge.cli.common import console, err_console, print_json, session, store
@@ -16,11 +22,11 @@ from calbridge.config import load_settings
 from calbridge.errors import ConfigError
 from calbridge.store.events import get_event
 from calbridge.store.lookup import settings_problems
-from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
+from calbridge.store.models import Calendar, ConflictRecord, Rejection
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import link_event
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
-from calbridge.sync.push import booking_key
 from calbridge.sync.report import SyncReport
 
 conflicts_app = typer.Typer(help="Fields changed on both sides, and who won.")
@@ -53,7 +59,7 @@ def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
             for cal_id in ids:
                 task = progress.add_task(f"calendar #{cal_id}", total=None)
 
-                def tick(n: int, task: int = task) -> None:
+                def tick(n: int, task: TaskID = task) -> None:
                     progress.advance(task, n)
 
                 report = sync_calendar(opened, cal_id, lambda c: open_provider(c, box), None, tick)
@@ -170,25 +176,6 @@ def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     for d in data:
         table.add_row(d["at"], d["calendar"], d["uid"] or d["remote_id"], d["reason"])
     console.print(table)
-
-
-def link_event(session_: Session, event: Event, calendar: Calendar) -> Link:
-    """Make ``calendar`` carry ``event`` from the next sync on (idempotent)."""
-    existing = session_.scalars(
-        select(Link).where(Link.calendar_id == calendar.id, Link.event_id == event.id)
-    ).first()
-    if existing is not None:
-        return existing
-    link = Link(
-        calendar_id=calendar.id,
-        event_id=event.id,
-        key=booking_key(calendar, event.id),
-        state="pending",
-        origin="booking",
-    )
-    session_.add(link)
-    session_.flush()
-    return link
 
 
 def events_link(

@@ -38,6 +38,9 @@ class Puller:
         return href[len(self._collection) :] if href.startswith(self._collection) else href
 
     def sync_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
+        """RFC 6578: what changed since ``token`` (all when None). A server that truncates its
+        answer (507 on the collection) is asked again from the token it gave, until complete;
+        only then are pages produced, so the token is never ahead of what was delivered."""
         states: dict[str, bool] = {}  # href → still there (False: removed)
         current = new_token = token or ""
         while True:
@@ -74,6 +77,8 @@ class Puller:
             yield from dav.read_multistatus(response.iter_bytes(), self._collection)
 
     def etag_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
+        """Without sync-collection: compare a fresh (href, etag) listing with the one in the
+        token. Costs one PROPFIND plus a multiget per batch of changed objects."""
         previous = _decode_listing(token, self._http.label) if token else {}
         listing: dict[str, str] = {}
         body = dav.propfind_body("D:getetag", "D:resourcetype")
@@ -128,7 +133,10 @@ class Puller:
         for href in hrefs:  # a server that silently skips an href: ask for it directly
             if href not in answered:
                 single = self._get(href, window)
-                items.append(single) if single is not None else gone.append(href)
+                if single is None:
+                    gone.append(href)
+                else:
+                    items.append(single)
         return items, gone
 
 

@@ -1,10 +1,10 @@
-"""iCalendar objects ⇄ the neutral values of ``domain/remote.py``.
+"""Reading iCalendar objects into the neutral values of ``domain/remote.py``.
 
-Reading (:func:`parse_item`) never raises for a bad object: anything the booking system cannot
-store becomes a :class:`RemoteRejection` whose reason a person can act on, so the rest of the
-calendar still syncs (SPEC §3). Writing (:func:`new_object`, :func:`apply_event`,
-:func:`exclude_occurrence`) changes only the properties calbridge models and keeps everything
-else a person's calendar client put there (attendees, alarms, X- properties, parameters).
+:func:`parse_item` never raises for a bad object: anything the booking system cannot store
+becomes a :class:`RemoteRejection` whose reason a person can act on, so the rest of the calendar
+still syncs (SPEC §3). A plain single event goes through the fast line reader (``ical_fast``);
+series, custom time zones and anything unusual through icalendar here. Writing is
+``ical_write``; the rules both readers share are ``ical_fields``.
 
 Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock times, so
 ``DTSTART;TZID=Europe/Berlin:20270305T090000`` round-trips exactly. Vendor-prefixed ids
@@ -13,7 +13,8 @@ Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock time
 iCalendar text cannot carry a carriage return: CR and CRLF in text come back as LF.
 
 Not modelled (kept untouched, but not interpreted): ``RANGE=THISANDFUTURE`` overrides (treated
-as single-occurrence overrides), RDATE periods' own durations (the series' length is used).
+as single-occurrence overrides), RDATE periods' own durations (the series' length is used), an
+EXDATE given as a DATE on a timed series (it matches no occurrence).
 """
 
 from __future__ import annotations
@@ -23,16 +24,12 @@ import re
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
 
 from icalendar import Calendar, Component
 from icalendar.error import BrokenCalendarProperty
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from calbridge.domain.email import normalize_email
-from calbridge.domain.event import EventTimes, Status, check_text, make_times
+from calbridge.domain.event import EventTimes
 from calbridge.domain.recurrence import Series, expand, parse_recurrence_id, recurrence_id
 from calbridge.domain.remote import (
     EventFields,
@@ -43,27 +40,36 @@ from calbridge.domain.remote import (
     Window,
 )
 from calbridge.errors import BadEmail, BadEvent, BadRemoteEvent
+from calbridge.providers.ical_fast import read_simple
+from calbridge.providers.ical_fields import (
+    KEY_PROPERTY,
+    Moment,
+    fields_from,
+    is_iana,
+    organizer_from,
+    times_from,
+    zone_named,
+)
 
 logger = logging.getLogger(__name__)
-
-KEY_PROPERTY = "X-CALBRIDGE-KEY"
-PRODID = "-//calbridge//calbridge//EN"
-NO_TITLE = "(no title)"
-_STATUS_IN: dict[str, Status] = {"TENTATIVE": "tentative", "CANCELLED": "cancelled"}
-STATUS_OUT = {"tentative": "TENTATIVE", "confirmed": "CONFIRMED", "cancelled": "CANCELLED"}
-_TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION")
+Zones = dict[str, str]  # TZID of each VTIMEZONE → its X-LIC-LOCATION ("" when none)
 
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\r?\n.*?^END:VTIMEZONE\r?\n", re.M | re.S)
 _TZID_LINE = re.compile(r"^TZID:([^\r\n]*)\r?\n(?![ \t])", re.M)
-
-Moment = tuple[datetime | date, str | None]  # wall-clock value (or date) and its IANA zone
 
 
 # ---------------------------------------------------------------- reading
 
 
 def parse_item(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
-    """One calendar object as a :class:`RemoteItem`, or the reason it cannot be imported."""
+    """One calendar object as a :class:`RemoteItem`, or the reason it cannot be imported.
+    The common single event is read by ``ical_fast``; everything else by icalendar."""
+    simple = read_simple(ref, data)
+    return simple if simple is not None else parse_full(ref, data, window)
+
+
+def parse_full(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
+    """:func:`parse_item` by icalendar alone, for any object (and to check ``ical_fast``)."""
     uid: str | None = None
     try:
         calendar = load(_without_iana_zones(data))
@@ -101,7 +107,7 @@ def _without_iana_zones(data: str | bytes) -> str:
 
     def keep(match: re.Match[str]) -> str:
         tzid = _TZID_LINE.search(match.group(0))
-        return "" if tzid and _is_iana(tzid.group(1).strip()) else match.group(0)
+        return "" if tzid and is_iana(tzid.group(1).strip()) else match.group(0)
 
     return _VTIMEZONE.sub(keep, text)
 
@@ -125,15 +131,19 @@ def events_of(calendar: Calendar) -> list[Component]:
     return events
 
 
-def zones_of(calendar: Calendar) -> dict[str, Component]:
-    return {str(c.get("TZID", "")): c for c in calendar.subcomponents if c.name == "VTIMEZONE"}
+def zones_of(calendar: Calendar) -> Zones:
+    return {
+        str(c.get("TZID", "")): str(c.get("X-LIC-LOCATION", ""))
+        for c in calendar.subcomponents
+        if c.name == "VTIMEZONE"
+    }
 
 
 def _item(
     ref: RemoteRef,
     uid: str | None,
     events: list[Component],
-    zones: dict[str, Component],
+    zones: Zones,
     window: Window,
 ) -> RemoteItem:
     if uid is None:
@@ -148,7 +158,7 @@ def _item(
             "it must hold one event or one series"
         )
     principal = masters[0] if masters else overrides[0]
-    organizer = _organizer(principal)
+    organizer = organizer_from(_raw(principal.get("ORGANIZER")))
     key = principal.get(KEY_PROPERTY)
     updated = max((u for u in map(_updated, events) if u is not None), default=None)
     master = masters[0] if masters else None
@@ -175,7 +185,7 @@ def _repeats(master: Component) -> bool:
 def _occurrences(
     master: Component | None,
     overrides: list[Component],
-    zones: dict[str, Component],
+    zones: Zones,
     window: Window,
 ) -> list[RemoteOccurrence]:
     """Expand a series; without a master (an invitation to single occurrences) each override
@@ -200,7 +210,7 @@ def _occurrences(
 
 
 def _overrides(
-    overrides: list[Component], zones: dict[str, Component], series: EventTimes
+    overrides: list[Component], zones: Zones, series: EventTimes
 ) -> dict[str, EventFields]:
     found: dict[str, EventFields] = {}
     for component in overrides:
@@ -227,7 +237,7 @@ def occurrence_id_of(moment: Moment, series: EventTimes) -> str:
 
 
 def _dates(
-    master: Component, name: str, zones: dict[str, Component], series: EventTimes
+    master: Component, name: str, zones: Zones, series: EventTimes
 ) -> Iterator[datetime | date]:
     """RDATE values as starts in the series' own wall-clock time (or dates)."""
     for moment in dates_of(master, name, zones):
@@ -235,7 +245,7 @@ def _dates(
         yield parse_recurrence_id(rid, series.timezone)
 
 
-def dates_of(master: Component, name: str, zones: dict[str, Component]) -> Iterator[Moment]:
+def dates_of(master: Component, name: str, zones: Zones) -> Iterator[Moment]:
     for prop in _as_list(master.get(name)):
         tzid = prop.params.get("TZID")
         for item in _attr(prop, "dts") or ():
@@ -258,72 +268,46 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def fields_of(component: Component, zones: dict[str, Component]) -> EventFields:
+def fields_of(component: Component, zones: Zones) -> EventFields:
     """The shared fields of one VEVENT; BadEvent with the reason when it cannot be a booking."""
-    name = str(component.get("SUMMARY", ""))
-    name = name if name.strip() else NO_TITLE
-    location = _text(component, "LOCATION")
-    notes = _text(component, "DESCRIPTION")
-    check_text(name, location, notes)
-    status: Status = _STATUS_IN.get(str(component.get("STATUS", "")).strip().upper(), "confirmed")
-    return EventFields(name, _times(component, zones), location, notes, status)
+    times = times_from(
+        moment_of(component, "DTSTART", zones),
+        moment_of(component, "DTEND", zones),
+        _duration(component),
+    )
+    return fields_from(
+        _text(component, "SUMMARY"),
+        _text(component, "LOCATION"),
+        _text(component, "DESCRIPTION"),
+        _text(component, "STATUS"),
+        times,
+    )
 
 
 def _text(component: Component, name: str) -> str | None:
     value = component.get(name)
-    if value is None:
-        return None
     if isinstance(value, list):
         value = value[0]
-    return str(value) or None
+    return None if value is None else str(value)
 
 
-def _times(component: Component, zones: dict[str, Component]) -> EventTimes:
-    start = moment_of(component, "DTSTART", zones)
-    if start is None:
-        raise BadRemoteEvent("the event has no start (DTSTART)")
-    all_day = not isinstance(start[0], datetime)
-    end = moment_of(component, "DTEND", zones)
-    if end is None:
-        end = _end_from_duration(component, start, all_day)
-    if all_day:
-        first = start[0]
-        last = end[0].date() if isinstance(end[0], datetime) else end[0]
-        if last == first:
-            last = first + timedelta(days=1)  # DTEND = DTSTART on a date: a one-day event
-        return make_times(first, last, all_day=True, timezone=None)
-    return make_times(
-        _aware(start), _aware(end, floating=start[1] is None), all_day=False, timezone=start[1]
-    )
+def _raw(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0]
+    return None if value is None else str(value)
 
 
-def _end_from_duration(component: Component, start: Moment, all_day: bool) -> Moment:
+def _duration(component: Component) -> timedelta | None:
     prop = component.get("DURATION")
-    value, tz = start
     if prop is None:
-        return (value + timedelta(days=1), None) if all_day else start
+        return None
     duration = _attr(prop, "dt")
     if not isinstance(duration, timedelta):
         raise BadRemoteEvent(f"DURATION '{prop.to_ical().decode()[:40]}' is not a duration")
-    if all_day or not isinstance(value, datetime) or tz in (None, "UTC"):
-        return value + duration, tz
-    days = timedelta(days=duration.days)
-    exact = duration - days  # the days are nominal, the rest exact time (RFC 5545 §3.3.6)
-    wall = (value + days).replace(tzinfo=ZoneInfo(tz))
-    moved = (wall.astimezone(UTC) + exact).astimezone(ZoneInfo(tz))
-    return moved.replace(tzinfo=None), tz
+    return duration
 
 
-def _aware(moment: Moment, *, floating: bool = False) -> datetime:
-    value, tz = moment
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if floating or tz is None:
-        return value.replace(tzinfo=None)
-    return value.replace(tzinfo=ZoneInfo(tz))
-
-
-def moment_of(component: Component, name: str, zones: dict[str, Component]) -> Moment | None:
+def moment_of(component: Component, name: str, zones: Zones) -> Moment | None:
     prop = component.get(name)
     if prop is None:
         return None
@@ -336,66 +320,21 @@ def moment_of(component: Component, name: str, zones: dict[str, Component]) -> M
     return _resolve(value, prop.params.get("TZID"), zones)
 
 
-def _resolve(value: datetime | date, tzid: str | None, zones: dict[str, Component]) -> Moment:
+def _resolve(value: datetime | date, tzid: str | None, zones: Zones) -> Moment:
     """Wall-clock value and IANA zone for a parsed DATE/DATE-TIME and its TZID parameter."""
     if not isinstance(value, datetime):
         return value, None
     wall = value.replace(tzinfo=None)
     if tzid:
-        name = iana_zone(str(tzid), zones)
-        if name is None:
-            raise BadRemoteEvent(
-                f"unknown time zone '{tzid}' (not an IANA name, and no VTIMEZONE maps it to one)"
-            )
-        return wall, name
+        return wall, zone_named(str(tzid), zones)
     if value.tzinfo is None:
         return wall, None
     if value.utcoffset() == timedelta(0):
         return value.astimezone(UTC).replace(tzinfo=None), "UTC"
     key = getattr(value.tzinfo, "key", None)
-    if isinstance(key, str) and _is_iana(key):
+    if isinstance(key, str) and is_iana(key):
         return wall, key
     return value.astimezone(UTC).replace(tzinfo=None), "UTC"
-
-
-def iana_zone(tzid: str, zones: dict[str, Component] | None = None) -> str | None:
-    """The IANA name a TZID denotes, or None when nothing maps it to one."""
-    tzid = tzid.strip().strip('"')
-    candidates = [tzid, WINDOWS_TO_OLSON.get(tzid, "")]
-    parts = [p for p in tzid.split("/") if p]
-    candidates += ["/".join(parts[-n:]) for n in (3, 2, 1)]
-    vtimezone = (zones or {}).get(tzid)
-    if vtimezone is not None:
-        candidates.append(str(vtimezone.get("X-LIC-LOCATION", "")))
-    for name in candidates:
-        if name and _is_iana(name):
-            return name
-    return None
-
-
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}
-
-
-def _is_iana(name: str) -> bool:
-    return name in _known_zones()
-
-
-def _organizer(component: Component) -> str | None:
-    """The raw ORGANIZER value (``mailto:`` kept; the engine normalises), validated here so a
-    malformed one is a rejection rather than a wrong assignment."""
-    value = component.get("ORGANIZER")
-    if value is None:
-        return None
-    raw = str(value[0] if isinstance(value, list) else value).strip()
-    if not raw or raw.lower() == "mailto:":
-        return None
-    try:
-        normalize_email(raw)
-    except BadEmail as exc:
-        raise BadRemoteEvent(f"the organizer is malformed: {exc}") from exc
-    return raw
 
 
 def _updated(component: Component) -> datetime | None:

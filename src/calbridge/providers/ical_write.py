@@ -26,9 +26,6 @@ from calbridge.domain.recurrence import parse_recurrence_id
 from calbridge.domain.remote import EventFields, RemoteEvent
 from calbridge.errors import BadEvent, BadRemoteEvent
 from calbridge.providers.ical import (
-    KEY_PROPERTY,
-    PRODID,
-    STATUS_OUT,
     dates_of,
     events_of,
     fields_of,
@@ -37,6 +34,7 @@ from calbridge.providers.ical import (
     occurrence_id_of,
     zones_of,
 )
+from calbridge.providers.ical_fields import KEY_PROPERTY, PRODID, STATUS_OUT
 
 _SERIES_ONLY = ("RRULE", "RDATE", "EXDATE", "EXRULE")
 

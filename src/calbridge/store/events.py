@@ -18,7 +18,7 @@ from calbridge.domain.email import normalize_email
 from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
 from calbridge.errors import BadEvent, NotFound
 from calbridge.store.lookup import StoreLookup, account_ref, load_assignment_settings, user_ref
-from calbridge.store.models import Contact, Counter, Event, User
+from calbridge.store.models import Calendar, Contact, Counter, Event, Link, User
 
 
 def utcnow() -> datetime:
@@ -40,7 +40,7 @@ def next_change_seq(session: Session) -> int:
     owner, block = session.info.get("change_seq_block", (None, None))
     if owner == txn and block is not None and block[0] < block[1]:
         block[0] += 1
-        return block[0] - 1
+        return int(block[0]) - 1
     end = session.execute(
         update(Counter)
         .where(Counter.name == "events")
@@ -222,6 +222,20 @@ def _ref(ref: Any) -> dict[str, str] | None:
     return None if ref is None else {"id": ref.id, "name": ref.name}
 
 
+def event_links(session: Session, event_id: int) -> list[dict[str, Any]]:
+    """The calendars carrying this booking: name, state and the object's id there."""
+    rows = session.execute(
+        select(Calendar.name, Link.state, Link.remote_id, Link.recurrence_id)
+        .join(Calendar, Calendar.id == Link.calendar_id)
+        .where(Link.event_id == event_id)
+        .order_by(Calendar.name)
+    )
+    return [
+        {"calendar": name, "state": state, "remote_id": remote, "recurrence_id": rid or None}
+        for name, state, remote, rid in rows
+    ]
+
+
 def event_json(session: Session, event: Event) -> dict[str, Any]:
     client = account_ref(session, event.client_id) if event.client_id else None
     contact = session.get(Contact, event.client_contact_id) if event.client_contact_id else None
@@ -243,7 +257,7 @@ def event_json(session: Session, event: Event) -> dict[str, Any]:
         "ambiguous": event.ambiguous,
         "trace": event.trace or [],
         "reasons": event.assignment_reasons or {},
-        "links": [],
+        "links": event_links(session, event.id),
         "created_at": event.created_at.isoformat() + "Z",
         "updated_at": event.updated_at.isoformat() + "Z",
     }

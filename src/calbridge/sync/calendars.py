@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError, NotFound
 from calbridge.store.events import utcnow
-from calbridge.store.models import Calendar, User
+from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.providers import open_provider
+from calbridge.sync.push import booking_key
 
 DIRECTIONS = ("both", "pull", "push")
 
@@ -230,3 +231,22 @@ def _check_new(session: Session, name: str, owner: str | None, policy: str, dire
         raise ConfigError(f"a calendar called '{name}' exists already")
     if owner is not None and session.get(User, owner) is None:
         raise NotFound(f"--owner: no user has id '{owner}'")
+
+
+def link_event(session: Session, event: Event, calendar: Calendar) -> Link:
+    """Make ``calendar`` carry ``event`` from the next sync on (idempotent)."""
+    existing = session.scalars(
+        select(Link).where(Link.calendar_id == calendar.id, Link.event_id == event.id)
+    ).first()
+    if existing is not None:
+        return existing
+    link = Link(
+        calendar_id=calendar.id,
+        event_id=event.id,
+        key=booking_key(calendar, event.id),
+        state="pending",
+        origin="booking",
+    )
+    session.add(link)
+    session.flush()
+    return link

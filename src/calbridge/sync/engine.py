@@ -62,6 +62,9 @@ def sync_calendar(
             report.ok, report.error = False, str(exc)
             log.warning("sync failed", extra={"calendar": report.calendar, "error": str(exc)})
         report.requests = provider.requests
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
     report.seconds = round(time.perf_counter() - started, 3)
     with store.session() as session:
         calendar = session.get(Calendar, calendar_id)

@@ -17,7 +17,8 @@ credentials.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,11 +74,18 @@ class NotificationOutcome:
         return not self.rejected and all(report.ok for report in self.synced)
 
 
-def _graph(calendar: Calendar, box: SecretBox, factory: ProviderFactory | None) -> GraphProvider:
+@contextmanager
+def _subscriptions(
+    calendar: Calendar, box: SecretBox, factory: ProviderFactory | None
+) -> Iterator[Subscriptions]:
+    """The subscription API of the calendar's provider, closed after use."""
     provider = (factory or (lambda c: open_provider(c, box)))(calendar)
     if not isinstance(provider, GraphProvider):
         raise ConfigError(f"calendar '{calendar.name}' is not a Microsoft 365 calendar")
-    return provider
+    try:
+        yield Subscriptions(provider)
+    finally:
+        provider.close()
 
 
 def _find(session: Session, name: str) -> Calendar:
@@ -115,12 +123,12 @@ def subscribe_calendar(
     """Subscribe to the calendar's changes (replacing a previous subscription)."""
     with store.session() as session:
         calendar = _find(session, name)
-        subs = Subscriptions(_graph(calendar, box, provider_factory))
         old = calendar.settings.get(SETTINGS_KEY) if calendar.settings else None
         state = new_client_state()
-        subscription = subs.create(notification_url, state, now)
-        if isinstance(old, Mapping):
-            subs.delete(str(old.get("id")))
+        with _subscriptions(calendar, box, provider_factory) as subs:
+            subscription = subs.create(notification_url, state, now)
+            if isinstance(old, Mapping):
+                subs.delete(str(old.get("id")))
         _store(calendar, box, subscription, state)
         log.info("subscribed", extra={"calendar": name, "subscription": subscription.id})
         return subscription
@@ -135,7 +143,8 @@ def unsubscribe_calendar(
         old = (calendar.settings or {}).get(SETTINGS_KEY)
         if not isinstance(old, Mapping):
             return False
-        Subscriptions(_graph(calendar, box, provider_factory)).delete(str(old.get("id")))
+        with _subscriptions(calendar, box, provider_factory) as subs:
+            subs.delete(str(old.get("id")))
         _store(calendar, box, None, None)
         return True
 
@@ -167,12 +176,12 @@ def _renew(
     calendar: Calendar, box: SecretBox, factory: ProviderFactory | None, now: datetime
 ) -> None:
     current = Subscription.from_settings(calendar.settings[SETTINGS_KEY])
-    subs = Subscriptions(_graph(calendar, box, factory))
-    try:
-        _store(calendar, box, subs.renew(current, now), None)
-    except SubscriptionGone:
-        state = new_client_state()
-        _store(calendar, box, subs.create(current.notification_url, state, now), state)
+    with _subscriptions(calendar, box, factory) as subs:
+        try:
+            _store(calendar, box, subs.renew(current, now), None)
+        except SubscriptionGone:
+            state = new_client_state()
+            _store(calendar, box, subs.create(current.notification_url, state, now), state)
 
 
 def _subscribed(session: Session, subscription_id: str) -> Calendar | None:

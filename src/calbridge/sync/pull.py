@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from calbridge.domain.assignment import AssignmentSettings
+from calbridge.domain.assignment import Assignment, AssignmentSettings
 from calbridge.domain.merge import Policy, merge
 from calbridge.domain.remote import (
     ChangePage,
@@ -46,6 +46,7 @@ class PageApplier:
         self.window = window
         self.report = report
         self.settings: AssignmentSettings = load_assignment_settings(session)
+        self.assignments: dict[str, Assignment] = {}  # per page: same booker, same answer
         self.rejected: set[str] = set(
             session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
         )
@@ -126,9 +127,13 @@ class PageApplier:
     def _arrival(self, item: RemoteItem, rid: str, fields: EventFields, gen: int | None) -> None:
         if fields.status == "cancelled":
             return  # nothing to book: it was cancelled before we ever saw it
-        assignment = assign_arrival(
-            self.session, self.calendar, item.organizer, self.settings, "the event's"
-        )
+        memo = (item.organizer or "").strip().lower()
+        assignment = self.assignments.get(memo)
+        if assignment is None:
+            assignment = assign_arrival(
+                self.session, self.calendar, item.organizer, self.settings, "the event's"
+            )
+            self.assignments[memo] = assignment
         event = new_booking(self.session, fields, assignment)
         link = Link(
             calendar_id=self.calendar.id,
@@ -270,13 +275,18 @@ def _policy(value: str) -> Policy:
 
 def sweep_unseen(session: Session, calendar: Calendar, gen: int, applier: PageApplier) -> None:
     """After a full listing, links the listing did not mention were deleted on the calendar."""
+    window = applier.window
     gone = session.scalars(
         select(Link.remote_id)
+        .join(Event, Event.id == Link.event_id)
         .where(
             Link.calendar_id == calendar.id,
             Link.state == "ok",
             Link.seen_gen < gen,
             Link.remote_id.is_not(None),
+            # a listing may cover only the window (Graph): what lies outside it was not asked
+            Event.end_utc > window.start,
+            Event.start_utc < window.end,
         )
         .distinct()
     ).all()

@@ -9,6 +9,7 @@ the meantime: we re-read that object, merge, and try once more.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from calbridge.domain.remote import (
     WriteResult,
     Written,
 )
-from calbridge.errors import Conflict
+from calbridge.errors import Conflict, ProviderAuthError, ProviderError, RateLimited
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.bookings import booking_fields
@@ -34,6 +35,7 @@ from calbridge.sync.pull import PageApplier
 from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 CHUNK = 200
 
 
@@ -122,73 +124,96 @@ class Pusher:
             self.push_one(link_id)
             progress(1)
 
-    def prepare(self, link_id: int) -> Prepared | None:
-        """Commit the intent (a create's link becomes ``creating``) and describe the write."""
-        with self.store.session() as session:
-            link = session.get(Link, link_id)
-            event = session.get(Event, link.event_id) if link is not None else None
-            if link is None or event is None:
+    def prepare(self, session: Session, link_id: int) -> Prepared | None:
+        """Record the intent (a create's link becomes ``creating``) and describe the write.
+        The caller commits before the write is sent."""
+        link = session.get(Link, link_id)
+        event = session.get(Event, link.event_id) if link is not None else None
+        if link is None or event is None or link.state == "gone":
+            return None
+        if link.state in ("pending", "creating"):
+            if event.status == "cancelled":
+                session.delete(link)
                 return None
-            if link.state in ("pending", "creating"):
-                if event.status == "cancelled":
-                    session.delete(link)
-                    return None
-                link.state = "creating"
-            request = self._request(link, event)
-            ref = RemoteRef(link.remote_id or "", link.etag)
-            if link.state == "creating":
-                op = WriteOp("create", event=request)
-            elif event.status == "cancelled":
-                op = WriteOp("delete", ref=ref, recurrence_id=link.recurrence_id or None)
-            else:
-                op = WriteOp("update", event=request, ref=ref)
-            return Prepared(link_id, event.change_seq, request, op)
+            link.state = "creating"
+        request = self._request(link, event)
+        ref = RemoteRef(link.remote_id or "", link.etag)
+        if link.state == "creating":
+            op = WriteOp("create", event=request)
+        elif event.status == "cancelled":
+            op = WriteOp("delete", ref=ref, recurrence_id=link.recurrence_id or None)
+        else:
+            op = WriteOp("update", event=request, ref=ref)
+        return Prepared(link_id, event.change_seq, request, op)
 
     def push_one(self, link_id: int, retry: bool = True) -> None:
-        prepared = self.prepare(link_id)
+        with self.store.session() as session:
+            prepared = self.prepare(session, link_id)
         if prepared is None:
             return
         op = prepared.op
         try:
-            if op.kind == "create":
-                assert op.event is not None
-                result: WriteResult = self.provider.create(op.event)
-            elif op.kind == "delete":
-                assert op.ref is not None
-                self.provider.delete(op.ref, op.recurrence_id)
-                result = None
-            else:
-                assert op.ref is not None and op.event is not None
-                result = self.provider.update(op.ref, op.event)
-        except Conflict:
+            result = self._send(op)
+        except Conflict as exc:
             if not retry or op.kind == "create" or op.ref is None:
-                raise
+                self._failed(prepared, exc)
+                return
             self._refresh(op.ref.id)
             self.push_one(link_id, retry=False)
             return
-        self._finish(prepared, result)
+        except (ProviderAuthError, RateLimited):
+            raise
+        except ProviderError as exc:
+            if not _refused(exc):
+                raise
+            self._failed(prepared, exc)
+            return
+        with self.store.session() as session:
+            self._finish(session, prepared, result)
+
+    def _send(self, op: WriteOp) -> WriteResult:
+        if op.kind == "create":
+            assert op.event is not None
+            return self.provider.create(op.event)
+        assert op.ref is not None
+        if op.kind == "delete":
+            self.provider.delete(op.ref, op.recurrence_id)
+            return None
+        assert op.event is not None
+        return self.provider.update(op.ref, op.event)
 
     def push_batch(self, link_ids: list[int]) -> None:
-        """Many writes in one provider request; a failed op falls back to a single write."""
-        prepared = [p for p in (self.prepare(i) for i in link_ids) if p is not None]
+        """Many writes in one provider request; a failed op falls back to a single write.
+        Intents are committed together before the request, results together after it."""
+        with self.store.session() as session:
+            prepared = [p for p in (self.prepare(session, i) for i in link_ids) if p is not None]
         if not prepared:
             return
         batcher: Any = self.provider
         results: list[WriteResult] = batcher.write_many([p.op for p in prepared])
-        for item, result in zip(prepared, results, strict=True):
-            if isinstance(result, Exception):
-                self.push_one(item.link_id)  # conflicts re-pull + merge; retries inside
-            else:
-                self._finish(item, result)
+        retry: list[int] = []
+        with self.store.session() as session:
+            for item, result in zip(prepared, results, strict=True):
+                if isinstance(result, Exception):
+                    retry.append(item.link_id)
+                else:
+                    self._finish(session, item, result)
+        for link_id in retry:  # conflicts re-pull + merge; transient errors retried inside
+            self.push_one(link_id)
 
-    def _finish(self, prepared: Prepared, result: WriteResult) -> None:
+    def _failed(self, prepared: Prepared, exc: Exception) -> None:
+        """A write the calendar refuses for this booking only: note it and go on with the rest.
+        The booking stays unsynced, so the next run tries it again."""
+        self.report.failed += 1
+        self.report.notes.append(f"event {prepared.request.key}: {exc}"[:300])
+        log.warning("write refused", extra={"key": prepared.request.key, "error": str(exc)})
+
+    def _finish(self, session: Session, prepared: Prepared, result: WriteResult) -> None:
         if isinstance(result, Written):
             what = "created" if prepared.op.kind == "create" else "updated"
-            self._done(
-                prepared.link_id, prepared.seq, prepared.request, result.ref, result.uid, what
-            )
+            self._done(session, prepared, result.ref, result.uid, what)
         else:
-            self._done(prepared.link_id, prepared.seq, prepared.request, None, None, "deleted")
+            self._done(session, prepared, None, None, "deleted")
 
     def _request(self, link: Link, event: Event) -> RemoteEvent:
         return RemoteEvent(
@@ -200,29 +225,28 @@ class Pusher:
 
     def _done(
         self,
-        link_id: int,
-        seq: int,
-        request: RemoteEvent,
+        session: Session,
+        prepared: Prepared,
         ref: RemoteRef | None,
         uid: str | None,
         what: str,
     ) -> None:
-        with self.store.session() as session:
-            link = session.get(Link, link_id)
-            if link is None:
-                return
-            if ref is None:
-                link.state = "gone"
-            else:
-                link.remote_id, link.etag, link.state = ref.id, ref.etag, "ok"
-                if uid:
-                    link.uid = uid
-                if link.is_series:  # every occurrence shares the series' etag
-                    _share_etag(session, link, ref.etag)
-            link.snapshot = request.fields.snapshot()
-            link.synced_seq = max(link.synced_seq, seq)
-        counter = {"created": "pushed_created", "updated": "pushed_updated"}.get(what)
-        attr = counter or "pushed_deleted"
+        link = session.get(Link, prepared.link_id)
+        if link is None:
+            return
+        if ref is None:
+            link.state = "gone"
+        else:
+            link.remote_id, link.etag, link.state = ref.id, ref.etag, "ok"
+            if uid:
+                link.uid = uid
+            if link.is_series:  # every occurrence shares the series' etag
+                _share_etag(session, link, ref.etag)
+        link.snapshot = prepared.request.fields.snapshot()
+        link.synced_seq = max(link.synced_seq, prepared.seq)
+        attr = {"created": "pushed_created", "updated": "pushed_updated"}.get(
+            what, "pushed_deleted"
+        )
         setattr(self.report, attr, getattr(self.report, attr) + 1)
 
     def _refresh(self, ref_id: str) -> None:
@@ -236,6 +260,12 @@ class Pusher:
                 applier.remote_gone(ref_id)
             elif isinstance(item, RemoteItem):
                 applier.apply_item(item, None)
+
+
+def _refused(exc: ProviderError) -> bool:
+    """A 4xx answer about this one object (not an outage): the status the provider saw."""
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (401, 408, 429)
 
 
 def _share_etag(session: Session, link: Link, etag: str | None) -> None:

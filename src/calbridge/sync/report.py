@@ -18,6 +18,7 @@ class SyncReport:
     pushed_deleted: int = 0
     conflicts: int = 0
     rejected: int = 0
+    failed: int = 0  # writes the calendar refused for one booking; retried next run
     requests: int = 0
     full_resync: bool = False
     ok: bool = True

@@ -11,18 +11,18 @@ import httpx
 import msal
 import pytest
 
+from calbridge.domain.windows_zones import (
+    IANA_TO_WINDOWS,
+    WINDOWS_TO_IANA,
+    iana_to_windows,
+    windows_to_iana,
+)
 from calbridge.emulators.graph.testing import (
     GRAPH_SCOPE,
     GraphEmulatorHandle,
     NotificationReceiver,
     make_client_certificate,
     running_emulator,
-)
-from calbridge.emulators.graph.timezones import (
-    IANA_TO_WINDOWS,
-    WINDOWS_TO_IANA,
-    iana_to_windows,
-    windows_to_iana,
 )
 
 try:

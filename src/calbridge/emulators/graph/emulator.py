@@ -17,6 +17,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from calbridge.domain.windows_zones import resolve_zone
+
 from . import events as ev
 from .api import GraphRequest, GraphResponse, MailboxApi, is_me, new_calendar
 from .auth import Authority
@@ -26,7 +28,6 @@ from .listing import MAX_PAGE, Listing
 from .render import max_page_size, output_options
 from .store import App, Calendar, Store, Tenant, User
 from .subscriptions import Subscriptions
-from .timezones import resolve_zone
 from .util import Clock, GraphError, b64url, error_body, new_guid
 
 

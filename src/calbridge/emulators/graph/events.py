@@ -19,10 +19,11 @@ import re
 from datetime import UTC, datetime, time
 from typing import Any
 
+from calbridge.domain.windows_zones import resolve_zone
+
 from . import recurrence as rec
 from .render import OutputOptions, removed, render
 from .store import ExceptionInstance, Item
-from .timezones import resolve_zone
 from .util import GraphError, new_change_key, new_item_id, parse_iso
 
 __all__ = ["OutputOptions", "new_item", "patch_instance", "patch_item", "removed", "render"]

@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo
 
 from dateutil import rrule
 
+from calbridge.domain.windows_zones import resolve_zone
+
 from .store import Item
-from .timezones import resolve_zone
 from .util import GraphError, b64url, b64url_decode
 
 _DAYS = {

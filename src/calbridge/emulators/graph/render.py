@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from calbridge.domain.windows_zones import resolve_zone
+
 from . import recurrence as rec
 from .store import Item
-from .timezones import resolve_zone
 from .util import GraphError, fmt_instant, fmt_instant_short, fmt_local
 
 if TYPE_CHECKING:
