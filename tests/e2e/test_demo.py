@@ -25,6 +25,9 @@ def test_demo_syncs_both_ways_and_explains(tmp_path: Path) -> None:
     first = {r["calendar"]: r for r in result["first"]}
     assert first["mia-bookings"]["created"] == 4 and first["mia-bookings"]["rejected"] == 1
     assert first["tom-bookings"]["created"] == 3 + 4  # three events and a 4-week series
+    assert first["google-events"]["created"] == 2  # Google, via the real client library
+    assert first["m365-bookings"]["created"] == 1  # Microsoft 365, via MSAL + Graph
+    assert first["tom-bookings"]["pushed_created"] == 1  # Tom's Google booking, on his calendar
     assert all(r["ok"] for r in result["first"] + result["second"] + result["third"])
     second = {r["calendar"]: r for r in result["second"]}
     assert second["mia-bookings"]["updated"] == 1  # moved in the calendar app

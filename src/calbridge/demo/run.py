@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from calbridge.demo.cloud import google_calendar, graph_calendar
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
@@ -217,6 +218,10 @@ def run_demo(
     with demo_world(folder) as world:
         console.print(f"Radicale running at {world.radicale.url} (data in {folder})")
         seed_calendars(world, today)
+        cloud = ExitStack()
+        cloud.enter_context(google_calendar(world.store, world.box, today))
+        cloud.enter_context(graph_calendar(world.store, world.box, today))
+        console.print("Google Calendar and Microsoft 365 emulators running (real client libraries)")
         first = sync_all(world)
         console.print(report_table("1. First sync: calendars → booking system", first))
         changes = change_both_sides(world, today)
@@ -247,6 +252,7 @@ def run_demo(
                 f"(user tom, password {STAFF['tom'][1]}). Ctrl-C stops it."
             )
             (wait or _wait_forever)()
+        cloud.close()
     if not keep:
         _remove(folder)
     return result
