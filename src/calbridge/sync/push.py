@@ -236,6 +236,9 @@ class Pusher:
             return
         if ref is None:
             link.state = "gone"
+            written = getattr(self.provider, "last_written", None)  # a series' new etag
+            if link.is_series and isinstance(written, RemoteRef) and written.id == link.remote_id:
+                _share_etag(session, link, written.etag)
         else:
             link.remote_id, link.etag, link.state = ref.id, ref.etag, "ok"
             if uid:

@@ -261,3 +261,55 @@ def test_recurring_series_becomes_one_booking_per_occurrence(world) -> None:  # 
     again = world.sync("front")
     assert (again.created, again.updated) == (0, 0)
     assert len(events(world)) == 4
+
+
+def test_cancelled_occurrence_follows_both_ways(world) -> None:  # type: ignore[no-untyped-def]
+    world.add_calendar("front", horizon_days=3650)
+    start = datetime.now().replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=2)
+    series = vevent("s", "Yoga", start, start + timedelta(hours=1), rrule="FREQ=DAILY;COUNT=5")
+    world.put("front", "s.ics", series)
+    assert world.sync("front").created == 5
+    with world.store.session() as session:
+        links = session.scalars(select(Link).order_by(Link.recurrence_id)).all()
+        third = session.get(Event, links[2].event_id)
+        update_event(session, third, {"status": "cancelled"})
+        third_rid = links[2].recurrence_id
+    pushed = world.sync("front")
+    assert pushed.ok and pushed.pushed_deleted == 1, pushed.error
+    [stored] = objects(world, "front")
+    assert third_rid[:8] in stored  # written as an EXDATE / cancelled override of that day
+    assert world.sync("front").created == 0
+    # on the calendar, someone drops the fifth occurrence with an EXDATE
+    fifth = start + timedelta(days=4)
+    with_exdate = series.replace(
+        "RRULE:FREQ=DAILY;COUNT=5",
+        f"RRULE:FREQ=DAILY;COUNT=5\r\nEXDATE;TZID=Europe/London:{fifth:%Y%m%dT%H%M%S}",
+    )
+    world.put("front", "s.ics", with_exdate)
+    report = world.sync("front")
+    assert report.cancelled == 1
+    statuses = [e.status for e in events(world)]
+    assert statuses.count("cancelled") == 2 and len(statuses) == 5
+
+
+def test_floating_and_utc_times_round_trip_exactly(world) -> None:  # type: ignore[no-untyped-def]
+    world.add_calendar("front")
+    world.put("front", "f.ics", vevent("f", "Floating", at(0), at(0, 10), tz=None))
+    utc = (
+        vevent("u", "In UTC", at(1), at(1, 10), tz=None)
+        .replace("DTSTART:20270302T090000", "DTSTART:20270302T090000Z")
+        .replace("DTEND:20270302T100000", "DTEND:20270302T100000Z")
+    )
+    world.put("front", "u.ics", utc)
+    world.sync("front")
+    floating, in_utc = by_name(world, "Floating"), by_name(world, "In UTC")
+    assert (floating.timezone, floating.start) == (None, "2027-03-01T09:00:00")
+    assert (in_utc.timezone, in_utc.start) == ("UTC", "2027-03-02T09:00:00")
+    with world.store.session() as session:
+        for name in ("Floating", "In UTC"):
+            event = session.scalars(select(Event).where(Event.name == name)).one()
+            update_event(session, event, {"location": "Room 2"})
+    assert world.sync("front").pushed_updated == 2
+    stored = "\n".join(objects(world, "front"))
+    assert "DTSTART:20270301T090000\r" in stored or "DTSTART:20270301T090000\n" in stored
+    assert "DTSTART:20270302T090000Z" in stored
