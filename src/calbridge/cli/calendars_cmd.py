@@ -242,11 +242,17 @@ def auth(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Print the consent URL; open it yourself")
     ] = False,
-    port: Annotated[int, typer.Option("--port", help="Local port for Google's redirect")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Local port for Google's redirect")
+    ] = 0,
+    timeout: Annotated[
+        int, typer.Option("--timeout", min=1, help="Seconds to wait for the browser")
+    ] = 300,
 ) -> None:
     """Authorize calbridge to use a Google calendar (installed-app loopback flow); the refresh
     token is stored encrypted."""
-    from calbridge.providers.google_auth import OAuthClient, read_oauth_client, run_consent_flow
+    from calbridge.providers.google_auth import OAuthClient, read_oauth_client
+    from calbridge.providers.google_consent import run_consent_flow
 
     box = SecretBox.from_settings(load_settings())
     with session() as s:
@@ -254,7 +260,8 @@ def auth(
         secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
     client: dict[str, str] | None = None
     if authorized_user is not None:
-        found, token = read_oauth_client(_read_json(authorized_user, "--authorized-user"), "")
+        data = _read_json(authorized_user, "--authorized-user")
+        found, token = read_oauth_client(data, f"--authorized-user {authorized_user}")
         if token is None:
             raise ConfigError(f"--authorized-user: {authorized_user} holds no refresh_token")
         client = found.as_dict()
@@ -265,10 +272,27 @@ def auth(
                 f"calendar '{name}' has no OAuth client; link it with `calbridge calendars add "
                 f"{name} --google CALENDAR_ID --oauth-client FILE`"
             )
-        token = run_consent_flow(OAuthClient(**stored), open_browser=not no_browser, port=port)
+        token = run_consent_flow(
+            OAuthClient(**stored),
+            name,
+            show=_show_consent_url,
+            open_browser=not no_browser,
+            port=port,
+            timeout=timeout,
+        )
     with session() as s:
         authorize_google_calendar(box, find_calendar(s, name), token, oauth_client=client)
     console.print(f"Authorized calendar '{name}'; its refresh token is stored encrypted.")
+
+
+def _show_consent_url(url: str, opened: bool) -> None:
+    """The consent URL alone on its line (copyable, and flushed: a pipe sees it at once)."""
+    if opened:
+        typer.echo("Your browser shows Google's consent page; if it did not open, go to:")
+    else:
+        typer.echo("Open this address in a browser signed in to the calendar's Google account:")
+    typer.echo(url)
+    typer.echo("Waiting for Google's answer (Ctrl-C to stop)...")
 
 
 def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:

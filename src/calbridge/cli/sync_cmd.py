@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import (
@@ -114,31 +115,25 @@ def sync(
 @conflicts_app.command("list")
 def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every field changed on both sides: both values, the winner, and when."""
-    with session() as s:
-        rows = s.execute(
-            select(ConflictRecord, Calendar.name)
-            .join(Calendar, Calendar.id == ConflictRecord.calendar_id)
-            .order_by(ConflictRecord.at, ConflictRecord.id)
-        ).all()
-        data = [
-            {
-                "calendar": name,
-                "event_id": c.event_id,
-                "field": c.field,
-                "booking_value": c.booking_value,
-                "calendar_value": c.calendar_value,
-                "winner": c.winner,
-                "policy": c.policy,
-                "at": c.at.isoformat() + "Z",
-            }
-            for c, name in rows
-        ]
-    if as_json:
-        print_json(data)
-        return
+    data = [
+        {
+            "calendar": calendar,
+            "event_id": c.event_id,
+            "field": c.field,
+            "booking_value": c.booking_value,
+            "calendar_value": c.calendar_value,
+            "winner": c.winner,
+            "policy": c.policy,
+            "at": c.at.isoformat() + "Z",
+        }
+        for c, calendar in _per_calendar(ConflictRecord)
+    ]
     table = Table("when", "calendar", "event", "field", "booking", "calendar value", "winner")
-    for d in data:
-        table.add_row(
+    _print_list(
+        data,
+        as_json,
+        table,
+        lambda d: [
             d["at"],
             d["calendar"],
             str(d["event_id"]),
@@ -146,35 +141,57 @@ def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
             str(d["booking_value"])[:40],
             str(d["calendar_value"])[:40],
             d["winner"],
-        )
-    console.print(table)
+        ],
+    )
 
 
 @rejections_app.command("list")
 def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Calendar events skipped because they cannot be imported, with the reason."""
+    data = [
+        {
+            "calendar": calendar,
+            "uid": r.uid,
+            "remote_id": r.remote_id,
+            "reason": r.reason,
+            "at": r.at.isoformat() + "Z",
+        }
+        for r, calendar in _per_calendar(Rejection)
+    ]
+    table = Table("when", "calendar", "uid", "reason")
+    _print_list(
+        data,
+        as_json,
+        table,
+        lambda d: [d["at"], d["calendar"], d["uid"] or d["remote_id"], d["reason"]],
+    )
+
+
+Record = TypeVar("Record", ConflictRecord, Rejection)
+
+
+def _per_calendar(model: type[Record]) -> list[tuple[Record, str]]:
+    """Every record of a per-calendar log, oldest first, with its calendar's name."""
     with session() as s:
         rows = s.execute(
-            select(Rejection, Calendar.name)
-            .join(Calendar, Calendar.id == Rejection.calendar_id)
-            .order_by(Rejection.at, Rejection.id)
+            select(model, Calendar.name)
+            .join(Calendar, Calendar.id == model.calendar_id)
+            .order_by(model.at, model.id)
         ).all()
-        data = [
-            {
-                "calendar": name,
-                "uid": r.uid,
-                "remote_id": r.remote_id,
-                "reason": r.reason,
-                "at": r.at.isoformat() + "Z",
-            }
-            for r, name in rows
-        ]
+        return [(record, name) for record, name in rows]
+
+
+def _print_list(
+    data: list[dict[str, Any]],
+    as_json: bool,
+    table: Table,
+    cells: Callable[[dict[str, Any]], list[str]],
+) -> None:
     if as_json:
         print_json(data)
         return
-    table = Table("when", "calendar", "uid", "reason")
     for d in data:
-        table.add_row(d["at"], d["calendar"], d["uid"] or d["remote_id"], d["reason"])
+        table.add_row(*cells(d))
     console.print(table)
 
 

@@ -271,11 +271,11 @@ class CalDAVProvider:
     @property
     def requests(self) -> int:
         """HTTP requests made so far, retries included."""
-        return self._http.requests
+        return self._http.counter.count
 
     @requests.setter
     def requests(self, value: int) -> None:
-        self._http.requests = value
+        self._http.counter.count = value
 
     def _request(
         self, method: str, href: str, body: bytes | None, headers: dict[str, str], *, ok: set[int]

@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from calbridge.errors import ProviderAuthError, ProviderError, RateLimited
+from calbridge.providers.http_client import RequestCounter, counted_client
 from calbridge.providers.retry import RetryPolicy, retry_after
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -36,17 +37,13 @@ class DavSession:
         parts = urlsplit(url)
         default_port = 443 if parts.scheme == "https" else 80
         self.server = f"{parts.hostname}:{parts.port or default_port}"
-        self.requests = 0
-        self.client = httpx.Client(
+        self.counter = RequestCounter()
+        self.client = counted_client(
+            self.counter,
             auth=httpx.BasicAuth(username, password),
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": "calbridge"},
-            event_hooks={"request": [self._count]},
         )
-
-    def _count(self, request: httpx.Request) -> None:
-        self.requests += 1
 
     def close(self) -> None:
         self.client.close()

@@ -253,15 +253,6 @@ def open_google(name: str, settings: dict[str, Any], secret: dict[str, Any]) -> 
         auth=auth,
         who=str(who or "the authorized account"),
         api_base=str(settings.get("api_base") or DEFAULT_API_BASE),
-        retry=_retry(settings.get("retry")),
+        retry=RetryPolicy.from_settings(settings.get("retry")),
     )
     return GoogleProvider(api, page_size=int(settings.get("page_size") or DEFAULT_PAGE))
-
-
-def _retry(values: Any) -> RetryPolicy:
-    """``settings["retry"]`` (attempts, base, cap, jitter) tunes the waits; tests use tiny
-    ones. Unset: the shared defaults."""
-    if not isinstance(values, dict):
-        return RetryPolicy()
-    known = ("attempts", "base", "cap", "jitter")
-    return RetryPolicy(**{k: values[k] for k in known if k in values})

@@ -5,7 +5,8 @@ Two ways to connect a calendar (issue 5):
 * a **service account** with domain-wide delegation, acting as ``subject`` (how a venue connects
   every staff calendar): the key file is stored sealed in ``Calendar.secret``;
 * an **OAuth installed-app client** (how a single person connects): the client's id/secret and,
-  once ``calbridge calendars auth NAME`` ran the consent flow, the refresh token, all sealed.
+  once ``calbridge calendars auth NAME`` ran the consent flow
+  (:mod:`~calbridge.providers.google_consent`), the refresh token, all sealed.
 
 :class:`CountingHttp` is the one ``httplib2.Http`` every request goes through — API calls,
 batch envelopes and token requests alike. It counts them (``requests`` in sync reports and
@@ -187,22 +188,3 @@ def make_credentials(settings: dict[str, Any], secret: dict[str, Any], name: str
         token_uri=client.get("token_uri") or GOOGLE_TOKEN_URI,
         scopes=[CALENDAR_SCOPE],
     )
-
-
-def run_consent_flow(client: OAuthClient, *, open_browser: bool = True, port: int = 0) -> str:
-    """The installed-app (loopback) consent flow: a browser page asks the person to allow
-    calendar access and Google redirects to a one-shot local server. Returns the refresh
-    token. Interactive: needs a person and a browser."""
-    from google_auth_oauthlib.flow import InstalledAppFlow
-
-    flow = InstalledAppFlow.from_client_config(client.flow_config(), scopes=[CALENDAR_SCOPE])
-    credentials = flow.run_local_server(
-        port=port, open_browser=open_browser, access_type="offline", prompt="consent"
-    )
-    token = getattr(credentials, "refresh_token", None)
-    if not token:
-        raise ProviderAuthError(
-            "Google granted access but returned no refresh token; revoke calbridge's access "
-            "at https://myaccount.google.com/permissions and run the command again"
-        )
-    return str(token)

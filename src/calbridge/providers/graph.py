@@ -3,11 +3,12 @@
 
 Pull: ``calendarView/delta`` over the sync window, one :class:`ChangePage` per Graph page
 (``Prefer: odata.maxpagesize``), following ``@odata.nextLink``; the ``@odata.deltaLink`` of the
-last page is the token. A delta link Graph no longer knows (410 ``SyncStateNotFound``) raises
-:class:`TokenExpired` and the engine resyncs in full. Graph reports ``@removed`` both for an
-event that was deleted and for one that was *moved out of the window*; the ids are looked up
-(in ``$batch`` reads) so that only a real deletion cancels a booking and a moved event is
-returned with its new dates.
+last page is the token, stamped with the window it was opened over (``graph_delta``). A delta
+link Graph no longer knows (410 ``SyncStateNotFound``), or one whose window the engine's has
+moved past, raises :class:`TokenExpired` and the engine resyncs in full. Graph reports
+``@removed`` both for an event that was deleted and for one that was *moved out of the window*;
+the ids are looked up (in ``$batch`` reads) so that only a real deletion cancels a booking and a
+moved event is returned with its new dates.
 
 Push: creates carry a ``transactionId`` derived from the booking's key (a retried POST returns
 the event made the first time); updates are PATCH with ``If-Match`` (412 -> :class:`Conflict`,
@@ -42,6 +43,7 @@ from calbridge.providers.graph_auth import (
     TokenSources,
     relink_command,
 )
+from calbridge.providers.graph_delta import DeltaToken
 from calbridge.providers.graph_http import GRAPH_API, MAX_BATCH, GraphSession, InnerResponse
 from calbridge.providers.graph_mapping import (
     KEY_PROPERTY,
@@ -100,11 +102,11 @@ class GraphProvider:
     @property
     def requests(self) -> int:
         """HTTP requests made so far: Graph calls, ``$batch`` requests and token requests."""
-        return self.http.requests
+        return self.http.counter.count
 
     @requests.setter
     def requests(self, value: int) -> None:
-        self.http.requests = value
+        self.http.counter.count = value
 
     def close(self) -> None:
         self.http.close()
@@ -147,7 +149,10 @@ class GraphProvider:
 
     def list_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
         full = token is None
-        url = self._first_delta(window) if token is None else self._own_link(token)
+        if token is None:
+            opened, url = window, self._first_delta(window)
+        else:
+            opened, url = self._resume(token, window)
         while True:
             headers = {"Prefer": f"{READ_PREFER}, odata.maxpagesize={self.page_size}"}
             response = self.http.send("GET", url, headers=headers)
@@ -172,7 +177,7 @@ class GraphProvider:
             if next_link is None and delta_link is None:
                 raise ProviderError(f"{self.label}: Graph ended a delta page without a link")
             page.done = next_link is None
-            page.token = str(delta_link) if page.done else None
+            page.token = str(DeltaToken(opened, str(delta_link))) if page.done else None
             yield page
             if page.done:
                 return
@@ -184,11 +189,21 @@ class GraphProvider:
         )
         return f"{self.base}/calendarView/delta?{query}"
 
-    def _own_link(self, token: str) -> str:
-        """A stored delta link, unless it belongs to another calendar or server."""
-        if not token.startswith(self.http.api_base) or "/calendarView/delta" not in token:
+    def _resume(self, token: str, window: Window) -> tuple[Window, str]:
+        """The window and delta link of a stored token, unless the link cannot serve
+        ``window`` (see ``graph_delta``) or belongs to another calendar or server."""
+        stored = DeltaToken.parse(token)
+        if stored is None:
+            raise TokenExpired(f"{self.label}: the stored delta link records no window")
+        if not stored.serves(window):
+            raise TokenExpired(
+                f"{self.label}: the sync window moved past the delta link's "
+                f"({stored.window.start:%Y-%m-%d} to {stored.window.end:%Y-%m-%d})"
+            )
+        link = stored.link
+        if not link.startswith(self.http.api_base) or "/calendarView/delta" not in link:
             raise TokenExpired(f"{self.label}: the stored delta link is not for this calendar")
-        return token
+        return stored.window, link
 
     def _still_there(self, ids: list[str]) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
         """Split ``@removed`` ids into events that still exist (moved out of the window) and
@@ -362,15 +377,11 @@ def open_graph(
     tokens: TokenSources = SHARED_TOKENS,
 ) -> GraphProvider:
     """A provider for a stored calendar: ``settings`` (mailbox, tenant, client_id,
-    calendar_id, api_base, login_base, ca_file, and optionally ``retry`` — attempts, base, cap
-    in seconds) and the opened ``secret`` (client_secret or certificate_pem)."""
-    if retry is None and isinstance(settings.get("retry"), dict):
-        knobs, default = settings["retry"], RetryPolicy()
-        retry = RetryPolicy(
-            attempts=int(knobs.get("attempts", default.attempts)),
-            base=float(knobs.get("base", default.base)),
-            cap=float(knobs.get("cap", default.cap)),
-        )
+    calendar_id, api_base, login_base, ca_file, and optionally ``retry``: see
+    :meth:`RetryPolicy.from_settings`) and the opened ``secret`` (client_secret or
+    certificate_pem)."""
+    if retry is None:
+        retry = RetryPolicy.from_settings(settings.get("retry"))
     creds = AppCredentials(
         tenant=str(settings["tenant"]),
         client_id=str(settings["client_id"]),

@@ -26,6 +26,7 @@ from calbridge.errors import (
     TokenExpired,
 )
 from calbridge.providers.graph_auth import AppCredentials, TokenSources
+from calbridge.providers.http_client import RequestCounter, counted_client
 from calbridge.providers.retry import RETRY_STATUSES, RetryPolicy, retry_after
 
 GRAPH_API = "https://graph.microsoft.com/v1.0"
@@ -53,17 +54,6 @@ def error_code(body: Mapping[str, Any]) -> tuple[str, str]:
     return str(error.get("code") or ""), str(error.get("message") or "")
 
 
-class RequestCounter:
-    """Counts the requests a client sends (kept apart from the session so that a finished
-    provider is freed at once, closing its connections, rather than by a later GC cycle)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, request: httpx.Request) -> None:
-        self.count += 1
-
-
 class GraphSession:
     """``label`` names the calendar in every message; ``mailbox`` is the user it belongs to."""
 
@@ -84,25 +74,17 @@ class GraphSession:
         self.api_base = api_base.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.tokens = tokens.get(creds)
-        self._counter = RequestCounter()
+        self.counter = RequestCounter()
         verify: ssl.SSLContext | bool = True
         if creds.ca_file:
             verify = ssl.create_default_context(cafile=creds.ca_file)
-        self.client = httpx.Client(
+        self.client = counted_client(
+            self.counter,
+            headers={"Accept": "application/json"},
             timeout=timeout,
             verify=verify,
             transport=transport,
-            headers={"User-Agent": "calbridge", "Accept": "application/json"},
-            event_hooks={"request": [self._counter]},
         )
-
-    @property
-    def requests(self) -> int:
-        return self._counter.count
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self._counter.count = value
 
     def close(self) -> None:
         self.client.close()
@@ -112,7 +94,7 @@ class GraphSession:
 
     def token(self, fresh: bool = False) -> str:
         token, made = self.tokens.token(self.label, self.relink, fresh)
-        self.requests += made
+        self.counter.count += made
         return token
 
     # ------------------------------------------------------------ requests

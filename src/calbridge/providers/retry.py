@@ -62,6 +62,20 @@ class RetryPolicy:
     jitter: float = 0.5
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
+    @classmethod
+    def from_settings(cls, values: object) -> RetryPolicy:
+        """The policy a stored calendar asks for: ``settings["retry"]`` (attempts, base, cap,
+        jitter — tests use tiny ones), the defaults for whatever it leaves out."""
+        if not isinstance(values, dict):
+            return cls()
+        default = cls()
+        return cls(
+            attempts=int(values.get("attempts", default.attempts)),
+            base=float(values.get("base", default.base)),
+            cap=float(values.get("cap", default.cap)),
+            jitter=float(values.get("jitter", default.jitter)),
+        )
+
     def wait(self, attempt: int, response: httpx.Response | None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         asked = retry_after(response) if response is not None else None

@@ -35,32 +35,20 @@ def add_caldav_calendar(
     check: bool = True,
 ) -> Calendar:
     """Store a CalDAV calendar after checking the connection (credentials sealed at rest)."""
-    if policy not in POLICIES:
-        raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}")
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"--direction must be one of {', '.join(DIRECTIONS)}")
-    if session.scalars(select(Calendar).where(Calendar.name == name)).first() is not None:
-        raise ConfigError(f"a calendar called '{name}' exists already")
-    if owner is not None and session.get(User, owner) is None:
-        raise NotFound(f"--owner: no user has id '{owner}'")
-    calendar = Calendar(
-        name=name,
-        kind="caldav",
-        settings={"url": url, "username": username},
-        secret=box.seal({"password": password}),
-        owner_user_id=owner,
+    _check_new(session, name, owner, policy, direction)
+    return _store_new(
+        session,
+        box,
+        name,
+        "caldav",
+        {"url": url, "username": username},
+        {"password": password},
+        owner=owner,
         policy=policy,
         direction=direction,
         horizon_days=horizon_days,
-        key_prefix=pysecrets.token_hex(4),
-        full_gen=0,
-        created_at=utcnow(),
+        check=check,
     )
-    if check:
-        open_provider(calendar, box).check()
-    session.add(calendar)
-    session.flush()
-    return calendar
 
 
 def add_graph_calendar(
@@ -108,24 +96,19 @@ def add_graph_calendar(
     sealed = {"client_secret": client_secret} if client_secret is not None else {}
     if certificate_pem is not None:
         sealed = {"certificate_pem": certificate_pem}
-    calendar = Calendar(
-        name=name,
-        kind="graph",
-        settings=settings,
-        secret=box.seal(sealed),
-        owner_user_id=owner,
+    return _store_new(
+        session,
+        box,
+        name,
+        "graph",
+        settings,
+        sealed,
+        owner=owner,
         policy=policy,
         direction=direction,
         horizon_days=horizon_days,
-        key_prefix=pysecrets.token_hex(4),
-        full_gen=0,
-        created_at=utcnow(),
+        check=check,
     )
-    if check:
-        open_provider(calendar, box).check()
-    session.add(calendar)
-    session.flush()
-    return calendar
 
 
 def add_google_calendar(
@@ -176,24 +159,19 @@ def add_google_calendar(
         settings["api_base"] = api_base.strip().rstrip("/")
     if page_size:
         settings["page_size"] = int(page_size)
-    calendar = Calendar(
-        name=name,
-        kind="google",
-        settings=settings,
-        secret=box.seal(sealed),
-        owner_user_id=owner,
+    return _store_new(
+        session,
+        box,
+        name,
+        "google",
+        settings,
+        sealed,
+        owner=owner,
         policy=policy,
         direction=direction,
         horizon_days=horizon_days,
-        key_prefix=pysecrets.token_hex(4),
-        full_gen=0,
-        created_at=utcnow(),
+        check=check,
     )
-    if check:
-        open_provider(calendar, box).check()
-    session.add(calendar)
-    session.flush()
-    return calendar
 
 
 def authorize_google_calendar(
@@ -231,6 +209,42 @@ def _check_new(session: Session, name: str, owner: str | None, policy: str, dire
         raise ConfigError(f"a calendar called '{name}' exists already")
     if owner is not None and session.get(User, owner) is None:
         raise NotFound(f"--owner: no user has id '{owner}'")
+
+
+def _store_new(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    kind: str,
+    settings: dict[str, Any],
+    sealed: dict[str, Any],
+    *,
+    owner: str | None,
+    policy: str,
+    direction: str,
+    horizon_days: int,
+    check: bool,
+) -> Calendar:
+    """A new calendar of ``kind`` with ``sealed`` encrypted as its secret, stored once its
+    provider could read it (unless ``check`` is false)."""
+    calendar = Calendar(
+        name=name,
+        kind=kind,
+        settings=settings,
+        secret=box.seal(sealed),
+        owner_user_id=owner,
+        policy=policy,
+        direction=direction,
+        horizon_days=horizon_days,
+        key_prefix=pysecrets.token_hex(4),
+        full_gen=0,
+        created_at=utcnow(),
+    )
+    if check:
+        open_provider(calendar, box).check()
+    session.add(calendar)
+    session.flush()
+    return calendar
 
 
 def link_event(session: Session, event: Event, calendar: Calendar) -> Link:

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google_world import EXAMPLE, GoogleWorld
+from google_world import GoogleWorld
 
 from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
-from calbridge.store.db import open_store
-from calbridge.store.directory import import_directory
 from calbridge.store.secrets import SecretBox
+from worlds import example_store
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +31,5 @@ def gcal(gcal_server: EmulatorHandle) -> EmulatorHandle:
 
 @pytest.fixture
 def world(gcal: EmulatorHandle, tmp_path: Path) -> Iterator[GoogleWorld]:
-    store = open_store(f"sqlite:///{tmp_path / 'calbridge.db'}")
-    with store.session() as session:
-        import_directory(session, EXAMPLE.read_text(encoding="utf-8"))
-    try:
+    with example_store(tmp_path) as store:
         yield GoogleWorld(store, gcal, SecretBox(SecretBox.generate_key()))
-    finally:
-        store.dispose()

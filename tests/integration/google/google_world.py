@@ -15,12 +15,10 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-import calbridge.demo
 from calbridge.domain.remote import CalendarProvider
 from calbridge.emulators.google.testing import EmulatorHandle
 from calbridge.providers.google import GoogleProvider
@@ -33,7 +31,6 @@ from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
 
-EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]
 _names = itertools.count()
 

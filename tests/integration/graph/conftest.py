@@ -21,20 +21,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-import calbridge.demo
 from calbridge.domain.remote import CalendarProvider
 from calbridge.emulators.graph.testing import GraphEmulatorHandle, running_emulator
 from calbridge.providers.graph import open_graph
-from calbridge.store.db import Store, open_store
-from calbridge.store.directory import import_directory
+from calbridge.store.db import Store
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_graph_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from worlds import example_store
 
-EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 MAILBOX = "bookings@harbour.example"
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]
 _names = itertools.count()
@@ -157,11 +155,8 @@ class GraphWorld:
 
 @pytest.fixture
 def world(graph: GraphEmulatorHandle, tmp_path: Path) -> Iterator[GraphWorld]:
-    store = open_store(f"sqlite:///{tmp_path / 'calbridge.db'}")
-    with store.session() as session:
-        import_directory(session, EXAMPLE.read_text(encoding="utf-8"))
-    try:
-        yield GraphWorld(store, graph, SecretBox(SecretBox.generate_key()))
-    finally:
-        graph.clear_faults()
-        store.dispose()
+    with example_store(tmp_path) as store:
+        try:
+            yield GraphWorld(store, graph, SecretBox(SecretBox.generate_key()))
+        finally:
+            graph.clear_faults()

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-import calbridge.demo
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import EventFields, RemoteEvent, RemoteItem, RemoteRef, Window, WriteOp
 from calbridge.emulators.graph.testing import NotificationReceiver, make_client_certificate
@@ -37,10 +36,10 @@ from calbridge.sync.notify_graph import (
     subscribe_calendar,
     unsubscribe_calendar,
 )
+from worlds import EXAMPLE
 
 World = Any  # conftest.GraphWorld
 WINDOW = Window(datetime(2026, 10, 1), datetime(2027, 12, 31))
-EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 
 
 def fields(

@@ -374,6 +374,70 @@ def test_event_moved_out_of_the_window_is_updated_not_cancelled(world: World) ->
     assert gala.status == "confirmed" and gala.start == "2028-09-01T19:00:00"
 
 
+def test_event_beyond_the_window_arrives_once_the_window_has_moved_on(world: World) -> None:
+    world.add_calendar("front", horizon_days=90)
+    first = datetime(2027, 1, 1)  # window 2026-12-02 .. 2027-04-01
+    world.create("front", "December gala", "2026-12-10T19:00:00", "2026-12-10T23:00:00")
+    world.create("front", "January fair", "2027-01-10T09:00:00", "2027-01-10T17:00:00")
+    world.create("front", "April launch", "2027-04-20T09:00:00", "2027-04-20T12:00:00")
+    assert world.sync("front", now=first).created == 2
+    nudged = world.sync("front", now=first + timedelta(days=10))  # within the delta's slack
+    assert not nudged.full_resync and nudged.created == 0
+    moved = world.sync("front", now=first + timedelta(days=30))  # window now ends 2027-05-01
+    assert moved.ok and moved.full_resync, moved.error
+    assert (moved.created, moved.updated, moved.cancelled) == (1, 0, 0)
+    assert [(e.name, e.status) for e in bookings(world)] == [
+        ("December gala", "confirmed"),  # out of the window now: left alone, not cancelled
+        ("January fair", "confirmed"),
+        ("April launch", "confirmed"),
+    ]
+    again = world.sync("front", now=first + timedelta(days=30))
+    assert not again.full_resync and again.created == 0 and again.requests <= 2
+    assert len(world.events("front")) == 3
+
+
+def test_series_occurrences_coming_into_range_arrive_without_duplicates(world: World) -> None:
+    world.add_calendar("front", horizon_days=90)
+    first = datetime(2027, 1, 1)  # window 2026-12-02 .. 2027-04-01: 13 Mondays from Jan 4
+    mondays = {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+        "range": {"type": "numbered", "startDate": "2027-01-04", "numberOfOccurrences": 26},
+    }
+    world.create(
+        "front", "Stand-up", "2027-01-04T08:00:00", "2027-01-04T08:30:00", recurrence=mondays
+    )
+    assert world.sync("front", now=first).created == 13
+    moved = world.sync("front", now=first + timedelta(days=30))  # Mondays up to Apr 26 now
+    assert moved.ok and moved.full_resync and (moved.created, moved.cancelled) == (4, 0)
+    with world.store.session() as session:
+        keys = session.execute(select(Link.remote_id, Link.recurrence_id)).all()
+    assert len(keys) == len(set(keys)) == 17
+    assert {e.status for e in bookings(world)} == {"confirmed"} and len(bookings(world)) == 17
+
+
+def test_delta_link_stored_without_its_window_is_resynced_once(world: World) -> None:
+    world.add_calendar("front")
+    world.create("front", "Gala", "2027-03-01T19:00:00", "2027-03-01T23:00:00")
+    world.sync("front")
+    with world.store.session() as session:
+        calendar = session.scalars(select(Calendar).where(Calendar.name == "front")).one()
+        assert calendar.sync_token is not None
+        calendar.sync_token = calendar.sync_token.partition("|")[2]  # as earlier versions kept it
+    report = world.sync("front")
+    assert report.ok and report.full_resync, report.error
+    assert (report.created, report.cancelled, len(bookings(world))) == (0, 0, 1)
+    again = world.sync("front")
+    assert not again.full_resync and again.requests <= 2
+
+
+def test_provider_connections_are_closed_after_each_sync(world: World) -> None:
+    world.add_calendar("front")
+    world.create("front", "Gala", "2027-03-01T19:00:00", "2027-03-01T23:00:00")
+    provider = world.provider("front")
+    assert world.sync("front", factory=lambda c: provider).created == 1
+    assert provider.http.client.is_closed
+
+
 def test_create_retried_after_lost_answer_is_not_duplicated(world: World) -> None:
     world.add_calendar("toms", owner="u-tom")
     owner_booking(world, "Board dinner", "2027-03-05T19:00", "2027-03-05T22:00", tz="Europe/Berlin")

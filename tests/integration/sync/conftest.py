@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sync_helpers import EXAMPLE, USERS
+from sync_helpers import USERS
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
-from calbridge.store.db import Store, open_store
-from calbridge.store.directory import import_directory
+from calbridge.store.db import Store
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from worlds import example_store
 
 _names = itertools.count()
 
@@ -57,10 +57,5 @@ class World:
 
 @pytest.fixture
 def world(radicale: RadicaleServer, tmp_path: Path) -> Iterator[World]:
-    store = open_store(f"sqlite:///{tmp_path / 'calbridge.db'}")
-    with store.session() as session:
-        import_directory(session, EXAMPLE.read_text(encoding="utf-8"))
-    try:
+    with example_store(tmp_path) as store:
         yield World(store, radicale, SecretBox(SecretBox.generate_key()))
-    finally:
-        store.dispose()

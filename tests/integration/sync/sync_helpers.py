@@ -1,13 +1,9 @@
-"""Shared by the sync tests: the example directory, the Radicale users, a server-side view."""
+"""Shared by the sync tests: the Radicale users and a server-side view of a calendar."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import calbridge.demo
-
-EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 USERS = {"staff": "staff-pw", "tom": "tom-pw"}
 
 

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from sync_helpers import EXAMPLE, USERS, objects
+from sync_helpers import USERS, objects
 
 from calbridge.demo.seed import vevent
+from worlds import EXAMPLE
 
 REPORT_KEYS = {
     "calendar",

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sync_helpers import EXAMPLE, USERS, objects
+from sync_helpers import USERS, objects
 
 from calbridge.demo.seed import vevent
 from calbridge.domain.event import make_times
@@ -24,6 +24,7 @@ from calbridge.store.events import ManualAssignment, create_event
 from calbridge.store.models import Event, Link
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
+from worlds import EXAMPLE
 
 REMOTE, LOCAL = 25, 25
 

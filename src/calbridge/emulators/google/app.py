@@ -4,28 +4,35 @@ Paths, as on Google:
 
 * ``/calendar/v3/...`` - the REST API (``client_options={"api_endpoint": <base>/calendar/v3/}``);
 * ``/batch/calendar/v3`` - batch endpoint (``rootUrl`` + ``batchPath`` of the discovery doc);
-* ``/token`` - OAuth 2.0 token endpoint (``token_uri`` of key files);
+* ``/token`` - OAuth 2.0 token endpoint (``token_uri`` of key files), client credentials in the
+  form or HTTP Basic;
+* ``/o/oauth2/auth`` (and ``/o/oauth2/v2/auth``) - the consent page of the installed-app flow
+  (``auth_uri`` of client files): a 302 back to the app's loopback ``redirect_uri``, or an error
+  page;
 * ``/discovery/v1/apis/calendar/v3/rest`` - the discovery document re-rooted at the emulator,
   so ``build(..., discoveryServiceUrl=..., static_discovery=False)`` needs no other override.
 
 Control API (JSON, emulator-only) under ``/_emulator/``: ``reset``, ``users``, ``calendars``,
-``calendars/{id}/share``, ``service-accounts``, ``authorized-users``, ``revoke``, ``restore``,
+``calendars/{id}/share``, ``service-accounts``, ``authorized-users``, ``oauth-clients``,
+``consent``, ``revoke``, ``restore``,
 ``expire-sync-tokens``, ``expire-access-tokens``, ``clock/advance``, ``faults`` (GET, POST,
 DELETE), ``fail-rate``, ``counters`` (GET), ``counters/reset``, ``notifications``, ``save``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote_plus
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .api import ApiRequest
@@ -80,8 +87,16 @@ def create_app(emulator: GoogleCalendarEmulator, *, manage_lifecycle: bool = Tru
                 form = {}
         else:
             form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        form = _basic_credentials(request.headers.get("authorization", "")) | form
         status, body = emulator.handle_token(form)
         return Response(_json_bytes(body), status, media_type=JSON_TYPE)
+
+    async def authorize(request: Request) -> Response:
+        query = parse_qs(request.url.query, keep_blank_values=True)
+        answer = emulator.handle_authorize({k: v[-1] for k, v in query.items()})
+        if answer.location is not None:
+            return Response(status_code=answer.status, headers={"Location": answer.location})
+        return HTMLResponse(answer.page, status_code=answer.status)
 
     async def discovery(request: Request) -> Response:
         return JSONResponse(discovery_document(emulator.base_url + "/"))
@@ -93,6 +108,7 @@ def create_app(emulator: GoogleCalendarEmulator, *, manage_lifecycle: bool = Tru
                 "api_endpoint": emulator.api_endpoint,
                 "batch_uri": emulator.batch_uri,
                 "token_uri": emulator.token_url,
+                "auth_uri": f"{emulator.base_url}/o/oauth2/auth",
             }
         )
 
@@ -137,6 +153,8 @@ def create_app(emulator: GoogleCalendarEmulator, *, manage_lifecycle: bool = Tru
             Route("/calendar/v3/{rest:path}", api, methods=methods),
             Route("/batch/calendar/v3", batch, methods=["POST"]),
             Route("/token", token, methods=["POST"]),
+            Route("/o/oauth2/auth", authorize, methods=["GET"]),
+            Route("/o/oauth2/v2/auth", authorize, methods=["GET"]),
             Route("/discovery/v1/apis/calendar/v3/rest", discovery, methods=["GET"]),
             Route("/_emulator/{name:path}", control_endpoint, methods=methods),
         ],
@@ -183,6 +201,10 @@ def _control_routes(emu: GoogleCalendarEmulator) -> dict[tuple[str, str], Callab
         ("POST", "authorized-users"): lambda b: emu.create_authorized_user(
             b["email"], list(b.get("scopes", ["https://www.googleapis.com/auth/calendar"]))
         ),
+        ("POST", "oauth-clients"): lambda b: emu.create_oauth_client(b.get("client_id")),
+        ("POST", "consent"): lambda b: emu.set_consent(
+            b["email"], bool(b.get("granted", True)), b.get("scopes")
+        ),
         ("POST", "revoke"): lambda b: emu.revoke(b["principal"]),
         ("POST", "restore"): lambda b: emu.restore(b["principal"]),
         ("POST", "expire-sync-tokens"): lambda b: emu.expire_sync_tokens(b.get("calendar_id")),
@@ -198,6 +220,18 @@ def _control_routes(emu: GoogleCalendarEmulator) -> dict[tuple[str, str], Callab
         ("POST", "save"): lambda _b: {"path": str(emu.save() or "")},
         ("GET", "health"): lambda _b: {"ok": True},
     }
+
+
+def _basic_credentials(header: str) -> dict[str, str]:
+    """``client_id``/``client_secret`` from ``Authorization: Basic`` (RFC 6749 §2.3.1)."""
+    if header[:6].lower() != "basic ":
+        return {}
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return {}
+    client_id, _, secret = decoded.partition(":")
+    return {"client_id": unquote_plus(client_id), "client_secret": unquote_plus(secret)}
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

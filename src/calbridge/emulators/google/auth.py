@@ -12,6 +12,8 @@ Emulated documented behaviour:
   ``unauthorized_client`` (delegation not allowed);
 * ``grant_type=refresh_token`` (``google.oauth2.credentials.Credentials``) with a registered
   client id/secret; revoked or unknown refresh tokens give ``invalid_grant``;
+* ``grant_type=authorization_code`` (the installed-app flow) is in ``consent.py``, beside the
+  authorization endpoint that issues the codes;
 * API calls need ``Authorization: Bearer <token>`` (or ``access_token``/``oauth_token`` query
   parameter): missing -> 401 ``required``, unknown/expired/revoked -> 401 ``authError``; a token
   without a suitable Calendar scope -> 403 ``insufficientPermissions``.  Self-signed service
@@ -139,7 +141,7 @@ class Authenticator:
         self.store = store
         self.token_url = token_url
 
-    def _issue(self, principal: str, scopes: list[str]) -> dict[str, Any]:
+    def issue(self, principal: str, scopes: list[str]) -> dict[str, Any]:
         token = "ya29." + secrets.token_urlsafe(48)
         expires = self.store.clock.time() + ACCESS_TOKEN_LIFETIME
         self.store.access_tokens[token] = AccessToken(token, principal, scopes, expires)
@@ -184,7 +186,7 @@ class Authenticator:
             principal = sub
         if principal in self.store.revoked or sa.email in self.store.revoked:
             raise OAuthError("invalid_grant", "Token has been expired or revoked.")
-        return self._issue(principal, scopes)
+        return self.issue(principal, scopes)
 
     def _refresh_grant(self, form: dict[str, str]) -> dict[str, Any]:
         client = self.store.oauth_clients.get(form.get("client_id", ""))
@@ -199,7 +201,7 @@ class Authenticator:
         if requested and not set(requested) <= set(grant.scopes):
             raise OAuthError("invalid_scope", "Some requested scopes were invalid.")
         scopes = requested or grant.scopes
-        out = self._issue(grant.principal, scopes)
+        out = self.issue(grant.principal, scopes)
         out["scope"] = " ".join(scopes)
         return out
 

@@ -24,6 +24,7 @@ from .auth import (
     service_account_info,
 )
 from .batch import MAX_CALLS, BatchFormatError, format_batch, parse_batch
+from .consent import CODE_GRANT, Authorization, ConsentPage, installed_client_file
 from .errors import ApiError, OAuthError
 from .faults import DEFAULT_KINDS, Counters, FaultInjector, FaultRule
 from .fields import apply_fields, parse_fields
@@ -57,6 +58,7 @@ class GoogleCalendarEmulator:
         self.faults = FaultInjector(fail_rate, seed)
         self.counters = Counters()
         self.auth = Authenticator(self.store, "")
+        self.consent = ConsentPage(self.store, self.auth)
         self.base_url = base_url
         self.routes = build_routes()
         self.data_dir = data_dir
@@ -191,9 +193,16 @@ class GoogleCalendarEmulator:
             if rule is not None:
                 self.counters.count("faults_injected")
                 raise rule.oauth_error()
+            if form.get("grant_type") == CODE_GRANT:
+                return 200, self.consent.exchange(form)
             return 200, self.auth.token_endpoint(form)
         except OAuthError as exc:
             return exc.status, exc.to_json()
+
+    def handle_authorize(self, query: dict[str, str]) -> Authorization:
+        """Google's consent page (``/o/oauth2/auth``), as a browser meets it (browser
+        traffic, not the connector's: not counted)."""
+        return self.consent.authorize(query)
 
     # -- principals and calendars ----------------------------------------------------------
     def add_user(
@@ -276,6 +285,17 @@ class GoogleCalendarEmulator:
             "refresh_token": token,
             "token_uri": self.token_url,
         }
+
+    def create_oauth_client(self, client_id: str | None = None) -> dict[str, Any]:
+        """Register a "Desktop app" OAuth client; returns its client-secrets file content."""
+        return installed_client_file(self.store.add_oauth_client(client_id), self.base_url)
+
+    def set_consent(
+        self, email: str, granted: bool = True, scopes: list[str] | None = None
+    ) -> None:
+        """``email`` is signed in at the browser and answers the consent page: Allow or
+        Cancel (``granted``); see :meth:`ConsentPage.set` for ``scopes``."""
+        self.consent.set(email, granted, scopes)
 
     def revoke(self, principal: str) -> None:
         """Revoke every grant of ``principal`` (user or service account)."""

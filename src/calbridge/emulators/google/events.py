@@ -237,18 +237,7 @@ def update_event(
     data["updated"] = format_rfc3339_ms(store.clock.now())
     if isinstance(target, VirtualInstance):
         data["recurringEventId"] = target.master.id
-        ev = StoredEvent(
-            id=target.id,
-            data=data,
-            seq=0,
-            create_seq=0,
-            start=start,
-            end=end,
-            original_start=target.original,
-            master_id=target.master.id,
-        )
-        store.touch(cal, ev, new=True)
-        return ev
+        return _store_exception(store, cal, target, data, start, end)
     if target.master_id is not None:
         data["recurringEventId"] = target.master_id
     target.data = data
@@ -256,6 +245,29 @@ def update_event(
     target.end = end
     store.touch(cal, target)
     return target
+
+
+def _store_exception(
+    store: Store,
+    cal: Calendar,
+    instance: VirtualInstance,
+    data: dict[str, Any],
+    start: EventTime,
+    end: EventTime,
+) -> StoredEvent:
+    """A written (or cancelled) occurrence of a series, stored as the series' exception."""
+    ev = StoredEvent(
+        id=instance.id,
+        data=data,
+        seq=0,
+        create_seq=0,
+        start=start,
+        end=end,
+        original_start=instance.original,
+        master_id=instance.master.id,
+    )
+    store.touch(cal, ev, new=True)
+    return ev
 
 
 def delete_event(store: Store, cal: Calendar, event_id: str, *, if_match: str | None) -> None:
@@ -273,17 +285,7 @@ def delete_event(store: Store, cal: Calendar, event_id: str, *, if_match: str | 
         data["status"] = "cancelled"
         data["recurringEventId"] = target.master.id
         data["updated"] = format_rfc3339_ms(store.clock.now())
-        ev = StoredEvent(
-            id=target.id,
-            data=data,
-            seq=0,
-            create_seq=0,
-            start=start,
-            end=end,
-            original_start=target.original,
-            master_id=target.master.id,
-        )
-        store.touch(cal, ev, new=True)
+        _store_exception(store, cal, target, data, start, end)
         return
     if target.cancelled:
         raise deleted()

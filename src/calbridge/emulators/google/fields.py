@@ -20,23 +20,7 @@ def parse_fields(spec: str) -> Selection:
         while pos < len(spec):
             if end and spec[pos] == end:
                 return out
-            name = ""
-            while pos < len(spec) and spec[pos] not in ",()/" and spec[pos] != end:
-                name += spec[pos]
-                pos += 1
-            name = name.strip()
-            if not name:
-                raise ValueError(spec)
-            sub: Selection | None = None
-            if pos < len(spec) and spec[pos] == "/":
-                pos += 1
-                sub = parse_path()
-            elif pos < len(spec) and spec[pos] == "(":
-                pos += 1
-                sub = parse_list(")")
-                if pos >= len(spec) or spec[pos] != ")":
-                    raise ValueError(spec)
-                pos += 1
+            name, sub = parse_entry()
             _merge(out, name, sub)
             if pos < len(spec) and spec[pos] == ",":
                 pos += 1
@@ -44,26 +28,27 @@ def parse_fields(spec: str) -> Selection:
             raise ValueError(spec)
         return out
 
-    def parse_path() -> Selection:
+    def parse_entry() -> tuple[str, Selection | None]:
+        """``name``, ``name/entry`` or ``name(list)``."""
         nonlocal pos
-        name = ""
+        begin = pos
         while pos < len(spec) and spec[pos] not in ",()/":
-            name += spec[pos]
             pos += 1
+        name = spec[begin:pos].strip()
+        if not name:
+            raise ValueError(spec)
         sub: Selection | None = None
         if pos < len(spec) and spec[pos] == "/":
             pos += 1
-            sub = parse_path()
+            inner, inner_sub = parse_entry()
+            sub = {inner: inner_sub}
         elif pos < len(spec) and spec[pos] == "(":
             pos += 1
             sub = parse_list(")")
-            pos += 1
-        if not name.strip():
-            raise ValueError(spec)
-        return {name.strip(): sub}
+            pos += 1  # past the ")" the list stopped at
+        return name, sub
 
-    result = parse_list(None)
-    return result
+    return parse_list(None)
 
 
 def _merge(out: Selection, name: str, sub: Selection | None) -> None:

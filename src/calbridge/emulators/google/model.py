@@ -54,6 +54,32 @@ class RefreshGrant:
 
 
 @dataclass
+class Consent:
+    """How a person answers Google's consent page: Allow (``granted``) or Cancel. ``scopes``,
+    when set, is what their grant ends up holding instead of what the app asked for."""
+
+    email: str
+    granted: bool = True
+    scopes: list[str] | None = None
+
+
+@dataclass
+class AuthCode:
+    """An authorization code: single use, short-lived, bound to its client, redirect URI and
+    PKCE challenge."""
+
+    code: str
+    client_id: str
+    principal: str
+    scopes: list[str]
+    redirect_uri: str
+    expires_at: float
+    challenge: str | None = None
+    challenge_method: str | None = None
+    used: bool = False
+
+
+@dataclass
 class AccessToken:
     token: str
     principal: str

@@ -8,7 +8,8 @@ Persistence (optional): with a data dir the whole state is written as one JSON d
 from a background flusher at most every ``flush_interval`` seconds while the state is dirty and
 on shutdown - and reloaded on start.  Change sequence numbers are persisted with the events, so
 sync tokens stay valid across restarts.  Fault rules, counters and access-token expiry are not
-"data" and are not persisted (access tokens are, so a client keeps working across a restart).
+"data" and are not persisted (access tokens are, so a client keeps working across a restart);
+neither are consent answers and authorization codes, which live for one sign-in.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from typing import Any
 from .errors import not_found
 from .model import (
     AccessToken,
+    AuthCode,
     Calendar,
     Channel,
+    Consent,
     OAuthClient,
     RefreshGrant,
     ServiceAccount,
@@ -60,6 +63,9 @@ class Store:
         self.access_tokens: dict[str, AccessToken] = {}
         self.revoked: set[str] = set()
         self.channels: dict[str, Channel] = {}
+        self.consents: dict[str, Consent] = {}  # the people who can answer the consent page
+        self.signed_in: str | None = None  # whose browser session it is (the last consent set)
+        self.auth_codes: dict[str, AuthCode] = {}
         self.dirty = True
 
     def reset(self) -> None:
@@ -203,9 +209,14 @@ class Store:
         with self.lock:
             if client_id not in self.oauth_clients:
                 raise KeyError(client_id)
+            principal = principal.lower()
+            if principal in self.revoked:  # consent after a revocation: old grants stay dead
+                self.refresh_tokens = {
+                    t: g for t, g in self.refresh_tokens.items() if g.principal != principal
+                }
+                self.revoked.discard(principal)
             token = "1//" + secrets.token_urlsafe(32)
-            self.refresh_tokens[token] = RefreshGrant(token, client_id, principal.lower(), scopes)
-            self.revoked.discard(principal.lower())
+            self.refresh_tokens[token] = RefreshGrant(token, client_id, principal, scopes)
             self.dirty = True
             return token
 

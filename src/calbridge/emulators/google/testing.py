@@ -79,6 +79,11 @@ class EmulatorHandle:
         return self.emulator.token_url
 
     @property
+    def auth_uri(self) -> str:
+        """The consent page of the installed-app flow (``auth_uri`` of client files)."""
+        return f"{self.base_url}/o/oauth2/auth"
+
+    @property
     def discovery_url(self) -> str:
         """``discoveryServiceUrl`` for ``build(..., static_discovery=False)``."""
         return f"{self.base_url}/discovery/v1/apis/{{api}}/{{apiVersion}}/rest"
@@ -180,6 +185,22 @@ class EmulatorHandle:
             token_uri=info["token_uri"],
             scopes=list(scopes),
         )
+
+    def oauth_client_info(self) -> dict[str, Any]:
+        """A new "Desktop app" OAuth client's client-secrets file content (``installed``)."""
+        return self.emulator.create_oauth_client()
+
+    def write_oauth_client(self, path: Path) -> Path:
+        """Write a new client's client-secrets file, as downloaded from the Cloud console."""
+        path.write_text(json.dumps(self.oauth_client_info(), indent=2))
+        return path
+
+    def set_consent(
+        self, email: str, *, granted: bool = True, scopes: Iterable[str] | None = None
+    ) -> None:
+        """``email`` is signed in at the browser and answers Google's consent page: Allow
+        (``granted``) or Cancel; ``scopes`` replaces what the grant holds."""
+        self.emulator.set_consent(email, granted, None if scopes is None else list(scopes))
 
     # -- client objects --------------------------------------------------------------------
     def build_service(self, credentials: Any, *, via: str = "api_endpoint") -> Any:

@@ -248,6 +248,17 @@ class MailboxApi:
             return cal, item, key
         raise not_found()
 
+    def _find_matching(
+        self, req: GraphRequest, target: Target, event_id: str
+    ) -> tuple[Calendar, Item, str | None]:
+        """:meth:`find_event`, answering 412 unless the change key ``If-Match`` names (if
+        any) is still the event's (or the occurrence's)."""
+        cal, item, key = self.find_event(target, event_id)
+        check_if_match(
+            req, item.exceptions[key].change_key if key in item.exceptions else item.change_key
+        )
+        return cal, item, key
+
     def _event_response(
         self, req: GraphRequest, target: Target, item: Item, key: str | None, status: int = 200
     ) -> GraphResponse:
@@ -297,9 +308,7 @@ class MailboxApi:
             raise GraphError(400, "RequestBodyRead", "Empty Payload. JSON content expected.")
         now = self.emu.clock.now()
         with self.emu.store.lock:
-            cal, item, key = self.find_event(target, event_id)
-            current = item.exceptions[key].change_key if key in item.exceptions else item.change_key
-            check_if_match(req, current)
+            cal, item, key = self._find_matching(req, target, event_id)
             before = copy.deepcopy(item)
             if key is None:
                 ev.patch_item(item, req.body, now)
@@ -312,9 +321,7 @@ class MailboxApi:
     def delete_event(self, req: GraphRequest, target: Target, event_id: str) -> GraphResponse:
         now = self.emu.clock.now()
         with self.emu.store.lock:
-            cal, item, key = self.find_event(target, event_id)
-            current = item.exceptions[key].change_key if key in item.exceptions else item.change_key
-            check_if_match(req, current)
+            cal, item, key = self._find_matching(req, target, event_id)
             before = copy.deepcopy(item)
             if key is None:
                 del cal.items[item.id]

@@ -40,14 +40,15 @@ _DAYS = {
     "saturday": rrule.SA,
 }
 _INDEX = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
-PATTERN_TYPES = (
-    "daily",
-    "weekly",
-    "absoluteMonthly",
-    "relativeMonthly",
-    "absoluteYearly",
-    "relativeYearly",
-)
+_FREQUENCY = {
+    "daily": rrule.DAILY,
+    "weekly": rrule.WEEKLY,
+    "absoluteMonthly": rrule.MONTHLY,
+    "relativeMonthly": rrule.MONTHLY,
+    "absoluteYearly": rrule.YEARLY,
+    "relativeYearly": rrule.YEARLY,
+}
+PATTERN_TYPES = tuple(_FREQUENCY)
 RANGE_TYPES = ("endDate", "noEnd", "numbered")
 _KEY_FMT = "%Y%m%dT%H%M%SZ"
 _OCC_PREFIX = "AAMkAI"
@@ -137,34 +138,22 @@ def _rule(item: Item, zone: ZoneInfo) -> rrule.rrule:
     dtstart = datetime.combine(date.fromisoformat(rng["startDate"]), local_start.time())
     kwargs: dict[str, Any] = {"dtstart": dtstart, "interval": pat["interval"]}
     days = [_DAYS[d] for d in pat["daysOfWeek"]]
-    ptype = pat["type"]
-    if ptype == "daily":
-        freq = rrule.DAILY
-    elif ptype == "weekly":
-        freq = rrule.WEEKLY
+    ptype = pat["type"]  # one of PATTERN_TYPES (validated)
+    if ptype == "weekly":
         kwargs["byweekday"] = days
         kwargs["wkst"] = _DAYS[pat["firstDayOfWeek"]]
-    elif ptype == "absoluteMonthly":
-        freq = rrule.MONTHLY
-        kwargs["bymonthday"] = pat["dayOfMonth"]
-    elif ptype == "relativeMonthly":
-        freq = rrule.MONTHLY
-        kwargs["byweekday"] = days
-        kwargs["bysetpos"] = _INDEX[pat["index"]]
-    elif ptype == "absoluteYearly":
-        freq = rrule.YEARLY
+    if ptype.endswith("Yearly"):
         kwargs["bymonth"] = pat["month"]
+    if ptype.startswith("absolute"):
         kwargs["bymonthday"] = pat["dayOfMonth"]
-    else:
-        freq = rrule.YEARLY
-        kwargs["bymonth"] = pat["month"]
+    elif ptype.startswith("relative"):
         kwargs["byweekday"] = days
         kwargs["bysetpos"] = _INDEX[pat["index"]]
     if rng["type"] == "endDate":
         kwargs["until"] = datetime.combine(date.fromisoformat(rng["endDate"]), time(23, 59, 59))
     elif rng["type"] == "numbered":
         kwargs["count"] = rng["numberOfOccurrences"]
-    return rrule.rrule(freq, **kwargs)  # type: ignore[arg-type]
+    return rrule.rrule(_FREQUENCY[ptype], **kwargs)  # type: ignore[arg-type]
 
 
 def _to_utc(local: datetime, zone: ZoneInfo) -> datetime:
