@@ -19,6 +19,7 @@ def open_provider(calendar: Calendar, box: SecretBox) -> CalendarProvider:
             str(settings.get("username", "")),
             str(secret.get("password", "")),
             name=calendar.name,
+            timeout=float(settings.get("timeout", 30)),
         )
     if calendar.kind == "graph":
         from calbridge.providers.graph import open_graph
