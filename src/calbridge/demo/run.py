@@ -214,6 +214,15 @@ def run_demo(
 ) -> dict[str, object]:
     """Run the scenario; return the figures (for tests and ``--json``)."""
     folder = Path(tempfile.mkdtemp(prefix="calbridge-demo-"))
+    try:
+        return _scenario(console, folder, keep, wait)
+    finally:  # also after Ctrl-C, or when a step fails: leave nothing behind
+        _remove(folder)
+
+
+def _scenario(
+    console: Console, folder: Path, keep: bool, wait: Callable[[], None] | None
+) -> dict[str, object]:
     today = date.today()
     with demo_world(folder) as world:
         console.print(f"Radicale running at {world.radicale.url} (data in {folder})")
@@ -253,8 +262,6 @@ def run_demo(
             )
             (wait or _wait_forever)()
         cloud.close()
-    if not keep:
-        _remove(folder)
     return result
 
 
