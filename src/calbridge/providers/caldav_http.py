@@ -108,10 +108,12 @@ class DavSession:
             text = " " + response.text[:200].strip()
         except httpx.ResponseNotRead:
             text = ""
-        raise ProviderError(
+        refused = ProviderError(
             f"{self.label}: the server at {self.server} refused {response.request.method} "
             f"{url} with {status} {response.reason_phrase}{text}"
         )
+        refused.status = status  # a 4xx about this one object: the sync goes on without it
+        raise refused
 
 
 class Streamed:

@@ -36,7 +36,6 @@ from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
-CHUNK = 200
 
 
 def booking_key(calendar: Calendar, event_id: int) -> str:
