@@ -66,12 +66,12 @@ def warm_up(server: object, url: str) -> None:
     """Let Radicale build its item cache and sync history for the files written behind its
     back, so neither calbridge nor vdirsyncer is timed paying that one-off server cost."""
     client = server.client(USER)  # type: ignore[attr-defined]
-    client.request("PROPFIND", url, headers={"Depth": "1"}, timeout=600)
+    client.request("PROPFIND", url, headers={"Depth": "1"}, timeout=3000)
     body = (
         '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/>'
         "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
     )
-    client.request("REPORT", url, content=body, headers={"Depth": "1"}, timeout=600)
+    client.request("REPORT", url, content=body, headers={"Depth": "1"}, timeout=3000)
 
 
 def child(n: int, root: Path) -> dict[str, object]:
