@@ -32,7 +32,11 @@ def apply_fields(session: Session, event: Event, fields: EventFields) -> bool:
     return True
 
 
-def new_booking(session: Session, fields: EventFields, assignment: Assignment) -> Event:
+def new_booking(
+    session: Session, fields: EventFields, assignment: Assignment, *, add: bool = True
+) -> Event:
+    """A booking for an event first seen on a calendar; ``add=False`` leaves it to the caller
+    to insert (the pull inserts a page's arrivals in bulk)."""
     now = utcnow()
     event = Event(
         name=fields.name,
@@ -45,7 +49,8 @@ def new_booking(session: Session, fields: EventFields, assignment: Assignment) -
     apply_assignment(event, assignment)
     event.booker_email = assignment.email or None
     touch(session, event)
-    session.add(event)
+    if add:
+        session.add(event)
     return event
 
 

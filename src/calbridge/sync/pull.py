@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import Assignment, AssignmentSettings
@@ -47,6 +47,7 @@ class PageApplier:
         self.report = report
         self.settings: AssignmentSettings = load_assignment_settings(session)
         self.assignments: dict[str, Assignment] = {}  # per page: same booker, same answer
+        self.arrivals: list[tuple[Event, dict[str, Any]]] = []  # inserted at the page's end
         self.rejected: set[str] = set(
             session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
         )
@@ -62,6 +63,7 @@ class PageApplier:
                 self.apply_item(item, gen)
             except (BadEmail, BadEvent) as exc:
                 self._reject(item.ref.id, item.uid, str(exc))
+        self.insert_arrivals()
         for ref_id in page.deleted:
             self.report.pulled += 1
             self.remote_gone(ref_id)
@@ -134,24 +136,40 @@ class PageApplier:
                 self.session, self.calendar, item.organizer, self.settings, "the event's"
             )
             self.assignments[memo] = assignment
-        event = new_booking(self.session, fields, assignment)
-        link = Link(
-            calendar_id=self.calendar.id,
-            event=event,
-            remote_id=item.ref.id,
-            recurrence_id=rid,
-            uid=item.uid,
-            key=item.key or arrival_key(self.calendar, item.ref.id, rid),
-            etag=item.ref.etag,
-            snapshot=fields.snapshot(),
-            synced_seq=event.change_seq,
-            state="ok",
-            origin="calendar",
-            is_series=item.is_series,
-            seen_gen=gen or 0,
-        )
-        self.session.add(link)
+        event = new_booking(self.session, fields, assignment, add=False)
+        link = {
+            "calendar_id": self.calendar.id,
+            "remote_id": item.ref.id,
+            "recurrence_id": rid,
+            "uid": item.uid,
+            "key": item.key or arrival_key(self.calendar, item.ref.id, rid),
+            "etag": item.ref.etag,
+            "snapshot": fields.snapshot(),
+            "synced_seq": event.change_seq,
+            "state": "ok",
+            "origin": "calendar",
+            "is_series": item.is_series,
+            "seen_gen": gen or 0,
+        }
+        self.arrivals.append((event, link))
         self.report.created += 1
+
+    def insert_arrivals(self) -> None:
+        """New bookings and their links, inserted in two statements per page (a bulk
+        INSERT … RETURNING keeps the ids in order) instead of two ORM rows per event."""
+        if not self.arrivals:
+            return
+        columns = [c.key for c in Event.__table__.columns if c.key != "id"]
+        rows = [{key: getattr(event, key) for key in columns} for event, _ in self.arrivals]
+        ids = self.session.scalars(
+            insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
+        ).all()
+        links = [
+            {**link, "event_id": event_id}
+            for (_, link), event_id in zip(self.arrivals, ids, strict=True)
+        ]
+        self.session.execute(insert(Link), links)
+        self.arrivals.clear()
 
     def _merge(self, item: RemoteItem, link: Link, remote: EventFields) -> None:
         event = self.session.get(Event, link.event_id)

@@ -262,6 +262,7 @@ class Pusher:
                 applier.remote_gone(ref_id)
             elif isinstance(item, RemoteItem):
                 applier.apply_item(item, None)
+                applier.insert_arrivals()
 
 
 def _refused(exc: ProviderError) -> bool:
