@@ -18,7 +18,14 @@ from rich.table import Table
 from sqlalchemy import select
 
 from calbridge.cli.calendars_cmd import find_calendar
-from calbridge.cli.common import console, err_console, print_json, session, store
+from calbridge.cli.common import (
+    console,
+    err_console,
+    print_json,
+    report_table,
+    session,
+    store,
+)
 from calbridge.config import load_settings
 from calbridge.errors import ConfigError
 from calbridge.store.events import get_event
@@ -82,32 +89,7 @@ def sync(
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
-        table = Table(
-            "calendar",
-            "pulled",
-            "created",
-            "updated",
-            "cancelled",
-            "pushed +/~/-",
-            "conflicts",
-            "rejected",
-            "requests",
-            "status",
-        )
-        for r in reports:
-            table.add_row(
-                r.calendar,
-                str(r.pulled),
-                str(r.created),
-                str(r.updated),
-                str(r.cancelled),
-                f"{r.pushed_created}/{r.pushed_updated}/{r.pushed_deleted}",
-                str(r.conflicts),
-                str(r.rejected),
-                str(r.requests),
-                "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
-            )
-        console.print(table)
+        console.print(report_table(reports))
     if any(not r.ok for r in reports):
         raise typer.Exit(4)
 

@@ -8,24 +8,25 @@ at the end, unless ``keep`` is set.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from calbridge.cli.common import report_table
 from calbridge.demo.cloud import google_calendar, graph_calendar
+from calbridge.demo.seed import seed_events, vevent
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
-from calbridge.store.events import update_event
+from calbridge.store.events import event_json, update_event
 from calbridge.store.models import Calendar, Event, Link, Rejection
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
@@ -66,8 +67,6 @@ def demo_world(folder: Path) -> Iterator[DemoWorld]:
 
 
 def seed_calendars(world: DemoWorld, today: date) -> None:
-    from calbridge.demo.seed import seed_events
-
     for name, objects in seed_events(today).items():
         for file_name, ics in objects:
             world.radicale.put_ics(world.urls[name] + file_name, ics)
@@ -93,11 +92,7 @@ def sync_all(world: DemoWorld) -> list[SyncReport]:
 def change_both_sides(world: DemoWorld, today: date) -> list[str]:
     """A person moves a booking in their calendar app; another renames one in the booking
     system and cancels a third."""
-    from calbridge.demo.seed import vevent
-
     d = today + timedelta(days=7)
-    from datetime import datetime
-
     moved = vevent(
         "demo-3",
         "Acme leadership offsite",
@@ -119,38 +114,7 @@ def change_both_sides(world: DemoWorld, today: date) -> list[str]:
     ]
 
 
-def report_table(title: str, reports: list[SyncReport]) -> Table:
-    table = Table(title=title)
-    for column in (
-        "calendar",
-        "pulled",
-        "created",
-        "updated",
-        "cancelled",
-        "pushed +/~/-",
-        "conflicts",
-        "rejected",
-        "requests",
-    ):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(
-            r.calendar,
-            str(r.pulled),
-            str(r.created),
-            str(r.updated),
-            str(r.cancelled),
-            f"{r.pushed_created}/{r.pushed_updated}/{r.pushed_deleted}",
-            str(r.conflicts),
-            str(r.rejected),
-            str(r.requests) + ("" if r.ok else f" [red]{r.error}[/]"),
-        )
-    return table
-
-
 def bookings_table(world: DemoWorld) -> Table:
-    from calbridge.store.events import event_json
-
     table = Table(title="Bookings, and why they were assigned as they are", show_lines=True)
     for column in (
         "#",
@@ -232,16 +196,16 @@ def _scenario(
         cloud.enter_context(graph_calendar(world.store, world.box, today))
         console.print("Google Calendar and Microsoft 365 emulators running (real client libraries)")
         first = sync_all(world)
-        console.print(report_table("1. First sync: calendars → booking system", first))
+        console.print(report_table(first, "1. First sync: calendars → booking system"))
         changes = change_both_sides(world, today)
         for change in changes:
             console.print(f"  • {change}")
         second = sync_all(world)
-        console.print(report_table("2. Sync after a change on each side", second))
+        console.print(report_table(second, "2. Sync after a change on each side"))
         third = sync_all(world)
         console.print(
             report_table(
-                "3. Sync again: only the echoes of our own writes come back, recognised", third
+                third, "3. Sync again: only the echoes of our own writes come back, recognised"
             )
         )
         console.print(bookings_table(world))
@@ -277,4 +241,3 @@ def _remove(folder: Path) -> None:
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
-    os.environ.pop("CALBRIDGE_DEMO", None)

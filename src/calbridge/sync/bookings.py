@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -91,17 +92,7 @@ def assign_arrival(
         return result
     result = assign(email, StoreLookup(session), settings)
     first = TraceStep(0, "Booker address", f"{email} ({why})")
-    return Assignment(
-        email=result.email,
-        client=result.client,
-        client_contact=result.client_contact,
-        booked_by=result.booked_by,
-        event_manager=result.event_manager,
-        ambiguous=result.ambiguous,
-        trace=(first, *result.trace),
-        booked_by_reason=result.booked_by_reason,
-        event_manager_reason=result.event_manager_reason,
-    )
+    return replace(result, trace=(first, *result.trace))
 
 
 def _no_booker(settings: AssignmentSettings, calendar: str) -> Assignment:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import Assignment, AssignmentSettings
 from calbridge.domain.merge import Policy, merge
+from calbridge.domain.recurrence import parse_recurrence_id
 from calbridge.domain.remote import (
     ChangePage,
     EventFields,
@@ -48,6 +49,8 @@ class PageApplier:
         self.settings: AssignmentSettings = load_assignment_settings(session)
         self.assignments: dict[str, Assignment] = {}  # per page: same booker, same answer
         self.arrivals: list[tuple[Event, dict[str, Any]]] = []  # inserted at the page's end
+        self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
+        self.prefetched: set[str] = set()
         self.rejected: set[str] = set(
             session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
         )
@@ -70,7 +73,7 @@ class PageApplier:
 
     def _prefetch(self, page: ChangePage) -> None:
         """Load the page's links in one query per 500 ids instead of one per item."""
-        self.by_remote: dict[str, list[Link]] = {}
+        self.by_remote = {}
         ids = [i.ref.id for i in page.items if isinstance(i, RemoteItem)] + list(page.deleted)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -81,7 +84,7 @@ class PageApplier:
         self.prefetched = set(ids)
 
     def _links_for(self, item: RemoteItem) -> dict[str, Link]:
-        if item.ref.id in getattr(self, "prefetched", ()):
+        if item.ref.id in self.prefetched:
             links: Sequence[Link] = self.by_remote.get(item.ref.id, [])
         else:
             links = self.session.scalars(
@@ -120,10 +123,9 @@ class PageApplier:
                 self._cancel(link, "the occurrence was removed from the series")
 
     def _in_window(self, recurrence_id: str) -> bool:
-        try:
-            start = datetime.strptime(recurrence_id[:15].rstrip("Z"), "%Y%m%dT%H%M%S")
-        except ValueError:
-            start = datetime.strptime(recurrence_id[:8], "%Y%m%d")
+        start = parse_recurrence_id(recurrence_id, None)  # naive UTC, floating, or a date
+        if not isinstance(start, datetime):
+            start = datetime(start.year, start.month, start.day)
         return self.window.start <= start < self.window.end
 
     def _arrival(self, item: RemoteItem, rid: str, fields: EventFields, gen: int | None) -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sync_helpers import USERS, objects
+from sync_helpers import USERS, objects_at
 
 from calbridge.demo.seed import vevent
 from worlds import EXAMPLE
@@ -179,13 +179,3 @@ def _dt(day: int, hour: int):  # type: ignore[no-untyped-def]
     from datetime import datetime, timedelta
 
     return datetime(2027, 3, 1, hour) + timedelta(days=day)
-
-
-def objects_at(radicale, url: str) -> list[str]:  # type: ignore[no-untyped-def]
-    class _World:
-        pass
-
-    world = _World()
-    world.radicale = radicale  # type: ignore[attr-defined]
-    world.urls = {"c": url}  # type: ignore[attr-defined]
-    return objects(world, "c")
