@@ -19,13 +19,14 @@ from calbridge.store.db import Store, open_store
 from calbridge_cli import Cli, make_cli
 from postgres_server import PostgresUnavailable, admin_engine, fresh_database, postgres_server
 
-# The project's shared/ folder sits beside the repository (in CI too).
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+# The example directory ships inside the package (the demo uses it too): a fresh clone has
+# everything the tests read.
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
 
 @pytest.fixture(scope="session")
 def example_directory_text() -> str:
-    """The example directory file of the spec, ``shared/examples/directory.json``."""
+    """The documented example directory, ``docs/examples/directory.json``."""
     return (EXAMPLES / "directory.json").read_text(encoding="utf-8")
 
 

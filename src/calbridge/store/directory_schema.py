@@ -1,4 +1,4 @@
-"""The directory JSON format (``shared/examples/directory.json``) and its validation.
+"""The directory JSON format (``docs/examples/directory.json``) and its validation.
 
 Validation runs completely before anything is written and reports *every* problem with its JSON
 path (``$.contacts[1].company: ...``). References may point at ids in the file or already in the
