@@ -186,6 +186,54 @@ class Calendar(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Run state kept by the service (calbridge.service.runs): ok | syncing | error |
+    # auth_expired | paused | needs_confirmation, with what to do about it in ``error_hint``.
+    state: Mapped[str] = mapped_column(String(32), default="ok", server_default="ok")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error_hint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    poll_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idle_polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # digest of the sealed secret that was refused: no retry until the credentials change
+    auth_failed_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SyncRun(Base):
+    """One run of the sync job for one calendar (kept 30 days): who asked (``trigger``), when,
+    how it ended (``result``: running | ok | error | retry | auth_expired | interrupted), the
+    report's counts and the number of requests it made."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        Index("ix_sync_runs_calendar_started", "calendar_id", "started_at"),
+        Index("ix_sync_runs_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    calendar_name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(32))
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    result: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ServiceWorker(Base):
+    """A sync worker's heartbeat: ``/readyz`` wants one seen within the last minute."""
+
+    __tablename__ = "service_workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # local | procrastinate
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Link(Base):

@@ -51,7 +51,7 @@ def sync_calendar(
         try:
             provider = provider_factory(calendar)
         except CalbridgeError as exc:
-            report.ok, report.error = False, str(exc)
+            report.ok, report.error, report.failure = False, str(exc), exc
     if provider is not None:
         try:
             if direction in ("both", "pull"):
@@ -59,7 +59,7 @@ def sync_calendar(
             if direction in ("both", "push"):
                 Pusher(store, calendar_id, provider, window, report).run(tick)
         except CalbridgeError as exc:
-            report.ok, report.error = False, str(exc)
+            report.ok, report.error, report.failure = False, str(exc), exc
             log.warning("sync failed", extra={"calendar": report.calendar, "error": str(exc)})
         report.requests = provider.requests
         close = getattr(provider, "close", None)

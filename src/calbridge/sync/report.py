@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -25,6 +25,10 @@ class SyncReport:
     error: str | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # the error behind ``error`` (for the service to tell transient from auth failures)
+    failure: BaseException | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "failure"}
+        values["notes"] = list(self.notes)
+        return values

@@ -1,0 +1,65 @@
+"""The service's settings: one pydantic-settings object read from ``CALBRIDGE_*`` variables.
+
+``calbridge serve`` / ``calbridge worker`` build it from the environment and then apply their
+command-line flags on top (a flag wins over the variable). Nothing here opens anything.
+
+Polling: CalDAV calendars are polled every 2 minutes (a no-change poll is one request); Google
+and Graph calendars every 15 minutes as a backstop behind push. Without a public URL Google
+and Microsoft cannot call us back, so push is off and their interval is shortened to
+``poll_without_push_seconds``. A calendar may carry its own interval
+(``calendars.poll_seconds``), which wins over these defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["text", "json"]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALBRIDGE_", extra="ignore")
+
+    public_url: str | None = Field(
+        default=None, description="base URL Google and Microsoft call back (push); unset: no push"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=2, ge=0, description="in-process sync workers (SQLite)")
+    poll_caldav_seconds: float = Field(default=120.0, gt=0)
+    poll_google_seconds: float = Field(default=900.0, gt=0)
+    poll_graph_seconds: float = Field(default=900.0, gt=0)
+    poll_without_push_seconds: float = Field(default=120.0, gt=0)
+    idle_backoff: bool = Field(
+        default=False, description="double a calendar's interval (up to 4x) while nothing changes"
+    )
+    log_format: LogFormat = "text"
+    scheduler_tick_seconds: float = Field(default=1.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    runs_keep_days: int = Field(default=30, ge=1)
+    retry_attempts: int = Field(default=5, ge=0, description="retries of a transient failure")
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    worker_seen_seconds: float = Field(default=60.0, gt=0, description="for /readyz")
+
+    @property
+    def push_enabled(self) -> bool:
+        return bool(self.public_url)
+
+    def poll_interval(self, kind: str) -> float:
+        """Default seconds between polls of a calendar of this kind."""
+        if kind == "caldav":
+            return self.poll_caldav_seconds
+        interval = self.poll_google_seconds if kind == "google" else self.poll_graph_seconds
+        if not self.push_enabled:
+            return min(interval, self.poll_without_push_seconds)
+        return interval
+
+
+def load_service_settings(**overrides: object) -> ServiceSettings:
+    """Settings from the environment with the given (non-None) command-line values on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return ServiceSettings(**given)  # type: ignore[arg-type]
