@@ -1,0 +1,306 @@
+"""The calendar operations the admin UI performs, on top of the shared code paths.
+
+- adding a calendar and testing its connection use :mod:`calbridge.sync.calendars` (the same
+  functions as ``calbridge calendars add``): a test runs the whole add — the provider's
+  connection check included — in a transaction that is rolled back, so it shows exactly the
+  error an add would give and writes nothing;
+- Sync now / Full resync / Pause / Resume use :mod:`calbridge.ops.sync_control` when it is
+  installed, else the job queue (``app.state.jobs``) directly;
+- every change is recorded in :mod:`calbridge.ops.history` with the admin's email.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from calbridge.config import load_settings
+from calbridge.errors import CalbridgeError, ConfigError, NotFound, ValidationFailed
+from calbridge.ops.history import record
+from calbridge.store.db import Store
+from calbridge.store.models import Calendar, Link
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
+from calbridge.sync.providers import open_provider
+
+#: form fields that hold secrets: never rendered back into a page
+SECRET_FIELDS = frozenset({"password", "client_secret", "service_account", "oauth_client"})
+
+
+class _TestOnly(Exception):
+    """Raised inside the transaction of a connection test so that nothing is kept."""
+
+
+def _required(values: dict[str, str], key: str, label: str) -> str:
+    value = values.get(key, "").strip()
+    if not value:
+        raise ValidationFailed(f"{label} is required")
+    return value
+
+
+def _json(values: dict[str, str], key: str, label: str) -> dict[str, Any]:
+    text = _required(values, key, label)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValidationFailed(f"{label} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{label} must be a JSON object")
+    return data
+
+
+def _common(values: dict[str, str]) -> dict[str, Any]:
+    horizon = values.get("horizon_days") or "365"
+    if not horizon.isdigit() or not 1 <= int(horizon) <= 3650:
+        raise ValidationFailed("the horizon must be a whole number of days from 1 to 3650")
+    return {
+        "owner": values.get("owner") or None,
+        "policy": values.get("policy") or "booking-wins",
+        "direction": values.get("direction") or "both",
+        "horizon_days": int(horizon),
+    }
+
+
+def _add(session: Session, box: SecretBox, kind: str, values: dict[str, str]) -> Calendar:
+    name = _required(values, "name", "a name")
+    common = _common(values)
+    if kind == "caldav":
+        return add_caldav_calendar(
+            session,
+            box,
+            name,
+            _required(values, "url", "the CalDAV URL"),
+            _required(values, "username", "the user name"),
+            _required(values, "password", "the password"),
+            **common,
+        )
+    if kind == "graph":
+        return add_graph_calendar(
+            session,
+            box,
+            name,
+            _required(values, "mailbox", "the mailbox"),
+            tenant=_required(values, "tenant", "the tenant"),
+            client_id=_required(values, "client_id", "the app (client) id"),
+            client_secret=_required(values, "client_secret", "the client secret"),
+            calendar_id=values.get("calendar_id") or None,
+            api_base=values.get("api_base") or None,
+            login_base=values.get("login_base") or None,
+            **common,
+        )
+    calendar_id = _required(values, "google_calendar", "the Google calendar id")
+    if values.get("google_auth") == "oauth":
+        return add_google_calendar(
+            session,
+            box,
+            name,
+            calendar_id,
+            oauth_client=_json(values, "oauth_client", "the OAuth client file"),
+            api_base=values.get("api_base") or None,
+            **common,
+        )
+    return add_google_calendar(
+        session,
+        box,
+        name,
+        calendar_id,
+        service_account_info=_json(values, "service_account", "the service-account key"),
+        subject=values.get("subject") or None,
+        api_base=values.get("api_base") or None,
+        **common,
+    )
+
+
+def add_from_form(
+    store: Store, kind: str, values: dict[str, str], *, actor: str, only_test: bool
+) -> str:
+    """Add the calendar described by the form (after its connection check), or only test the
+    connection; returns what to tell the admin. Raises CalbridgeError with what failed."""
+    box = SecretBox.from_settings(load_settings())
+    try:
+        with store.session() as s:
+            calendar = _add(s, box, kind, values)
+            name, checked = calendar.name, kind != "google" or values.get("google_auth") != "oauth"
+            if only_test:
+                raise _TestOnly
+            record(
+                s,
+                actor=actor,
+                subject="calendar",
+                subject_id=calendar.id,
+                action="added",
+                details={"name": name, "kind": kind},
+            )
+    except _TestOnly:
+        if not checked:
+            return "The OAuth client file is valid; Google's consent comes after adding it."
+        return f"Connection OK: calbridge signed in and can read the calendar for '{name}'."
+    if not checked:
+        return (
+            f"Added calendar '{name}'. Next: give Google's consent "
+            f"(`calbridge calendars auth {name}`)."
+        )
+    return f"Added calendar '{name}'; its first sync is queued."
+
+
+def calendar_id(store: Store, name: str) -> int | None:
+    with store.session() as s:
+        return s.scalar(select(Calendar.id).where(Calendar.name == name))
+
+
+def _calendar(session: Session, calendar_id: int) -> Calendar:
+    calendar = session.get(Calendar, calendar_id)
+    if calendar is None:
+        raise NotFound(f"no calendar has id {calendar_id} (it may have been removed)")
+    return calendar
+
+
+def update_credentials(
+    store: Store, calendar_id: int, values: dict[str, str], *, actor: str
+) -> str:
+    """Replace a calendar's secret after checking the new one works; links and sync state are
+    kept, so nothing is duplicated."""
+    box = SecretBox.from_settings(load_settings())
+    with store.session() as s:
+        calendar = _calendar(s, calendar_id)
+        secret = box.open(calendar.secret, f"calendar '{calendar.name}'") if calendar.secret else {}
+        settings = dict(calendar.settings or {})
+        if calendar.kind == "caldav":
+            secret["password"] = _required(values, "password", "the new password")
+            if values.get("username"):
+                settings["username"] = values["username"]
+        elif calendar.kind == "graph":
+            secret = {"client_secret": _required(values, "client_secret", "the client secret")}
+            settings["auth"] = "client secret"
+        elif calendar.kind == "google" and settings.get("auth") == "service_account":
+            secret["service_account"] = _json(values, "service_account", "the service-account key")
+        else:
+            raise ConfigError(
+                f"calendar '{calendar.name}' uses Google OAuth: renew its consent with "
+                f"`calbridge calendars auth {calendar.name}`"
+            )
+        candidate = Calendar(name=calendar.name, kind=calendar.kind, settings=settings)
+        candidate.secret = box.seal(secret)
+        open_provider(candidate, box).check()
+        calendar.secret, calendar.settings = candidate.secret, settings
+        record(
+            s,
+            actor=actor,
+            subject="calendar",
+            subject_id=calendar.id,
+            action="credentials_updated",
+            details={"name": calendar.name},
+        )
+        return calendar.name
+
+
+def removal_impact(session: Session, calendar: Calendar) -> dict[str, int]:
+    """What removing the calendar does: its links go, the bookings stay."""
+    links = session.scalar(select(func.count()).where(Link.calendar_id == calendar.id)) or 0
+    others = select(Link.event_id).where(Link.calendar_id != calendar.id)
+    only_here = (
+        session.scalar(
+            select(func.count())
+            .select_from(Link)
+            .where(Link.calendar_id == calendar.id, Link.event_id.not_in(others))
+        )
+        or 0
+    )
+    return {"links": int(links), "only_here": int(only_here)}
+
+
+def remove(store: Store, calendar_id: int, *, actor: str) -> str:
+    with store.session() as s:
+        calendar = _calendar(s, calendar_id)
+        impact = removal_impact(s, calendar)
+        name = calendar.name
+        s.execute(delete(Link).where(Link.calendar_id == calendar.id))
+        s.delete(calendar)
+        record(
+            s,
+            actor=actor,
+            subject="calendar",
+            subject_id=calendar_id,
+            action="removed",
+            details={"name": name, **impact},
+        )
+    return (
+        f"Removed calendar '{name}': {impact['links']} links forgotten; every booking is kept "
+        "and nothing was deleted on the calendar itself."
+    )
+
+
+def recent_runs(session: Session, calendar_id: int) -> list[Any]:
+    try:
+        from calbridge.service.runs import list_runs
+    except ImportError:
+        return []
+    result: Any = list_runs(session, calendar=calendar_id, limit=10)
+    return list(getattr(result, "items", result))
+
+
+def _sync_control() -> Any:
+    try:
+        return importlib.import_module("calbridge.ops.sync_control")
+    except ImportError:
+        return None
+
+
+ACTIONS = {
+    "sync": "Sync of '{name}' queued.",
+    "resync": "Full resync of '{name}' queued.",
+    "pause": "'{name}' paused: it will not sync until resumed.",
+    "resume": "'{name}' resumed.",
+}
+
+
+def run_action(app: FastAPI, calendar_id: int, action: str, *, actor: str) -> str:
+    """Sync now / Full resync / Pause / Resume one calendar."""
+    if action not in ACTIONS:
+        raise NotFound(f"unknown calendar action '{action}'")
+    store: Store = app.state.store
+    jobs = getattr(app.state, "jobs", None)
+    control = _sync_control()
+    with store.session() as s:
+        calendar = _calendar(s, calendar_id)
+        name = calendar.name
+        if control is not None:
+            _call_control(control, action, s, jobs, name, actor)
+        else:
+            _fallback_action(s, jobs, calendar, action, actor)
+    return ACTIONS[action].format(name=name)
+
+
+def _call_control(
+    control: Any, action: str, session: Session, jobs: Any, name: str, actor: str
+) -> None:
+    function = {"sync": "sync_now", "resync": "full_resync"}.get(action, action)
+    getattr(control, function)(session, jobs, name, actor=actor)
+
+
+def _fallback_action(
+    session: Session, jobs: Any, calendar: Calendar, action: str, actor: str
+) -> None:
+    if action in ("pause", "resume"):
+        if not hasattr(calendar, "paused"):
+            raise CalbridgeError("pausing needs the service's calendar state (calbridge serve)")
+        calendar.paused = action == "pause"
+    elif jobs is None:
+        raise CalbridgeError("no job queue is running: start `calbridge serve`")
+    else:
+        jobs.sync_calendar(
+            calendar.id, trigger="manual" if action == "sync" else "resync", full=action == "resync"
+        )
+    record(
+        session,
+        actor=actor,
+        subject="calendar",
+        subject_id=calendar.id,
+        action=action,
+        details={"name": calendar.name},
+    )

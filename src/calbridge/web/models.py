@@ -1,0 +1,46 @@
+"""The admin UI's own tables: admin accounts and their sign-in sessions.
+
+Passwords are stored as argon2 hashes only; a session row keeps the SHA-256 of the cookie's
+random token (so a database dump cannot be replayed as a cookie) and the session's CSRF token.
+Indexes that the UI's list pages need on the booking tables are declared here too, on the
+existing tables, so the models and the migration ``0007_web_admin`` stay in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from calbridge.store.models import Base, Event
+
+ROLES = ("admin", "viewer")
+
+
+class AdminUser(Base):
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="admin")  # admin | viewer
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AdminSession(Base):
+    __tablename__ = "admin_sessions"
+    __table_args__ = (Index("ix_admin_sessions_admin", "admin_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# The bookings page filters by status / client / review flag and orders by start time.
+Index("ix_events_status_start", Event.status, Event.start_utc)
+Index("ix_events_client_start", Event.client_id, Event.start_utc)
+Index("ix_events_ambiguous", Event.ambiguous)

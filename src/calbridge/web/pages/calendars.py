@@ -1,0 +1,162 @@
+"""Calendars: the list, adding one (CalDAV, Google, Microsoft 365) with a *Test connection*
+step that shows exactly what failed, updating credentials in place, removing with the
+consequences spelled out, and the dashboard's actions (Sync now, Full resync, Pause/Resume).
+
+Connection checks and writes go through :mod:`calbridge.web.calendar_ops` (the shared
+calendar operations); the page only parses the form and shows the outcome. A secret typed
+into a form is never rendered back into a page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from calbridge.errors import CalbridgeError, NotFound
+from calbridge.store.models import Calendar, Link
+from calbridge.web import calendar_ops
+from calbridge.web.auth import SignedIn
+from calbridge.web.core import done, reader, render, store_of, writer
+from calbridge.web.status import KIND_LABELS, all_calendars, calendar_status
+
+router = APIRouter()
+KINDS = ("caldav", "google", "graph")
+
+
+def _calendar(session: Session, calendar_id: int) -> Calendar:
+    calendar = session.get(Calendar, calendar_id)
+    if calendar is None:
+        raise NotFound(f"no calendar has id {calendar_id} (it may have been removed)")
+    return calendar
+
+
+@router.get("/calendars", response_class=HTMLResponse)
+def calendars(request: Request, who: Annotated[SignedIn, Depends(reader)]) -> Response:
+    with store_of(request).session() as s:
+        rows = all_calendars(s)
+        links = dict(
+            s.execute(select(Link.calendar_id, func.count()).group_by(Link.calendar_id)).all()
+        )
+    return render(
+        request, "calendars.html", {"page": "calendars", "calendars": rows, "links": links}
+    )
+
+
+def _form_page(
+    request: Request, kind: str, values: dict[str, str], outcome: dict[str, str] | None, code: int
+) -> Response:
+    safe = {k: v for k, v in values.items() if k not in calendar_ops.SECRET_FIELDS}
+    return render(
+        request,
+        "calendar_new.html",
+        {
+            "page": "calendars",
+            "kind": kind,
+            "kinds": KIND_LABELS,
+            "values": safe,
+            "outcome": outcome,
+        },
+        status_code=code,
+    )
+
+
+@router.get("/calendars/new", response_class=HTMLResponse)
+def new_calendar(
+    request: Request, who: Annotated[SignedIn, Depends(reader)], kind: str = "caldav"
+) -> Response:
+    return _form_page(request, kind if kind in KINDS else "caldav", {}, None, 200)
+
+
+async def _values(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+@router.post("/calendars/new", response_class=HTMLResponse)
+async def add_calendar(request: Request, who: Annotated[SignedIn, Depends(writer)]) -> Response:
+    values = await _values(request)
+    kind = values.get("kind", "caldav")
+    if kind not in KINDS:
+        kind = "caldav"
+    only_test = values.get("action") == "test"
+    try:
+        message = calendar_ops.add_from_form(
+            store_of(request), kind, values, actor=who.email, only_test=only_test
+        )
+    except CalbridgeError as exc:
+        outcome = {"kind": "error", "text": f"Connection test failed: {exc}"}
+        return _form_page(request, kind, values, outcome, 422)
+    if only_test:
+        return _form_page(request, kind, values, {"kind": "ok", "text": message}, 200)
+    jobs = getattr(request.app.state, "jobs", None)
+    calendar_id = calendar_ops.calendar_id(store_of(request), values.get("name", ""))
+    if jobs is not None and calendar_id is not None:
+        jobs.sync_calendar(calendar_id, trigger="manual")
+    return done(request, "/calendars", message)
+
+
+@router.get("/calendars/{calendar_id}", response_class=HTMLResponse)
+def calendar_page(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(reader)]
+) -> Response:
+    with store_of(request).session() as s:
+        try:
+            calendar = _calendar(s, calendar_id)
+        except NotFound as exc:
+            return render(request, "refused.html", {"message": str(exc)}, status_code=404)
+        context = {
+            "page": "calendars",
+            "c": calendar_status(calendar),
+            "impact": calendar_ops.removal_impact(s, calendar),
+            "runs": calendar_ops.recent_runs(s, calendar.id),
+        }
+    return render(request, "calendar.html", context)
+
+
+@router.post("/calendars/{calendar_id}/credentials", response_class=HTMLResponse)
+async def update_credentials(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    values = await _values(request)
+    try:
+        name = calendar_ops.update_credentials(
+            store_of(request), calendar_id, values, actor=who.email
+        )
+    except CalbridgeError as exc:
+        return done(request, f"/calendars/{calendar_id}", f"Not changed: {exc}", "error")
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        jobs.sync_calendar(calendar_id, trigger="manual")
+    return done(
+        request,
+        f"/calendars/{calendar_id}",
+        f"Credentials of '{name}' updated and checked; its bookings and links are kept.",
+    )
+
+
+@router.post("/calendars/{calendar_id}/remove")
+def remove_calendar(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    try:
+        text = calendar_ops.remove(store_of(request), calendar_id, actor=who.email)
+    except CalbridgeError as exc:
+        return done(request, "/calendars", str(exc), "error")
+    return done(request, "/calendars", text)
+
+
+@router.post("/calendars/{calendar_id}/{action}")
+def calendar_action(
+    request: Request, calendar_id: int, action: str, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    back = request.headers.get("referer") or "/"
+    back = back if back.startswith(str(request.base_url)) else "/"
+    try:
+        text = calendar_ops.run_action(request.app, calendar_id, action, actor=who.email)
+    except CalbridgeError as exc:
+        return done(request, back, str(exc), "error")
+    return done(request, back, text)
