@@ -14,6 +14,7 @@ import click
 import typer
 
 from calbridge.cli import (
+    admin_cmd,
     calendars_cmd,
     demo_cmd,
     directory_cmd,
@@ -21,6 +22,7 @@ from calbridge.cli import (
     events_cmd,
     resolve_cmd,
     sync_cmd,
+    tokens_cmd,
 )
 from calbridge.cli.common import err_console
 from calbridge.errors import CalbridgeError, ValidationFailed
@@ -42,7 +44,9 @@ app.command("sync")(sync_cmd.sync)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(sync_cmd.conflicts_app, name="conflicts")
 app.add_typer(sync_cmd.rejections_app, name="rejections")
+app.add_typer(admin_cmd.app, name="admin")
 events_cmd.app.command("link")(sync_cmd.events_link)
+app.add_typer(tokens_cmd.app, name="tokens")
 
 
 def report_error(exc: CalbridgeError) -> int:

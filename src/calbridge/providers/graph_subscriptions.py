@@ -46,10 +46,11 @@ class Subscription:
     expires: datetime  # naive UTC
     notification_url: str
     resource: str
+    lifecycle_url: str = ""
 
-    def due(self, now: datetime) -> bool:
-        """True when it should be renewed (less than ``RENEW_BEFORE`` left)."""
-        return self.expires - now <= RENEW_BEFORE
+    def due(self, now: datetime, before: timedelta = RENEW_BEFORE) -> bool:
+        """True when it should be renewed (less than ``before`` left)."""
+        return self.expires - now <= before
 
     def as_settings(self) -> dict[str, str]:
         return {
@@ -57,6 +58,7 @@ class Subscription:
             "expires": self.expires.isoformat(),
             "notification_url": self.notification_url,
             "resource": self.resource,
+            "lifecycle_url": self.lifecycle_url,
         }
 
     @staticmethod
@@ -66,6 +68,7 @@ class Subscription:
             datetime.fromisoformat(str(data["expires"])),
             str(data.get("notification_url") or ""),
             str(data.get("resource") or ""),
+            str(data.get("lifecycle_url") or ""),
         )
 
 
@@ -77,37 +80,45 @@ def new_client_state() -> str:
 class Subscriptions:
     """Create, renew and delete the subscription of one provider's calendar."""
 
-    def __init__(self, provider: GraphProvider) -> None:
+    def __init__(self, provider: GraphProvider, lifetime: timedelta = LIFETIME) -> None:
         self.provider = provider
+        self.lifetime = min(lifetime, MAX_LIFETIME)
 
     @property
     def resource(self) -> str:
         return self.provider.base.lstrip("/") + "/events"
 
     def create(
-        self, notification_url: str, client_state: str, now: datetime | None = None
+        self,
+        notification_url: str,
+        client_state: str,
+        now: datetime | None = None,
+        lifecycle_url: str | None = None,
     ) -> Subscription:
-        """Graph validates ``notification_url`` (the handshake) before answering."""
+        """Graph validates ``notification_url`` (and ``lifecycle_url``: where it sends
+        ``reauthorizationRequired``, ``subscriptionRemoved`` and ``missed``) before answering."""
         body = {
             "changeType": CHANGE_TYPES,
             "notificationUrl": notification_url,
             "resource": self.resource,
-            "expirationDateTime": _expiry(now),
+            "expirationDateTime": _expiry(now, self.lifetime),
             "clientState": client_state,
             "latestSupportedTlsVersion": "v1_2",
         }
+        if lifecycle_url:
+            body["lifecycleNotificationUrl"] = lifecycle_url
         http = self.provider.http
         response = http.send("POST", "/subscriptions", json=body)
         if response.status_code != 201:
             http.fail(response, f"subscribing to changes (notifications to {notification_url})")
-        return _subscription(response.json(), notification_url)
+        return _subscription(response.json(), notification_url, lifecycle_url or "")
 
     def renew(self, subscription: Subscription, now: datetime | None = None) -> Subscription:
         http = self.provider.http
         response = http.send(
             "PATCH",
             f"/subscriptions/{quote(subscription.id)}",
-            json={"expirationDateTime": _expiry(now)},
+            json={"expirationDateTime": _expiry(now, self.lifetime)},
         )
         if response.status_code == 404:
             raise SubscriptionGone(
@@ -115,7 +126,9 @@ class Subscriptions:
             )
         if response.status_code != 200:
             http.fail(response, "renewing the change subscription")
-        return _subscription(response.json(), subscription.notification_url)
+        return _subscription(
+            response.json(), subscription.notification_url, subscription.lifecycle_url
+        )
 
     def delete(self, subscription_id: str) -> None:
         http = self.provider.http
@@ -124,15 +137,18 @@ class Subscriptions:
             http.fail(response, "deleting the change subscription")
 
 
-def _expiry(now: datetime | None) -> str:
-    moment = (now or datetime.now(UTC).replace(tzinfo=None)) + LIFETIME
+def _expiry(now: datetime | None, lifetime: timedelta = LIFETIME) -> str:
+    moment = (now or datetime.now(UTC).replace(tzinfo=None)) + lifetime
     return moment.replace(microsecond=0).isoformat() + "Z"
 
 
-def _subscription(raw: Mapping[str, Any], notification_url: str) -> Subscription:
+def _subscription(
+    raw: Mapping[str, Any], notification_url: str, lifecycle_url: str = ""
+) -> Subscription:
     expires = str(raw["expirationDateTime"]).rstrip("Z")
     moment = datetime.fromisoformat(expires[:26] if "." in expires else expires)
-    return Subscription(str(raw["id"]), moment, notification_url, str(raw.get("resource") or ""))
+    resource = str(raw.get("resource") or "")
+    return Subscription(str(raw["id"]), moment, notification_url, resource, lifecycle_url)
 
 
 # ------------------------------------------------------------------ the service's side

@@ -11,7 +11,9 @@ runs the engine, and turns the outcome into the calendar's run state:
   ``retry_attempts`` times (then the next poll tries again);
 - credentials refused or revoked: state ``auth_expired`` and no retry until the calendar's
   sealed credentials change (re-authorised, updated): no retry storm;
-- anything else a person must fix (4xx about the calendar, settings): state ``error``.
+- anything else a person must fix (4xx about the calendar, settings): state ``error``;
+- the mass-cancellation guard held the run's cancellations (:mod:`calbridge.sync.guard`):
+  state ``needs_confirmation``, and the calendar is skipped until they are confirmed.
 
 Every run ends with one structured log line (``calbridge.service.runs``). A run interrupted
 by shutdown stops at the engine's next committed step and is recorded as ``interrupted``; a
@@ -37,6 +39,7 @@ from calbridge.errors import NotFound, ProviderAuthError, ProviderError
 from calbridge.service.jobs import JobContext, check_trigger
 from calbridge.store.models import Calendar, SyncRun
 from calbridge.sync.engine import sync_calendar
+from calbridge.sync.guard import NEEDS_CONFIRMATION, NeedsConfirmation, confirm_hint
 from calbridge.sync.report import SyncReport
 
 log = logging.getLogger(__name__)
@@ -166,6 +169,8 @@ def _skip_reason(session: Session, calendar_id: int) -> str | None:
 def _close_stale_runs(session: Session, calendar_id: int, now: datetime) -> None:
     """A run still 'running' when the next one starts lost its worker (killed)."""
     session.execute(
+    if calendar.state == NEEDS_CONFIRMATION:
+        return "waits for `calbridge calendars confirm` (mass-cancellation guard)"
         update(SyncRun)
         .where(SyncRun.calendar_id == calendar_id, SyncRun.result == "running")
         .values(result="interrupted", finished_at=now, error="worker stopped during the run")
@@ -186,6 +191,8 @@ def _classify(ctx: JobContext, report: SyncReport, attempt: int) -> tuple[str, f
 def is_transient(failure: BaseException | None) -> bool:
     """5xx, 429, timeouts and unreachable servers: worth trying again shortly."""
     if not isinstance(failure, ProviderError) or isinstance(failure, ProviderAuthError):
+    if isinstance(failure, NeedsConfirmation):
+        return NEEDS_CONFIRMATION, None
         return False
     status = failure.status
     return status is None or status >= 500 or status in (408, 429)
@@ -247,6 +254,10 @@ def _apply_state(
             f"update the credentials of calendar '{calendar.name}' "
             f"(`calbridge calendars auth {calendar.name}` for Google OAuth, otherwise remove "
             "and add it again); syncing resumes by itself once they change"
+    elif result == NEEDS_CONFIRMATION:  # the mass-cancellation guard held cancellations
+        calendar.state = NEEDS_CONFIRMATION
+        calendar.last_error = report.error
+        calendar.error_hint = confirm_hint(calendar.name)
         )
     else:
         calendar.state = "error"

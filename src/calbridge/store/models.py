@@ -298,3 +298,31 @@ class Rejection(Base):
     uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class HeldCancellation(Base):
+    """A cancellation the mass-cancellation guard held back (calbridge.sync.guard): the
+    calendar waits in state ``needs_confirmation`` until a person confirms the list."""
+
+    __tablename__ = "held_cancellations"
+    __table_args__ = (Index("ix_held_cancellations_calendar", "calendar_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500))
+    held_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CalendarAlert(Base):
+    """The last calendar state an alert email was sent for (calbridge.service.alerts), so a
+    state change is announced once, and its recovery once, across restarts."""
+
+    __tablename__ = "calendar_alerts"
+
+    calendar_id: Mapped[int] = mapped_column(
+        ForeignKey("calendars.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(32))
+    notified_at: Mapped[datetime] = mapped_column(DateTime)

@@ -2,6 +2,8 @@
 
 ``sync_calendar`` never raises for a calendar's own trouble (server down, credentials revoked):
 it records the error on the calendar and in the report, so the other calendars still sync.
+A calendar whose cancellations the mass-cancellation guard held back (:mod:`.guard`) does not
+sync until they are confirmed; its report's ``failure`` is a ``NeedsConfirmation``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from calbridge.errors import CalbridgeError, TokenExpired
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
+from calbridge.sync.guard import check_not_held
 from calbridge.sync.pull import mark_generation, pull_pages
 from calbridge.sync.push import Pusher
 from calbridge.sync.report import SyncReport
@@ -49,6 +52,7 @@ def sync_calendar(
         direction = calendar.direction
         provider: CalendarProvider | None = None
         try:
+            check_not_held(session, calendar)  # the guard: a person must confirm first
             provider = provider_factory(calendar)
         except CalbridgeError as exc:
             report.ok, report.error, report.failure = False, str(exc), exc

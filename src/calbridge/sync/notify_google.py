@@ -1,9 +1,10 @@
 """Google push notifications on the sync side: watching calendars and answering notifications.
 
-The long-running service (to come) receives Google's POSTs and calls
-:func:`handle_google_notification` with the request's headers. It finds the calendar the
-channel belongs to, checks the channel's secret token, and runs an incremental sync of that
-calendar. A notification that does not check out is rejected and nothing runs.
+The service (:mod:`calbridge.service.hooks`) receives Google's POSTs and calls
+:func:`verify_google_notification` with the request's headers: it finds the calendar the
+channel belongs to and checks the channel's secret token and resource id; the service then
+enqueues a sync. :func:`handle_google_notification` verifies and syncs in one call (tests,
+scripts). A notification that does not check out is rejected and nothing runs.
 
 Where things live: the non-secret channel data (id, resource id, expiry, address) in
 ``Calendar.settings["watch"]``; the channel token sealed with the calendar's other secrets in
@@ -55,6 +56,43 @@ class NotificationOutcome:
     report: SyncReport | None = None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one notification checks out, and for which calendar. ``known_channel`` False
+    means no calendar is watched through that channel (answer 404: Google then stops it)."""
+
+    accepted: bool
+    reason: str
+    calendar: str | None = None
+    calendar_id: int | None = None
+    state: str | None = None
+    known_channel: bool = True
+
+
+def verify_google_notification(
+    store: Store, box: SecretBox, headers: Mapping[str, str]
+) -> Verdict:
+    """Check one notification (channel id → calendar, token, resource id) without syncing;
+    quick enough to answer inside the request. Never raises for a bad notification."""
+    note = Notification.from_headers(headers)
+    if not note.channel_id:
+        return _refuse("not a Google Calendar notification (no X-Goog-Channel-ID)")
+    with store.session() as session:
+        calendar = _watched(session, note.channel_id)
+        if calendar is None:
+            reason = f"no calendar is watched through channel {note.channel_id[:80]}"
+            log.warning("notification rejected", extra={"calendar": None, "reason": reason})
+            return Verdict(False, reason, known_channel=False)
+        name, calendar_id = calendar.name, calendar.id
+        watch = dict((calendar.settings or {}).get("watch") or {})
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    if not token_matches(secret.get("watch_token"), note.token):
+        return _refuse(f"the channel token does not match calendar '{name}'", name)
+    if note.resource_id != watch.get("resource_id"):
+        return _refuse(f"the resource id does not match calendar '{name}'", name)
+    return Verdict(True, f"'{note.state}' for calendar '{name}'", name, calendar_id, note.state)
+
+
 def handle_google_notification(
     store: Store,
     box: SecretBox,
@@ -63,28 +101,40 @@ def handle_google_notification(
     provider_factory: ProviderFactory | None = None,
     now: datetime | None = None,
 ) -> NotificationOutcome:
-    """Verify one notification (channel id → calendar, token, resource id) and, for a
-    change, sync that calendar incrementally. Never raises for a bad notification."""
-    note = Notification.from_headers(headers)
-    if not note.channel_id:
-        return _reject("not a Google Calendar notification (no X-Goog-Channel-ID)")
-    with store.session() as session:
-        calendar = _watched(session, note.channel_id)
-        if calendar is None:
-            return _reject(f"no calendar is watched through channel {note.channel_id[:80]}")
-        name, calendar_id = calendar.name, calendar.id
-        watch = dict((calendar.settings or {}).get("watch") or {})
-        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
-    if not token_matches(secret.get("watch_token"), note.token):
-        return _reject(f"the channel token does not match calendar '{name}'", name)
-    if note.resource_id != watch.get("resource_id"):
-        return _reject(f"the resource id does not match calendar '{name}'", name)
-    if note.state == "sync":
+    """Verify one notification and, for a change, sync that calendar incrementally here
+    (the service enqueues instead: :mod:`calbridge.service.hooks`). Never raises for a bad
+    notification."""
+    verdict = verify_google_notification(store, box, headers)
+    if not verdict.accepted or verdict.calendar_id is None:
+        return NotificationOutcome(False, verdict.reason, verdict.calendar)
+    name = verdict.calendar
+    if verdict.state == "sync":
         return NotificationOutcome(True, "channel opened", name)
     factory = provider_factory or (lambda c: open_provider(c, box))
-    report = sync_calendar(store, calendar_id, factory, now=now)
-    log.info("notification synced", extra={"calendar": name, "state": note.state})
-    return NotificationOutcome(True, f"synced after '{note.state}'", name, report)
+    report = sync_calendar(store, verdict.calendar_id, factory, now=now)
+    log.info("notification synced", extra={"calendar": name, "state": verdict.state})
+    return NotificationOutcome(True, f"synced after '{verdict.state}'", name, report)
+
+
+def stop_stray_channel(
+    store: Store,
+    box: SecretBox,
+    channel_id: str,
+    resource_id: str,
+    *,
+    provider_factory: ProviderFactory | None = None,
+) -> bool:
+    """Stop a channel we no longer use (replaced, or left over) that still notifies us about
+    one of our watched calendars; False when no calendar of ours has that resource."""
+    with store.session() as session:
+        for calendar in session.scalars(select(Calendar).where(Calendar.kind == "google")):
+            watch = (calendar.settings or {}).get("watch") or {}
+            if resource_id and watch.get("resource_id") == resource_id:
+                if watch.get("channel_id") == channel_id:
+                    return False  # our current channel: never stop it
+                stop_channel(_provider(calendar, box, provider_factory), channel_id, resource_id)
+                return True
+    return False
 
 
 def watch_google_calendar(
@@ -191,6 +241,6 @@ def _watch_json(channel: Channel) -> dict[str, str]:
     }
 
 
-def _reject(reason: str, calendar: str | None = None) -> NotificationOutcome:
+def _refuse(reason: str, calendar: str | None = None) -> Verdict:
     log.warning("notification rejected", extra={"calendar": calendar, "reason": reason})
-    return NotificationOutcome(False, reason, calendar)
+    return Verdict(False, reason, calendar)

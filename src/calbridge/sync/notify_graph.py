@@ -1,13 +1,16 @@
 """Microsoft 365 change notifications, from the booking system's side.
 
-The long-running service (to come) exposes one URL to Graph and calls:
+The service (:mod:`calbridge.service.hooks`) exposes the URLs Graph calls and uses:
 
 * :func:`validation_response` (re-exported) for Graph's ``?validationToken=`` handshake;
-* :func:`handle_graph_notification` with every notification POST: each entry is matched to the
-  calendar whose subscription it names, checked against that calendar's secret ``clientState``
-  and, when genuine, that calendar gets an incremental sync (once per POST, however many
-  entries name it);
-* :func:`renew_subscriptions` from its scheduler (hourly is plenty).
+* :func:`verify_graph_notification` with every notification POST: each entry is matched to the
+  calendar whose subscription it names and checked against that calendar's secret
+  ``clientState``; the service then enqueues one sync per genuine calendar (never inline);
+* :func:`renew_subscription` for lifecycle notifications (``reauthorizationRequired`` →
+  renew, ``subscriptionRemoved`` → re-create) and :func:`renew_subscriptions` from its
+  scheduler (:mod:`calbridge.service.channels`).
+
+:func:`handle_graph_notification` verifies and syncs in one call (tests, scripts).
 
 Where it is kept: ``Calendar.settings["subscription"]`` holds the subscription's id, expiry and
 URL (not secret); the ``clientState`` is sealed inside ``Calendar.secret`` with the app's
@@ -20,16 +23,19 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.errors import ConfigError, NotFound
+from calbridge.errors import CalbridgeError, ConfigError, NotFound
 from calbridge.providers.graph import GraphProvider
 from calbridge.providers.graph_subscriptions import (
+    LIFETIME,
+    RENEW_BEFORE,
+    Notification,
     NotificationRejected,
     Subscription,
     SubscriptionGone,
@@ -48,12 +54,15 @@ from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
 
 __all__ = [
+    "GraphVerdict",
     "NotificationOutcome",
     "handle_graph_notification",
+    "renew_subscription",
     "renew_subscriptions",
     "subscribe_calendar",
     "unsubscribe_calendar",
     "validation_response",
+    "verify_graph_notification",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,14 +85,17 @@ class NotificationOutcome:
 
 @contextmanager
 def _subscriptions(
-    calendar: Calendar, box: SecretBox, factory: ProviderFactory | None
+    calendar: Calendar,
+    box: SecretBox,
+    factory: ProviderFactory | None,
+    lifetime: timedelta = LIFETIME,
 ) -> Iterator[Subscriptions]:
     """The subscription API of the calendar's provider, closed after use."""
     provider = (factory or (lambda c: open_provider(c, box)))(calendar)
     if not isinstance(provider, GraphProvider):
         raise ConfigError(f"calendar '{calendar.name}' is not a Microsoft 365 calendar")
     try:
-        yield Subscriptions(provider)
+        yield Subscriptions(provider, lifetime)
     finally:
         provider.close()
 
@@ -117,16 +129,19 @@ def subscribe_calendar(
     name: str,
     notification_url: str,
     *,
+    lifecycle_url: str | None = None,
+    lifetime: timedelta = LIFETIME,
     now: datetime | None = None,
     provider_factory: ProviderFactory | None = None,
 ) -> Subscription:
-    """Subscribe to the calendar's changes (replacing a previous subscription)."""
+    """Subscribe to the calendar's changes (replacing a previous subscription); lifecycle
+    notifications go to ``lifecycle_url`` when given."""
     with store.session() as session:
         calendar = _find(session, name)
         old = calendar.settings.get(SETTINGS_KEY) if calendar.settings else None
         state = new_client_state()
-        with _subscriptions(calendar, box, provider_factory) as subs:
-            subscription = subs.create(notification_url, state, now)
+        with _subscriptions(calendar, box, provider_factory, lifetime) as subs:
+            subscription = subs.create(notification_url, state, now, lifecycle_url)
             if isinstance(old, Mapping):
                 subs.delete(str(old.get("id")))
         _store(calendar, box, subscription, state)
@@ -155,9 +170,12 @@ def renew_subscriptions(
     *,
     now: datetime | None = None,
     provider_factory: ProviderFactory | None = None,
+    lifetime: timedelta = LIFETIME,
+    renew_before: timedelta = RENEW_BEFORE,
 ) -> list[str]:
-    """Renew every subscription that expires within a day (re-create the ones Graph forgot).
-    Returns the names of the calendars whose subscription was renewed or re-created."""
+    """Renew every subscription that expires within ``renew_before`` (a day; re-create the
+    ones Graph forgot). Returns the names of the calendars whose subscription was renewed or
+    re-created. One calendar's failure does not stop the others (logged, tried next time)."""
     moment = now or utcnow()
     renewed: list[str] = []
     with store.session() as session:
@@ -166,22 +184,73 @@ def renew_subscriptions(
             raw = (calendar.settings or {}).get(SETTINGS_KEY)
             if not isinstance(raw, Mapping):
                 continue
-            if Subscription.from_settings(raw).due(moment):
-                _renew(calendar, box, provider_factory, moment)
+            if Subscription.from_settings(raw).due(moment, renew_before):
+                try:
+                    _renew(calendar, box, provider_factory, moment, lifetime)
+                except CalbridgeError as exc:
+                    log.warning(
+                        "subscription not renewed",
+                        extra={"calendar": calendar.name, "error": str(exc)},
+                    )
+                    continue
                 renewed.append(calendar.name)
     return renewed
 
 
 def _renew(
-    calendar: Calendar, box: SecretBox, factory: ProviderFactory | None, now: datetime
+    calendar: Calendar,
+    box: SecretBox,
+    factory: ProviderFactory | None,
+    now: datetime,
+    lifetime: timedelta = LIFETIME,
 ) -> None:
     current = Subscription.from_settings(calendar.settings[SETTINGS_KEY])
-    with _subscriptions(calendar, box, factory) as subs:
+    with _subscriptions(calendar, box, factory, lifetime) as subs:
         try:
             _store(calendar, box, subs.renew(current, now), None)
         except SubscriptionGone:
-            state = new_client_state()
-            _store(calendar, box, subs.create(current.notification_url, state, now), state)
+            _recreate(calendar, box, subs, current, now)
+
+
+def _recreate(
+    calendar: Calendar,
+    box: SecretBox,
+    subs: Subscriptions,
+    current: Subscription,
+    now: datetime,
+) -> None:
+    state = new_client_state()
+    fresh = subs.create(current.notification_url, state, now, current.lifecycle_url or None)
+    subs.delete(current.id)  # gone already, or superseded: never two subscriptions
+    _store(calendar, box, fresh, state)
+    log.info("subscription re-created", extra={"calendar": calendar.name})
+
+
+def renew_subscription(
+    store: Store,
+    box: SecretBox,
+    calendar_id: int,
+    *,
+    recreate: bool = False,
+    lifetime: timedelta = LIFETIME,
+    now: datetime | None = None,
+    provider_factory: ProviderFactory | None = None,
+) -> bool:
+    """Renew one calendar's subscription now (Graph sent ``reauthorizationRequired``), or
+    create a new one (``subscriptionRemoved``: ``recreate=True``). False when the calendar has
+    no subscription (any more)."""
+    moment = now or utcnow()
+    with store.session() as session:
+        calendar = session.get(Calendar, calendar_id)
+        raw = (calendar.settings or {}).get(SETTINGS_KEY) if calendar is not None else None
+        if calendar is None or not isinstance(raw, Mapping):
+            return False
+        if not recreate:
+            _renew(calendar, box, provider_factory, moment, lifetime)
+            return True
+        with _subscriptions(calendar, box, provider_factory, lifetime) as subs:
+            _recreate(calendar, box, subs, Subscription.from_settings(raw), moment)
+        return True
 
 
 def _subscribed(session: Session, subscription_id: str) -> Calendar | None:
@@ -192,6 +261,53 @@ def _subscribed(session: Session, subscription_id: str) -> Calendar | None:
     return found
 
 
+@dataclass
+class GraphVerdict:
+    """What a notification POST genuinely says, per calendar: ``notes`` by calendar id,
+    ``names`` by calendar id, and the refused entries (each a reason, already logged)."""
+
+    notes: dict[int, list[Notification]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+
+def verify_graph_notification(
+    store: Store, box: SecretBox, payload: Mapping[str, Any] | Any
+) -> GraphVerdict:
+    """Check every entry of a notification POST (change or lifecycle) against the secret
+    ``clientState`` of the calendar whose subscription it names; nothing is synced here.
+    Entries naming an unknown subscription or carrying a wrong ``clientState`` are refused."""
+    verdict = GraphVerdict()
+    try:
+        entries = notifications_of(payload)
+    except NotificationRejected as exc:
+        verdict.rejected.append(str(exc))
+        log.warning("notification rejected", extra={"calendar": None, "reason": str(exc)})
+        return verdict
+    by_subscription: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in entries:
+        by_subscription.setdefault(str(entry.get("subscriptionId") or ""), []).append(entry)
+    for subscription_id, group in by_subscription.items():
+        with store.session() as session:
+            calendar = _subscribed(session, subscription_id) if subscription_id else None
+            if calendar is None:
+                reason = f"no calendar has subscription '{subscription_id[:60]}'; ignored"
+                verdict.rejected.append(reason)
+                log.warning("notification rejected", extra={"calendar": None, "reason": reason})
+                continue
+            name, calendar_id = calendar.name, calendar.id
+            secret = box.open(calendar.secret, name) if calendar.secret else {}
+        try:
+            notes = handle_notification({"value": group}, str(secret.get("client_state", "")))
+        except NotificationRejected as exc:
+            verdict.rejected.append(f"calendar '{name}': {exc}")
+            log.warning("forged notification", extra={"calendar": name, "reason": str(exc)})
+            continue
+        verdict.notes.setdefault(calendar_id, []).extend(notes)
+        verdict.names[calendar_id] = name
+    return verdict
+
+
 def handle_graph_notification(
     store: Store,
     box: SecretBox,
@@ -200,40 +316,25 @@ def handle_graph_notification(
     now: datetime | None = None,
     provider_factory: ProviderFactory | None = None,
 ) -> NotificationOutcome:
-    """Verify a notification POST and sync each calendar it genuinely names, once.
+    """Verify a notification POST and sync each calendar it genuinely names, once, here (the
+    service enqueues instead: :mod:`calbridge.service.hooks`).
 
     Entries naming an unknown subscription or carrying a wrong ``clientState`` are refused
     (listed in ``rejected``, logged) and trigger nothing. Whatever the outcome, the service
     should answer Graph 202 quickly; a sync that fails is reported in its SyncReport."""
-    outcome = NotificationOutcome()
-    try:
-        entries = notifications_of(payload)
-    except NotificationRejected as exc:
-        outcome.rejected.append(str(exc))
-        return outcome
-    by_subscription: dict[str, list[Mapping[str, Any]]] = {}
-    for entry in entries:
-        by_subscription.setdefault(str(entry.get("subscriptionId") or ""), []).append(entry)
-    to_sync: list[int] = []
-    for subscription_id, group in by_subscription.items():
-        with store.session() as session:
-            calendar = _subscribed(session, subscription_id) if subscription_id else None
-            if calendar is None:
-                outcome.rejected.append(
-                    f"no calendar has subscription '{subscription_id[:60]}'; ignored"
-                )
-                continue
-            secret = box.open(calendar.secret, calendar.name) if calendar.secret else {}
-            try:
-                notes = handle_notification({"value": group}, str(secret.get("client_state", "")))
-            except NotificationRejected as exc:
-                outcome.rejected.append(f"calendar '{calendar.name}': {exc}")
-                log.warning("forged notification", extra={"calendar": calendar.name})
-                continue
-            if any(n.lifecycle_event in LIFECYCLE_RENEW for n in notes):
-                _renew(calendar, box, provider_factory, now or utcnow())
-            to_sync.append(calendar.id)
+    verdict = verify_graph_notification(store, box, payload)
+    outcome = NotificationOutcome(rejected=list(verdict.rejected))
+    for calendar_id, notes in verdict.notes.items():
+        if any(n.lifecycle_event in LIFECYCLE_RENEW for n in notes):
+            renew_subscription(
+                store,
+                box,
+                calendar_id,
+                recreate=any(n.lifecycle_event == "subscriptionRemoved" for n in notes),
+                now=now,
+                provider_factory=provider_factory,
+            )
     factory = provider_factory or (lambda c: open_provider(c, box))
-    for calendar_id in to_sync:
+    for calendar_id in verdict.notes:
         outcome.synced.append(sync_calendar(store, calendar_id, factory, now=now))
     return outcome

@@ -4,6 +4,11 @@ Each ``ChangePage`` is applied in its own transaction; the provider's new token 
 the last page only, so a run killed anywhere simply re-reads the same changes next time, and
 re-reading is harmless: objects are matched to bookings by (calendar, remote id, occurrence),
 or by our idempotency key for objects we created ourselves.
+
+Cancellations (deleted events, occurrences removed from a series, what a full resync's listing
+no longer holds) are not applied page by page: they are collected and settled by the
+mass-cancellation guard (:mod:`calbridge.sync.guard`) in the last page's transaction, the one
+that stores the new token.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from calbridge.store.events import utcnow
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
 from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, new_booking
+from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
 from calbridge.sync.readahead import read_ahead
 from calbridge.sync.report import SyncReport
 
@@ -41,8 +47,16 @@ Progress = Callable[[int], None]
 class PageApplier:
     """Applies pages for one calendar within a session the caller commits."""
 
-    def __init__(self, session: Session, calendar: Calendar, window: Window, report: SyncReport):
+    def __init__(
+        self,
+        session: Session,
+        calendar: Calendar,
+        window: Window,
+        report: SyncReport,
+        pending: PendingCancellations | None = None,
+    ):
         self.session = session
+        self.pending = pending  # None: cancel at once (no guard)
         self.calendar = calendar
         self.window = window
         self.report = report
@@ -233,17 +247,10 @@ class PageApplier:
                 self._cancel(link, "the calendar event was deleted")
 
     def _cancel(self, link: Link, why: str) -> None:
-        event = self.session.get(Event, link.event_id)
-        link.state = "gone"
-        if event is None or event.status == "cancelled":
+        if self.pending is not None:
+            self.pending.add(link, why)
             return
-        fields = booking_fields(event)
-        cancelled = EventFields(
-            fields.name, fields.times, fields.location, fields.notes, "cancelled"
-        )
-        apply_fields(self.session, event, cancelled)
-        link.synced_seq = event.change_seq
-        self.report.cancelled += 1
+        self.report.cancelled += cancel_link(self.session, link)
 
     def _reject(self, ref_id: str, uid: str | None, reason: str) -> None:
         self.report.rejected += 1
@@ -332,15 +339,25 @@ def pull_pages(
     gen: int | None,
     progress: Progress,
 ) -> None:
-    """Apply pages one transaction each; store the new token with the last page."""
+    """Apply pages one transaction each; settle the cancellations (the guard) and store the
+    new token with the last page. Raises NeedsConfirmation, after that commit, when the guard
+    held the cancellations back."""
+    pending = PendingCancellations()
+    held: str | None = None
     for page in read_ahead(pages):
         with store.session() as session:
             calendar = session.get(Calendar, calendar_id)
             assert calendar is not None
-            applier = PageApplier(session, calendar, window, report)
+            applier = PageApplier(session, calendar, window, report, pending)
             applier.apply(page, gen)
             if page.done:
                 if gen is not None:
                     sweep_unseen(session, calendar, gen, applier)
+                try:
+                    settle(session, calendar, pending, report)
+                except NeedsConfirmation as exc:
+                    held = str(exc)
                 calendar.sync_token = page.token
         progress(len(page.items) + len(page.deleted))
+    if held is not None:
+        raise NeedsConfirmation(held)

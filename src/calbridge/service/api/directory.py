@@ -1,0 +1,75 @@
+"""``/api/directory`` (import, export, search) and ``/api/settings`` (get, update).
+
+Import takes the directory file's JSON as the request body and runs the CLI's validation
+(:mod:`calbridge.ops.directory`): every problem is listed in the 422 problem's ``errors`` at its
+JSON path (``$.contacts[3].primary_email``) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from calbridge.ops import directory as ops
+from calbridge.service.api.deps import Caller, Writer, transaction
+from calbridge.service.problems import ProblemRoute
+
+router = APIRouter(route_class=ProblemRoute, tags=["directory"])
+
+
+@router.get("/directory", summary="Export the directory (the import format)")
+def export_directory(request: Request, _: Caller) -> dict[str, Any]:
+    with transaction(request) as session:
+        return ops.export_directory(session)
+
+
+@router.post("/directory/import", summary="Import a directory file (all or nothing)")
+def import_directory(
+    request: Request,
+    who: Writer,
+    payload: Annotated[Any, Body(description="The directory file (docs/examples/directory.json)")],
+) -> dict[str, Any]:
+    text = json.dumps(payload)
+    with transaction(request) as session:
+        report = ops.import_directory(session, text, actor=who.name)
+    return report.as_dict()
+
+
+@router.get("/directory/search", summary="Users, contacts and companies by name, id or email")
+def search_directory(
+    request: Request,
+    _: Caller,
+    q: Annotated[str, Query(max_length=200)] = "",
+    kind: Annotated[Literal["user", "contact", "company"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    kinds = (kind,) if kind else ops.KINDS
+    with transaction(request) as session:
+        found = ops.search(session, q, kinds=kinds, limit=limit)
+    return {"items": [f.as_dict() for f in found]}
+
+
+class SettingsUpdate(BaseModel):
+    """Settings to change; absent keys keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_account: str | None = None
+    default_event_manager: str | None = None
+    auto_assign_event_manager: bool | None = None
+    virtual_assistant_user: str | None = None
+
+
+@router.get("/settings", tags=["settings"], summary="The Event System Settings")
+def get_settings(request: Request, _: Caller) -> dict[str, Any]:
+    with transaction(request) as session:
+        return ops.get_settings(session)
+
+
+@router.patch("/settings", tags=["settings"], summary="Change Event System Settings")
+def update_settings(request: Request, body: SettingsUpdate, who: Writer) -> dict[str, Any]:
+    with transaction(request) as session:
+        return ops.update_settings(session, body.model_dump(exclude_unset=True), actor=who.name)

@@ -1,0 +1,175 @@
+"""Push channels of the running service: a Google watch channel per Google calendar and a
+Graph subscription (with its lifecycle URL) per Microsoft 365 calendar, kept alive.
+
+Only with a public URL (``CALBRIDGE_PUBLIC_URL``): Google and Microsoft must be able to reach
+``{public_url}/hooks/google`` and ``{public_url}/hooks/graph``; without one push is off and
+the scheduler polls those calendars more often instead.
+
+:meth:`ChannelKeeper.run_once` is what the scheduler calls (at start, once the web server
+answers — Graph calls ``/hooks/graph`` back before it creates a subscription — and then every
+``CHECK_SECONDS``):
+
+- *ensure*: every Google / Graph calendar that pulls (direction ``both`` or ``pull``), is not
+  paused and has no channel to this address (a new calendar, a changed public URL) gets one;
+- *renew*: a channel whose expiry is near is replaced (Google: a new channel, the old one
+  stopped) or extended (Graph: ``PATCH``, re-created when Graph forgot it). Lifetimes: Google
+  channels ``google_ttl`` (7 days), renewed a day before; Graph events subscriptions
+  ``graph_lifetime`` (3 days; at most 10,080 minutes), renewed a day before. Shorter
+  lifetimes renew at a third of the lifetime before expiry.
+
+One calendar's failure (credentials, outage) is logged and retried after ``RETRY_SECONDS``;
+the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from calbridge.errors import CalbridgeError
+from calbridge.providers.google_watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
+from calbridge.providers.graph_subscriptions import LIFETIME, RENEW_BEFORE, Subscription
+from calbridge.store.db import Store
+from calbridge.store.events import utcnow
+from calbridge.store.models import Calendar
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.engine import ProviderFactory
+from calbridge.sync.notify_google import watch_google_calendar
+from calbridge.sync.notify_graph import renew_subscription, subscribe_calendar
+
+log = logging.getLogger(__name__)
+
+GOOGLE_PATH = "/hooks/google"
+GRAPH_PATH = "/hooks/graph"
+LIFECYCLE_PATH = "/hooks/graph/lifecycle"
+CHECK_SECONDS = 60.0
+RETRY_SECONDS = 300.0
+
+
+def renew_margin(lifetime: timedelta, default: timedelta) -> timedelta:
+    """A day before expiry, or a third of a short lifetime (tests, demos)."""
+    return min(default, lifetime / 3)
+
+
+@dataclass
+class KeeperReport:
+    """What one pass did, by calendar name."""
+
+    opened: list[str] = field(default_factory=list)
+    renewed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ChannelKeeper:
+    store: Store
+    box: SecretBox
+    public_url: str
+    google_ttl: timedelta = DEFAULT_TTL
+    graph_lifetime: timedelta = LIFETIME
+    provider_factory: ProviderFactory | None = None
+    clock: Callable[[], datetime] = utcnow
+    _retry_at: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def google_address(self) -> str:
+        return self.public_url.rstrip("/") + GOOGLE_PATH
+
+    @property
+    def graph_address(self) -> str:
+        return self.public_url.rstrip("/") + GRAPH_PATH
+
+    @property
+    def lifecycle_address(self) -> str:
+        return self.public_url.rstrip("/") + LIFECYCLE_PATH
+
+    def run_once(self) -> KeeperReport:
+        """Open missing channels and renew the ones expiring soon."""
+        report = KeeperReport()
+        now = self.clock()
+        for calendar_id, name, kind, settings in self._push_calendars():
+            if self._retry_at.get(calendar_id, 0.0) > time.monotonic():
+                continue
+            try:
+                self._keep(calendar_id, name, kind, settings, now, report)
+            except CalbridgeError as exc:
+                self._retry_at[calendar_id] = time.monotonic() + RETRY_SECONDS
+                report.failed[name] = str(exc)
+                log.warning("push channel not kept", extra={"calendar": name, "error": str(exc)})
+            else:
+                self._retry_at.pop(calendar_id, None)
+        return report
+
+    def _push_calendars(self) -> list[tuple[int, str, str, dict[str, object]]]:
+        with self.store.session() as session:
+            rows = session.execute(
+                select(Calendar.id, Calendar.name, Calendar.kind, Calendar.settings).where(
+                    Calendar.kind.in_(("google", "graph")),
+                    Calendar.direction.in_(("both", "pull")),
+                    Calendar.paused.is_(False),
+                )
+            ).all()
+        return [(row[0], row[1], row[2], dict(row[3] or {})) for row in rows]
+
+    def _keep(
+        self,
+        calendar_id: int,
+        name: str,
+        kind: str,
+        settings: dict[str, object],
+        now: datetime,
+        report: KeeperReport,
+    ) -> None:
+        if kind == "google":
+            watch = settings.get("watch")
+            if not isinstance(watch, dict) or watch.get("address") != self.google_address:
+                self._watch(name)
+                report.opened.append(name)
+            elif needs_renewal(
+                datetime.fromisoformat(str(watch["expiration"])),
+                now,
+                renew_margin(self.google_ttl, RENEW_MARGIN),
+            ):
+                self._watch(name)
+                report.renewed.append(name)
+            return
+        raw = settings.get("subscription")
+        if not isinstance(raw, dict) or raw.get("notification_url") != self.graph_address:
+            subscribe_calendar(
+                self.store,
+                self.box,
+                name,
+                self.graph_address,
+                lifecycle_url=self.lifecycle_address,
+                lifetime=self.graph_lifetime,
+                now=now,
+                provider_factory=self.provider_factory,
+            )
+            report.opened.append(name)
+        elif Subscription.from_settings(raw).due(
+            now, renew_margin(self.graph_lifetime, RENEW_BEFORE)
+        ):
+            renew_subscription(
+                self.store,
+                self.box,
+                calendar_id,
+                lifetime=self.graph_lifetime,
+                now=now,
+                provider_factory=self.provider_factory,
+            )
+            report.renewed.append(name)
+
+    def _watch(self, name: str) -> None:
+        watch_google_calendar(
+            self.store,
+            self.box,
+            name,
+            self.google_address,
+            ttl=self.google_ttl,
+            provider_factory=self.provider_factory,
+        )

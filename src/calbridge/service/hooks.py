@@ -1,0 +1,251 @@
+"""The push endpoints Google and Microsoft call: ``POST /hooks/google``, ``POST /hooks/graph``
+(and ``/hooks/graph/lifecycle``, the subscriptions' lifecycle URL).
+
+Contract: a notification is *verified* here and *never synced here*: a genuine one enqueues
+``jobs.sync_calendar(id, trigger="push")`` and the answer goes back at once (Graph wants 202
+within 3 s and drops notifications for good when too many replies are slow; Google retries
+slow or failing webhooks). What is answered:
+
+- Google (headers only): ``X-Goog-Channel-ID`` names the calendar's channel, the channel token
+  and resource id must match what we sealed when opening it. ``sync`` (channel opened) → 200,
+  nothing enqueued; ``exists`` / ``not_exists`` → 200 and a sync; a channel no calendar uses
+  (replaced by a renewal, left over) → 404, and the channel is stopped a little later when it
+  still notifies about one of our calendars; a wrong token → 403, nothing runs.
+- Graph: ``?validationToken=`` → the token as ``text/plain`` (the handshake, answered before
+  anything else); a notification POST → each entry is checked against the calendar's secret
+  ``clientState`` (:func:`calbridge.sync.notify_graph.verify_graph_notification`): genuine
+  ones → 202 and one sync per calendar; lifecycle events: ``reauthorizationRequired`` → the
+  subscription is renewed, ``subscriptionRemoved`` → re-created (then a sync: notifications
+  may have been lost), ``missed`` → a full delta resync; a POST whose every entry is refused
+  (forged, unknown subscription, malformed) → 403, nothing runs.
+
+Notifications are rate-limited per calendar (:class:`Throttle`): the first one enqueues at
+once; more within ``PUSH_MIN_INTERVAL`` seconds are merged into one enqueue at the end of the
+interval — a change is never dropped, a burst costs one queue write. Every POST is counted in
+``/metrics`` (received, refused by reason); every refused notification is one log line
+(:mod:`calbridge.sync.notify_google` / ``notify_graph``). Channel renewals and re-creations run
+after the answer (they call Google or Graph, and Graph's re-creation calls us back).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from calbridge.config import load_settings
+from calbridge.errors import CalbridgeError
+from calbridge.providers.graph_subscriptions import Notification
+from calbridge.store.db import Store
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.notify_google import stop_stray_channel, verify_google_notification
+from calbridge.sync.notify_graph import (
+    renew_subscription,
+    validation_response,
+    verify_graph_notification,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+PUSH_MIN_INTERVAL = 1.0  # seconds between two enqueues of one calendar by notifications
+STRAY_STOP_DELAY = 30.0  # a new channel may notify before we stored it: look again later
+MAX_BODY = 1_000_000  # a Graph notification POST is a few KB
+
+
+class Throttle:
+    """At most one call per key every ``interval`` seconds; calls inside the interval are
+    merged into one trailing call at its end (so the last change is never lost)."""
+
+    def __init__(
+        self, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[int, float] = {}
+        self._trailing: dict[int, threading.Timer] = {}
+
+    def submit(self, key: int, call: Callable[[], None]) -> bool:
+        """Run ``call`` now (True) or once at the end of the key's interval (False)."""
+        with self._lock:
+            now = self.clock()
+            last = self._last.get(key)
+            if last is None or now - last >= self.interval:
+                self._last[key] = now
+            else:
+                if key not in self._trailing:
+                    timer = threading.Timer(
+                        self.interval - (now - last), self._fire, (key, call)
+                    )
+                    timer.daemon = True
+                    self._trailing[key] = timer
+                    timer.start()
+                return False
+        call()
+        return True
+
+    def _fire(self, key: int, call: Callable[[], None]) -> None:
+        with self._lock:
+            self._trailing.pop(key, None)
+            self._last[key] = self.clock()
+        try:
+            call()
+        except Exception:  # a queue hiccup must not kill the timer thread silently
+            log.exception("delayed push enqueue failed", extra={"calendar_id": key})
+
+    def close(self) -> None:
+        with self._lock:
+            for timer in self._trailing.values():
+                timer.cancel()
+            self._trailing.clear()
+
+
+# ------------------------------------------------------------------ shared plumbing
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _box(request: Request) -> SecretBox:
+    """The secret box the service seals calendars' secrets with (opened once per app)."""
+    state = request.app.state
+    box = getattr(state, "box", None)
+    if box is None:
+        box = SecretBox.from_settings(load_settings())
+        state.box = box
+    assert isinstance(box, SecretBox)
+    return box
+
+
+def _throttle(request: Request) -> Throttle:
+    state = request.app.state
+    throttle = getattr(state, "push_throttle", None)
+    if throttle is None:
+        throttle = Throttle(PUSH_MIN_INTERVAL)
+        state.push_throttle = throttle
+    assert isinstance(throttle, Throttle)
+    return throttle
+
+
+def _count(request: Request, provider: str, refused: str | None = None) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        return
+    metrics.notification_received(provider)
+    if refused is not None:
+        metrics.notification_refused(provider, refused)
+
+
+def _enqueue_push(request: Request, calendar_id: int) -> None:
+    jobs = request.app.state.jobs
+    _throttle(request).submit(
+        calendar_id, lambda: jobs.sync_calendar(calendar_id, trigger="push")
+    )
+
+
+# ------------------------------------------------------------------ Google
+
+
+@router.post("/google")
+def google_notification(request: Request, background: BackgroundTasks) -> Response:
+    headers = dict(request.headers)
+    verdict = verify_google_notification(_store(request), _box(request), headers)
+    if not verdict.accepted:
+        if not verdict.known_channel:
+            _count(request, "google", "unknown_channel")
+            if headers.get("x-goog-resource-state") != "sync":
+                background.add_task(_stop_later, request, headers)
+            return JSONResponse({"detail": "unknown channel"}, status_code=404)
+        _count(request, "google", "forged")
+        return JSONResponse({"detail": "notification refused"}, status_code=403)
+    _count(request, "google")
+    if verdict.state in ("exists", "not_exists") and verdict.calendar_id is not None:
+        _enqueue_push(request, verdict.calendar_id)
+    return Response(status_code=200)
+
+
+def _stop_later(request: Request, headers: dict[str, str]) -> None:
+    """Stop a channel no calendar uses, unless it turns out to be a brand-new one of ours."""
+    store, box = _store(request), _box(request)
+    channel_id = headers.get("x-goog-channel-id", "")
+    resource_id = headers.get("x-goog-resource-id", "")
+
+    def stop() -> None:
+        if verify_google_notification(store, box, headers).known_channel:
+            return  # it was ours after all (stored after its first notification)
+        try:
+            if stop_stray_channel(store, box, channel_id, resource_id):
+                log.info("stray channel stopped", extra={"channel": channel_id[:80]})
+        except CalbridgeError as exc:
+            log.warning("stray channel not stopped", extra={"error": str(exc)})
+
+    timer = threading.Timer(STRAY_STOP_DELAY, stop)
+    timer.daemon = True
+    timer.start()
+
+
+# ------------------------------------------------------------------ Microsoft Graph
+
+
+@router.post("/graph")
+@router.post("/graph/lifecycle")
+async def graph_notification(request: Request, background: BackgroundTasks) -> Response:
+    answer = validation_response(dict(request.query_params))
+    if answer is not None:  # the handshake: echo the token as plain text, nothing else
+        return PlainTextResponse(answer.body, status_code=answer.status)
+    raw = await request.body()
+    try:
+        payload: Any = json.loads(raw) if len(raw) <= MAX_BODY else None
+    except ValueError:
+        payload = None
+    store, box = _store(request), _box(request)
+    verdict = await run_in_threadpool(verify_graph_notification, store, box, payload)
+    if not verdict.notes:
+        _count(request, "graph", "forged" if payload is not None else "malformed")
+        return JSONResponse({"detail": "notification refused"}, status_code=403)
+    _count(request, "graph")
+    jobs = request.app.state.jobs
+    for calendar_id, notes in verdict.notes.items():
+        lifecycle = {n.lifecycle_event for n in notes if n.lifecycle_event}
+        if "subscriptionRemoved" in lifecycle or "reauthorizationRequired" in lifecycle:
+            recreate = "subscriptionRemoved" in lifecycle
+            background.add_task(_renew, request, calendar_id, recreate)
+        if "missed" in lifecycle:
+            await run_in_threadpool(
+                jobs.sync_calendar, calendar_id, trigger="resync", full=True
+            )
+        elif _changes(notes):
+            await run_in_threadpool(_enqueue_push, request, calendar_id)
+    return Response(status_code=202)
+
+
+def _changes(notes: list[Notification]) -> bool:
+    return any(n.lifecycle_event is None for n in notes)
+
+
+def _renew(request: Request, calendar_id: int, recreate: bool) -> None:
+    """After the answer: renew (or re-create) the subscription, then catch up with a sync
+    when it was re-created (notifications may have been lost meanwhile)."""
+    try:
+        done = renew_subscription(_store(request), _box(request), calendar_id, recreate=recreate)
+    except CalbridgeError as exc:
+        log.warning(
+            "subscription renewal failed", extra={"calendar_id": calendar_id, "error": str(exc)}
+        )
+        return
+    log.info(
+        "subscription %s", "re-created" if recreate else "renewed",
+        extra={"calendar_id": calendar_id, "done": done},
+    )
+    if done and recreate:
+        request.app.state.jobs.sync_calendar(calendar_id, trigger="push")
