@@ -64,9 +64,7 @@ class Throttle:
     """At most one call per key every ``interval`` seconds; calls inside the interval are
     merged into one trailing call at its end (so the last change is never lost)."""
 
-    def __init__(
-        self, interval: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self.clock = clock
         self._lock = threading.Lock()
@@ -82,9 +80,7 @@ class Throttle:
                 self._last[key] = now
             else:
                 if key not in self._trailing:
-                    timer = threading.Timer(
-                        self.interval - (now - last), self._fire, (key, call)
-                    )
+                    timer = threading.Timer(self.interval - (now - last), self._fire, (key, call))
                     timer.daemon = True
                     self._trailing[key] = timer
                     timer.start()
@@ -148,9 +144,7 @@ def _count(request: Request, provider: str, refused: str | None = None) -> None:
 
 def _enqueue_push(request: Request, calendar_id: int) -> None:
     jobs = request.app.state.jobs
-    _throttle(request).submit(
-        calendar_id, lambda: jobs.sync_calendar(calendar_id, trigger="push")
-    )
+    _throttle(request).submit(calendar_id, lambda: jobs.sync_calendar(calendar_id, trigger="push"))
 
 
 # ------------------------------------------------------------------ Google
@@ -221,9 +215,7 @@ async def graph_notification(request: Request, background: BackgroundTasks) -> R
             recreate = "subscriptionRemoved" in lifecycle
             background.add_task(_renew, request, calendar_id, recreate)
         if "missed" in lifecycle:
-            await run_in_threadpool(
-                jobs.sync_calendar, calendar_id, trigger="resync", full=True
-            )
+            await run_in_threadpool(jobs.sync_calendar, calendar_id, trigger="resync", full=True)
         elif _changes(notes):
             await run_in_threadpool(_enqueue_push, request, calendar_id)
     return Response(status_code=202)
@@ -244,7 +236,8 @@ def _renew(request: Request, calendar_id: int, recreate: bool) -> None:
         )
         return
     log.info(
-        "subscription %s", "re-created" if recreate else "renewed",
+        "subscription %s",
+        "re-created" if recreate else "renewed",
         extra={"calendar_id": calendar_id, "done": done},
     )
     if done and recreate:

@@ -69,9 +69,7 @@ class Verdict:
     known_channel: bool = True
 
 
-def verify_google_notification(
-    store: Store, box: SecretBox, headers: Mapping[str, str]
-) -> Verdict:
+def verify_google_notification(store: Store, box: SecretBox, headers: Mapping[str, str]) -> Verdict:
     """Check one notification (channel id → calendar, token, resource id) without syncing;
     quick enough to answer inside the request. Never raises for a bad notification."""
     note = Notification.from_headers(headers)
