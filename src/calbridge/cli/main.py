@@ -21,8 +21,11 @@ from calbridge.cli import (
     emulate_cmd,
     events_cmd,
     resolve_cmd,
+    runs_cmd,
+    serve_cmd,
     sync_cmd,
     tokens_cmd,
+    worker_cmd,
 )
 from calbridge.cli.common import err_console
 from calbridge.errors import CalbridgeError, ValidationFailed
@@ -46,6 +49,13 @@ app.add_typer(sync_cmd.conflicts_app, name="conflicts")
 app.add_typer(sync_cmd.rejections_app, name="rejections")
 app.add_typer(admin_cmd.app, name="admin")
 events_cmd.app.command("link")(sync_cmd.events_link)
+app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
+app.add_typer(runs_cmd.app, name="runs")
+calendars_cmd.app.command("sync-now")(runs_cmd.sync_now)
+calendars_cmd.app.command("resync")(runs_cmd.resync)
+calendars_cmd.app.command("pause")(runs_cmd.pause)
+calendars_cmd.app.command("resume")(runs_cmd.resume)
 app.add_typer(tokens_cmd.app, name="tokens")
 
 

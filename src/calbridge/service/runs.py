@@ -96,8 +96,11 @@ def run_sync_job(
             requests=0,
             worker=worker,
         )
+        full = full or calendar.full_requested
+        run.full = full
         session.add(run)
         calendar.state = "syncing"
+        calendar.full_requested = False
         if full:
             calendar.sync_token = None
         session.flush()
@@ -146,6 +149,11 @@ def run_sync_job(
     return outcome
 
 
+def request_full(session: Session, calendar_id: int) -> None:
+    """Remember that the next run of this calendar must be a full resync."""
+    session.execute(update(Calendar).where(Calendar.id == calendar_id).values(full_requested=True))
+
+
 def _calendar(session: Session, calendar_id: int) -> Calendar:
     calendar = session.get(Calendar, calendar_id)
     if calendar is None:
@@ -159,6 +167,8 @@ def _skip_reason(session: Session, calendar_id: int) -> str | None:
         return "removed"
     if calendar.paused:
         return "paused"
+    if calendar.state == NEEDS_CONFIRMATION:
+        return "waits for `calbridge calendars confirm` (mass-cancellation guard)"
     if calendar.state == "auth_expired" and calendar.auth_failed_secret == secret_digest(
         calendar.secret
     ):
@@ -169,8 +179,6 @@ def _skip_reason(session: Session, calendar_id: int) -> str | None:
 def _close_stale_runs(session: Session, calendar_id: int, now: datetime) -> None:
     """A run still 'running' when the next one starts lost its worker (killed)."""
     session.execute(
-    if calendar.state == NEEDS_CONFIRMATION:
-        return "waits for `calbridge calendars confirm` (mass-cancellation guard)"
         update(SyncRun)
         .where(SyncRun.calendar_id == calendar_id, SyncRun.result == "running")
         .values(result="interrupted", finished_at=now, error="worker stopped during the run")
@@ -181,6 +189,8 @@ def _classify(ctx: JobContext, report: SyncReport, attempt: int) -> tuple[str, f
     if report.ok:
         return "ok", None
     failure = report.failure
+    if isinstance(failure, NeedsConfirmation):
+        return NEEDS_CONFIRMATION, None
     if isinstance(failure, ProviderAuthError):
         return "auth_expired", None
     if is_transient(failure) and attempt < ctx.settings.retry_attempts:
@@ -191,8 +201,6 @@ def _classify(ctx: JobContext, report: SyncReport, attempt: int) -> tuple[str, f
 def is_transient(failure: BaseException | None) -> bool:
     """5xx, 429, timeouts and unreachable servers: worth trying again shortly."""
     if not isinstance(failure, ProviderError) or isinstance(failure, ProviderAuthError):
-    if isinstance(failure, NeedsConfirmation):
-        return NEEDS_CONFIRMATION, None
         return False
     status = failure.status
     return status is None or status >= 500 or status in (408, 429)
@@ -244,6 +252,10 @@ def _apply_state(
         calendar.state = "paused" if calendar.paused else "ok"
         calendar.last_success_at = now
         calendar.last_error = calendar.error_hint = calendar.auth_failed_secret = None
+    elif result == NEEDS_CONFIRMATION:  # the mass-cancellation guard held cancellations
+        calendar.state = NEEDS_CONFIRMATION
+        calendar.last_error = report.error
+        calendar.error_hint = confirm_hint(calendar.name)
     elif result == "interrupted":
         calendar.state = "paused" if calendar.paused else "ok"
     elif result == "auth_expired":
@@ -254,10 +266,6 @@ def _apply_state(
             f"update the credentials of calendar '{calendar.name}' "
             f"(`calbridge calendars auth {calendar.name}` for Google OAuth, otherwise remove "
             "and add it again); syncing resumes by itself once they change"
-    elif result == NEEDS_CONFIRMATION:  # the mass-cancellation guard held cancellations
-        calendar.state = NEEDS_CONFIRMATION
-        calendar.last_error = report.error
-        calendar.error_hint = confirm_hint(calendar.name)
         )
     else:
         calendar.state = "error"

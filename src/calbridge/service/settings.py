@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     worker_seen_seconds: float = Field(default=60.0, gt=0, description="for /readyz")
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    stalled_after_seconds: float = Field(
+        default=30.0, gt=0, description="a worker silent this long lost its jobs (killed)"
+    )
+    stalled_check_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def push_enabled(self) -> bool:

@@ -197,6 +197,7 @@ class Calendar(Base):
     idle_polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # digest of the sealed secret that was refused: no retry until the credentials change
     auth_failed_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    full_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class SyncRun(Base):

@@ -31,6 +31,9 @@ def upgrade() -> None:
             sa.Column("idle_polls", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("auth_failed_secret", sa.String(length=64), nullable=True))
+        batch_op.add_column(
+            sa.Column("full_requested", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     op.create_table(
         "sync_runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -68,6 +71,7 @@ def downgrade() -> None:
     op.drop_table("sync_runs")
     with op.batch_alter_table("calendars", schema=None) as batch_op:
         for column in (
+            "full_requested",
             "auth_failed_secret",
             "idle_polls",
             "poll_seconds",
