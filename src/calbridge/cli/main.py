@@ -20,6 +20,7 @@ from calbridge.cli import (
     directory_cmd,
     emulate_cmd,
     events_cmd,
+    guard_cmd,
     resolve_cmd,
     runs_cmd,
     serve_cmd,
@@ -56,6 +57,7 @@ calendars_cmd.app.command("sync-now")(runs_cmd.sync_now)
 calendars_cmd.app.command("resync")(runs_cmd.resync)
 calendars_cmd.app.command("pause")(runs_cmd.pause)
 calendars_cmd.app.command("resume")(runs_cmd.resume)
+calendars_cmd.app.command("confirm")(guard_cmd.confirm)
 app.add_typer(tokens_cmd.app, name="tokens")
 
 

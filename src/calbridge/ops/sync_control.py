@@ -35,6 +35,10 @@ class CalendarPaused(CalbridgeError):
     """A manual sync of a paused calendar."""
 
 
+class NothingToConfirm(CalbridgeError):
+    """``confirm`` on a calendar the mass-cancellation guard did not hold."""
+
+
 def find(session: Session, name: str) -> Calendar:
     calendar = session.scalars(select(Calendar).where(Calendar.name == name)).first()
     if calendar is None:
@@ -108,22 +112,21 @@ def resume(session: Session, name: str, *, actor: str) -> Calendar:
 
 
 def confirm(session: Session, jobs: Jobs | None, name: str, *, actor: str) -> Calendar:
-    """Let a calendar held by the mass-cancellation guard go on (then sync it)."""
+    """Let a calendar held by the mass-cancellation guard go on: cancel exactly the bookings
+    it listed (:func:`calbridge.sync.guard.confirm_cancellations`), then sync it. A calendar
+    with nothing waiting is refused with a clear message."""
+    from calbridge.sync.guard import NEEDS_CONFIRMATION, confirm_cancellations, held_cancellations
+
     calendar = find(session, name)
-    guard: Any = _guard()
-    if guard is not None and hasattr(guard, "confirm_held"):
-        guard.confirm_held(session, calendar, actor=actor)
-    if calendar.state == "needs_confirmation":
-        calendar.state = "ok"
+    held = held_cancellations(session, calendar.id)
+    if not held and calendar.state != NEEDS_CONFIRMATION:
+        raise NothingToConfirm(
+            f"calendar '{name}' has no cancellations waiting for confirmation "
+            f"(state {calendar.state}); nothing to do"
+        )
+    confirm_cancellations(session, calendar)
     calendar.next_run_at = now_utc()
     _record(session, actor, calendar, "confirmed")
     if jobs is not None and not calendar.paused:
         jobs.sync_calendar(calendar.id, trigger="manual")
     return calendar
-
-
-def _guard() -> Any:
-    try:
-        return importlib.import_module("calbridge.sync.guard")
-    except ModuleNotFoundError:
-        return None

@@ -28,9 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
+from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError
 from calbridge.providers.google_watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
 from calbridge.providers.graph_subscriptions import LIFETIME, RENEW_BEFORE, Subscription
@@ -41,6 +46,7 @@ from calbridge.store.secrets import SecretBox
 from calbridge.sync.engine import ProviderFactory
 from calbridge.sync.notify_google import watch_google_calendar
 from calbridge.sync.notify_graph import renew_subscription, subscribe_calendar
+from calbridge.sync.providers import open_provider
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,18 @@ GOOGLE_PATH = "/hooks/google"
 GRAPH_PATH = "/hooks/graph"
 LIFECYCLE_PATH = "/hooks/graph/lifecycle"
 CHECK_SECONDS = 60.0
-RETRY_SECONDS = 300.0
+RETRY_SECONDS = 60.0
+
+
+class PushSettings(BaseSettings):
+    """Lifetimes and check interval of the push channels (``CALBRIDGE_PUSH_*``); the
+    defaults suit Google and Microsoft, short values suit tests and demos."""
+
+    model_config = SettingsConfigDict(env_prefix="CALBRIDGE_PUSH_", extra="ignore")
+
+    google_ttl_seconds: float = Field(default=DEFAULT_TTL.total_seconds(), gt=0)
+    graph_lifetime_seconds: float = Field(default=LIFETIME.total_seconds(), gt=0, le=604800)
+    check_seconds: float = Field(default=CHECK_SECONDS, gt=0)
 
 
 def renew_margin(lifetime: timedelta, default: timedelta) -> timedelta:
@@ -173,3 +190,70 @@ class ChannelKeeper:
             ttl=self.google_ttl,
             provider_factory=self.provider_factory,
         )
+
+
+class _KeeperTask:
+    """The keeper as a scheduler task: waits until this process's web server answers (Graph
+    calls ``/hooks/graph`` back while a subscription is created), then a pass every
+    ``check_seconds``."""
+
+    def __init__(self, keeper: ChannelKeeper, local_url: str, check_seconds: float) -> None:
+        self.keeper = keeper
+        self.local_url = local_url
+        self.check_seconds = check_seconds
+        self.last_pass: float | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.last_pass is not None and now - self.last_pass < self.check_seconds:
+            return
+        if self.last_pass is None and not self._answers():
+            return
+        self.last_pass = now
+        report = self.keeper.run_once()
+        if report.opened or report.renewed:
+            log.info(
+                "push channels kept",
+                extra={"opened": report.opened, "renewed": report.renewed},
+            )
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.local_url + "/healthz", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def schedule(scheduler: Any, ctx: Any, jobs: Any) -> None:
+    """Register the push side's periodic work on the service's scheduler (called by
+    ``calbridge serve``): booking changes made outside the service
+    (:class:`~calbridge.service.booking_watch.BookingWatcher`, every tick), email alerts
+    (:class:`~calbridge.service.alerts.Alerter`) and, with a public URL, the channels."""
+    from calbridge.service.alerts import CHECK_SECONDS as ALERT_SECONDS
+    from calbridge.service.alerts import Alerter
+    from calbridge.service.booking_watch import BookingWatcher
+
+    settings = ctx.settings
+    watcher = BookingWatcher(ctx.store, jobs)
+    watcher.start()
+    scheduler.every(settings.scheduler_tick_seconds, "booking changes", watcher.run_once)
+    scheduler.every(ALERT_SECONDS, "alerts", Alerter(ctx.store).run_once)
+    if not settings.public_url:
+        return
+    push = PushSettings()
+    box = SecretBox.from_settings(load_settings())
+    keeper = ChannelKeeper(
+        ctx.store,
+        box,
+        settings.public_url,
+        google_ttl=timedelta(seconds=push.google_ttl_seconds),
+        graph_lifetime=timedelta(seconds=push.graph_lifetime_seconds),
+        provider_factory=lambda c: open_provider(c, box),
+    )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    local = f"http://{host}:{settings.port}"
+    scheduler.every(
+        min(2.0, push.check_seconds),
+        "push channels",
+        _KeeperTask(keeper, local, push.check_seconds),
+    )

@@ -49,7 +49,7 @@ class NeedsConfirmation(CalbridgeError):
 
 def confirm_hint(name: str) -> str:
     return (
-        f"review the list (`calbridge calendars show {name}`) and run "
+        f"review the list (`calbridge calendars confirm {name} --list`) and run "
         f"`calbridge calendars confirm {name}` to cancel them"
     )
 

@@ -20,8 +20,14 @@ Emulated (Graph v1.0 ``/subscriptions``):
 * ``PATCH /subscriptions/{id}`` renews ``expirationDateTime``; ``DELETE`` removes; expired
   subscriptions stop delivering and answer 404 like deleted ones.
 
+* Lifecycle notifications (``lifecycleNotificationUrl``): never spontaneous here; tests and
+  demos send them with :meth:`Subscriptions.lifecycle` — ``reauthorizationRequired``,
+  ``missed`` or ``subscriptionRemoved`` (which also removes the subscription, as Graph does) —
+  shaped as Graph's: ``{"value": [{"subscriptionId", "subscriptionExpirationDateTime",
+  "tenantId", "clientState", "lifecycleEvent"}]}``, delivered like change notifications.
+
 Simplification: ``notificationUrl`` may be plain http (Graph requires https); no rich
-notifications (``includeResourceData``) and no lifecycle events are sent.
+notifications (``includeResourceData``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -270,6 +277,27 @@ class Subscriptions:
                 "tenantId": sub.tenant_id,
             }
             self._enqueue(sub, note)
+
+    def lifecycle(self, sub_id: str, event: str) -> None:
+        """Send a lifecycle notification for subscription ``sub_id`` to its lifecycle URL
+        (KeyError when unknown; ValueError without a lifecycle URL)."""
+        with self.emu.store.lock:
+            sub = self.emu.store.subscriptions[sub_id]
+            if not sub.lifecycle_url:
+                raise ValueError(f"subscription {sub_id} has no lifecycleNotificationUrl")
+            note: dict[str, Any] = {
+                "subscriptionId": sub.id,
+                "subscriptionExpirationDateTime": fmt_instant(sub.expiration),
+                "tenantId": sub.tenant_id,
+                "clientState": sub.client_state,
+                "lifecycleEvent": event,
+            }
+            if event == "subscriptionRemoved":
+                del self.emu.store.subscriptions[sub.id]
+                self.emu.store.dirty = True
+        deliverable = self.emu.clock.now() + timedelta(minutes=1)
+        target = replace(sub, notification_url=sub.lifecycle_url, expiration=deliverable)
+        self._enqueue(target, note)
 
     def _default_ids(self, user_id: str) -> set[str]:
         user = self.emu.store.users.get(user_id)

@@ -171,6 +171,11 @@ class GraphEmulatorHandle:
     def wait_notifications(self, timeout: float = 10.0) -> bool:
         return self.emulator.wait_notifications(timeout)
 
+    def lifecycle(self, subscription_id: str, event: str) -> None:
+        """Send a lifecycle notification (``reauthorizationRequired``, ``missed``,
+        ``subscriptionRemoved``) to the subscription's lifecycle URL."""
+        self.emulator.subscriptions.lifecycle(subscription_id, event)
+
     @property
     def notifications(self) -> list[dict[str, Any]]:
         return self.emulator.notifications
