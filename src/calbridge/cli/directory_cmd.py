@@ -11,7 +11,7 @@ from rich.table import Table
 
 from calbridge.cli.common import console, print_json, session
 from calbridge.errors import ConfigError
-from calbridge.store.directory import export_directory, import_directory
+from calbridge.ops.directory import export_directory, import_directory
 from calbridge.store.lookup import settings_problems
 
 app = typer.Typer(help="Import and export the CRM directory (companies, contacts, users).")
@@ -29,7 +29,7 @@ def import_(
     """
     text = file.read_text(encoding="utf-8")
     with session() as s:
-        report = import_directory(s, text)
+        report = import_directory(s, text, actor="cli")
     if as_json:
         print_json(report.as_dict())
         return

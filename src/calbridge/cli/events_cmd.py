@@ -1,4 +1,8 @@
-"""``calbridge events ...``: bookings in the booking system."""
+"""``calbridge events ...``: bookings in the booking system.
+
+Writes go through :mod:`calbridge.ops.bookings` (the same functions as the REST API and the
+admin UI), which records each change in the history with the actor ``cli``.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,20 @@ from rich.table import Table
 from calbridge.cli.common import console, print_json, session
 from calbridge.domain.event import make_times
 from calbridge.errors import BadEvent
-from calbridge.store.events import (
+from calbridge.ops.bookings import (
     ManualAssignment,
-    create_event,
-    event_json,
-    get_event,
-    list_events,
-    reassign_event,
-    update_event,
+    NewBooking,
+    cancel_booking,
+    create_booking,
+    reassign_booking,
+    update_booking,
 )
+from calbridge.store.events import event_json, get_event, list_events
 
 app = typer.Typer(help="Bookings: create, list, show, update, cancel, re-assign.")
+
+#: who the history records for changes made from the command line
+ACTOR = "cli"
 
 Name = Annotated[str, typer.Option("--name", help="What the booking is called")]
 Start = Annotated[str, typer.Option("--start", help="ISO date-time, or date with --all-day")]
@@ -113,22 +120,25 @@ def create(
         manual = ManualAssignment(client, contact, booked_by, event_manager)
     times = make_times(start, end, all_day=all_day, timezone=timezone)
     notes = _notes(notes, notes_file)
+    booking = NewBooking(
+        name=name,
+        start=times.start,
+        end=times.end,
+        all_day=times.all_day,
+        timezone=times.timezone,
+        location=location,
+        notes=notes,
+        status="tentative" if tentative else "confirmed",
+    )
     with session() as s:
-        event = create_event(
+        event = create_booking(
             s,
-            name=name,
-            times=times,
-            location=location,
-            notes=notes,
-            status="tentative" if tentative else "confirmed",
+            booking,
+            actor=ACTOR,
             booker=booker,
             manual=manual,
+            calendars=[calendar] if calendar is not None else [],
         )
-        if calendar is not None:
-            from calbridge.cli.calendars_cmd import find_calendar
-            from calbridge.sync.calendars import link_event
-
-            link_event(s, event, find_calendar(s, calendar))
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 
@@ -197,8 +207,7 @@ def update(
     }
     changes = {k: v for k, v in given.items() if v is not None}
     with session() as s:
-        event = get_event(s, event_id)
-        update_event(s, event, changes)
+        event = update_booking(s, event_id, changes, actor=ACTOR)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 
@@ -209,8 +218,7 @@ def cancel(
 ) -> None:
     """Cancel a booking (it is kept, with status cancelled)."""
     with session() as s:
-        event = get_event(s, event_id)
-        update_event(s, event, {"status": "cancelled"})
+        event = cancel_booking(s, event_id, actor=ACTOR)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 
@@ -223,7 +231,6 @@ def reassign(
 ) -> None:
     """Re-run the assignment rules for a booking (the only way client/users change)."""
     with session() as s:
-        event = get_event(s, event_id)
-        reassign_event(s, event, booker)
+        event = reassign_booking(s, event_id, actor=ACTOR, booker=booker)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)

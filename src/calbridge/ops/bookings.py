@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -87,8 +87,8 @@ class NewBooking:
     """A booking's own fields, as given (times as ISO text or values; see ``make_times``)."""
 
     name: str
-    start: str | datetime
-    end: str | datetime
+    start: str | date | datetime
+    end: str | date | datetime
     all_day: bool = False
     timezone: str | None = None
     location: str | None = None

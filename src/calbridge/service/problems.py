@@ -14,7 +14,7 @@ request body / query not as declared   422     ``invalid-request`` + ``errors[]`
 ``BadEvent``, ``BadEmail``             422     ``bad-booking`` / ``bad-email``
 ``ProviderAuthError``                  422     ``calendar-refused-credentials``
 ``ConfigError``, ``TokenExists``       409     ``configuration-conflict``
-``CalendarBusy`` and the like          409     ``conflict``
+``CalendarBusy``, ``CalendarPaused``…  409     ``conflict``
 ``RateLimited``                        503     ``calendar-rate-limited`` (+ ``Retry-After``)
 ``ProviderError``                      502     ``calendar-unavailable``
 other ``CalbridgeError``               400     ``bad-request``
@@ -164,7 +164,7 @@ def calbridge_problem(request: Request, exc: CalbridgeError) -> JSONResponse:
 
 def _fallback(exc: CalbridgeError) -> tuple[int, str, str]:
     name = type(exc).__name__
-    if name.endswith(("Busy", "Exists", "Conflict")):
+    if name.endswith(("Busy", "Exists", "Conflict", "Paused")):
         return 409, "conflict", "Conflict"
     return 400, "bad-request", "Bad request"
 

@@ -1,9 +1,386 @@
-"""``/api/calendars`` (placeholder while the calendar routes are written)."""
+"""``/api/calendars``: list with status, add, test a connection, update credentials, remove,
+sync now, full resync, pause/resume, confirm held cancellations.
+
+A calendar's JSON carries its run state as the service keeps it (``state``: ok / syncing /
+error / auth_expired / paused / needs_confirmation, last success, last error with a hint, next
+run) and its push channel or subscription expiry — never a password, key, client secret, token
+or refresh token. Adding and testing use the same functions as ``calbridge calendars add``
+(:mod:`calbridge.sync.calendars`): a test runs the whole add, the provider's connection check
+included, in a transaction that is rolled back, so it fails exactly as an add would and writes
+nothing. Sync now / resync / pause / resume / confirm go through
+:mod:`calbridge.ops.sync_control` (the same functions as the CLI and the admin UI).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from calbridge.config import load_settings
+from calbridge.errors import ConfigError, NotFound
+from calbridge.ops import sync_control
+from calbridge.ops.history import record
+from calbridge.service.api.deps import Caller, Writer, transaction
+from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
+from calbridge.store.models import Calendar, Link, Rejection
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
+from calbridge.sync.providers import open_provider
 
 router = APIRouter(route_class=ProblemRoute, prefix="/calendars", tags=["calendars"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CalDAVConnection(_Body):
+    kind: Literal["caldav"]
+    url: str = Field(min_length=1, description="The calendar collection's URL")
+    username: str
+    password: SecretStr
+
+
+class GoogleConnection(_Body):
+    kind: Literal["google"]
+    calendar_id: str = Field(min_length=1)
+    service_account: dict[str, Any] | None = Field(
+        None, description="Service-account key (domain-wide delegation); with `subject`"
+    )
+    subject: str | None = None
+    oauth_client: dict[str, Any] | None = Field(
+        None, description="OAuth client file; consent follows with `calbridge calendars auth`"
+    )
+    api_base: str | None = None
+
+
+class GraphConnection(_Body):
+    kind: Literal["graph"]
+    mailbox: str = Field(min_length=1)
+    tenant: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    calendar_id: str | None = None
+    api_base: str | None = None
+    login_base: str | None = None
+
+
+Connection = Annotated[
+    CalDAVConnection | GoogleConnection | GraphConnection, Field(discriminator="kind")
+]
+
+
+class CalendarAdd(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    connection: Connection
+    owner: str | None = Field(None, description="User id: also carries their bookings")
+    policy: Literal["booking-wins", "calendar-wins", "latest-wins"] = "booking-wins"
+    direction: Literal["both", "pull", "push"] = "both"
+    horizon_days: int = Field(365, ge=1, le=3650)
+
+
+class Credentials(_Body):
+    """New credentials for the calendar's kind: CalDAV ``password`` (and ``username``),
+    Microsoft 365 ``client_secret``, Google ``service_account``."""
+
+    username: str | None = None
+    password: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    service_account: dict[str, Any] | None = None
+
+
+def _box() -> SecretBox:
+    return SecretBox.from_settings(load_settings())
+
+
+def _find(session: Session, name: str) -> Calendar:
+    calendar = session.scalars(select(Calendar).where(Calendar.name == name)).first()
+    if calendar is None:
+        raise NotFound(f"no calendar is called '{name}' (see GET /api/calendars)")
+    return calendar
+
+
+def _expiry(value: Any) -> str | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def _push(settings: dict[str, Any]) -> dict[str, Any] | None:
+    if settings.get("watch"):
+        return {
+            "kind": "google-channel",
+            "expires_at": _expiry(settings["watch"].get("expiration")),
+        }
+    if settings.get("subscription"):
+        return {
+            "kind": "graph-subscription",
+            "expires_at": _expiry(settings["subscription"].get("expires")),
+        }
+    return None
+
+
+def _where(calendar: Calendar) -> str | None:
+    settings = calendar.settings or {}
+    for key in ("url", "mailbox", "calendar_id"):
+        if settings.get(key):
+            return str(settings[key])
+    return None
+
+
+def calendar_json(session: Session, calendar: Calendar) -> dict[str, Any]:
+    """A calendar as the API shows it (no secret, ever)."""
+    counts = dict(
+        session.execute(
+            select(Link.state, func.count())
+            .where(Link.calendar_id == calendar.id)
+            .group_by(Link.state)
+        ).all()
+    )
+    rejections = session.scalar(select(func.count()).where(Rejection.calendar_id == calendar.id))
+    settings = dict(calendar.settings or {})
+    return {
+        "name": calendar.name,
+        "kind": calendar.kind,
+        "where": _where(calendar),
+        "username": settings.get("username") if calendar.kind == "caldav" else None,
+        "owner": calendar.owner_user_id,
+        "policy": calendar.policy,
+        "direction": calendar.direction,
+        "horizon_days": calendar.horizon_days,
+        "state": getattr(calendar, "state", None) or "ok",
+        "paused": bool(getattr(calendar, "paused", False)),
+        "last_success_at": instant(getattr(calendar, "last_success_at", None)),
+        "last_sync_at": instant(calendar.last_sync_at),
+        "last_error": calendar.last_error,
+        "hint": getattr(calendar, "error_hint", None),
+        "next_run_at": instant(getattr(calendar, "next_run_at", None)),
+        "push": _push(settings),
+        "links": {state: int(n) for state, n in counts.items()},
+        "rejections": int(rejections or 0),
+        "created_at": instant(calendar.created_at),
+    }
+
+
+def _add(session: Session, body: CalendarAdd) -> tuple[Calendar, bool]:
+    """Store the calendar (after its connection check); True when the check ran."""
+    box = _box()
+    common: dict[str, Any] = {
+        "owner": body.owner,
+        "policy": body.policy,
+        "direction": body.direction,
+        "horizon_days": body.horizon_days,
+    }
+    c = body.connection
+    if isinstance(c, CalDAVConnection):
+        cal = add_caldav_calendar(
+            session, box, body.name, c.url, c.username, c.password.get_secret_value(), **common
+        )
+        return cal, True
+    if isinstance(c, GraphConnection):
+        cal = add_graph_calendar(
+            session,
+            box,
+            body.name,
+            c.mailbox,
+            tenant=c.tenant,
+            client_id=c.client_id,
+            client_secret=c.client_secret.get_secret_value(),
+            calendar_id=c.calendar_id,
+            api_base=c.api_base,
+            login_base=c.login_base,
+            **common,
+        )
+        return cal, True
+    cal = add_google_calendar(
+        session,
+        box,
+        body.name,
+        c.calendar_id,
+        service_account_info=c.service_account,
+        subject=c.subject,
+        oauth_client=c.oauth_client,
+        api_base=c.api_base,
+        **common,
+    )
+    secret = box.open(cal.secret, f"calendar '{cal.name}'") if cal.secret else {}
+    return cal, c.oauth_client is None or "refresh_token" in secret
+
+
+class _RollBack(Exception):
+    """Raised inside a connection test's transaction so that nothing is kept."""
+
+
+@router.get("", summary="Every calendar with its sync state")
+def list_calendars(request: Request, _: Caller) -> dict[str, Any]:
+    with transaction(request) as session:
+        rows = session.scalars(select(Calendar).order_by(Calendar.name))
+        return {"items": [calendar_json(session, c) for c in rows], "next_cursor": None}
+
+
+@router.get("/{name}", summary="One calendar with its sync state")
+def get_calendar(request: Request, name: str, _: Caller) -> dict[str, Any]:
+    with transaction(request) as session:
+        return calendar_json(session, _find(session, name))
+
+
+@router.post("", status_code=201, summary="Link a calendar (after checking the connection)")
+def add_calendar(request: Request, body: CalendarAdd, who: Writer) -> dict[str, Any]:
+    with transaction(request) as session:
+        calendar, checked = _add(session, body)
+        record(
+            session,
+            actor=who.name,
+            subject="calendar",
+            subject_id=calendar.id,
+            action="added",
+            details={"name": calendar.name, "kind": calendar.kind},
+        )
+        data = calendar_json(session, calendar)
+        calendar_id = calendar.id
+    data["needs_consent"] = not checked
+    if checked:
+        _enqueue(request, calendar_id, "manual")
+    return data
+
+
+@router.post("/test", summary="Test a connection without linking anything")
+def test_new_connection(request: Request, body: CalendarAdd, _: Writer) -> dict[str, Any]:
+    try:
+        with transaction(request) as session:
+            _calendar, checked = _add(session, body)
+            raise _RollBack
+    except _RollBack:
+        pass
+    if not checked:
+        return {"ok": True, "detail": "the OAuth client is valid; Google's consent comes next"}
+    return {"ok": True, "detail": "calbridge signed in and can read the calendar"}
+
+
+@router.post("/{name}/test", summary="Test a linked calendar's connection")
+def test_connection(request: Request, name: str, _: Writer) -> dict[str, Any]:
+    with transaction(request) as session:
+        calendar = _find(session, name)
+        open_provider(calendar, _box()).check()
+    return {"ok": True, "detail": f"calbridge signed in and can read calendar '{name}'"}
+
+
+@router.put("/{name}/credentials", summary="Replace a calendar's credentials in place")
+def update_credentials(
+    request: Request, name: str, body: Credentials, who: Writer
+) -> dict[str, Any]:
+    """The new credentials are checked before they replace the old ones; links and sync state
+    stay, so nothing is duplicated."""
+    box = _box()
+    with transaction(request) as session:
+        calendar = _find(session, name)
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+        settings = dict(calendar.settings or {})
+        secret, settings = _new_credentials(calendar, body, secret, settings)
+        candidate = Calendar(name=calendar.name, kind=calendar.kind, settings=settings)
+        candidate.secret = box.seal(secret)
+        open_provider(candidate, box).check()
+        calendar.secret, calendar.settings = candidate.secret, settings
+        record(
+            session,
+            actor=who.name,
+            subject="calendar",
+            subject_id=calendar.id,
+            action="credentials_updated",
+            details={"name": name},
+        )
+        data = calendar_json(session, calendar)
+        calendar_id = calendar.id
+    _enqueue(request, calendar_id, "manual")
+    return data
+
+
+def _new_credentials(
+    calendar: Calendar, body: Credentials, secret: dict[str, Any], settings: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    name = calendar.name
+    if calendar.kind == "caldav":
+        if body.password is None:
+            raise ConfigError(f"calendar '{name}' is a CalDAV calendar: give the new password")
+        secret["password"] = body.password.get_secret_value()
+        if body.username:
+            settings["username"] = body.username
+    elif calendar.kind == "graph":
+        if body.client_secret is None:
+            raise ConfigError(f"calendar '{name}' is a Microsoft 365 calendar: give client_secret")
+        secret = {"client_secret": body.client_secret.get_secret_value()}
+        settings["auth"] = "client secret"
+    elif calendar.kind == "google" and settings.get("auth") == "service_account":
+        if body.service_account is None:
+            raise ConfigError(f"calendar '{name}' uses a service account: give service_account")
+        from calbridge.providers.google_auth import read_service_account
+
+        secret["service_account"] = read_service_account(body.service_account, "service_account")
+    else:
+        raise ConfigError(
+            f"calendar '{name}' uses Google OAuth: renew its consent with "
+            f"`calbridge calendars auth {name}`"
+        )
+    return secret, settings
+
+
+@router.delete("/{name}", summary="Unlink a calendar (bookings stay)")
+def remove_calendar(request: Request, name: str, who: Writer) -> dict[str, Any]:
+    with transaction(request) as session:
+        calendar = _find(session, name)
+        links = session.scalar(select(func.count()).where(Link.calendar_id == calendar.id))
+        session.execute(delete(Link).where(Link.calendar_id == calendar.id))
+        record(
+            session,
+            actor=who.name,
+            subject="calendar",
+            subject_id=calendar.id,
+            action="removed",
+            details={"name": name, "links": int(links or 0)},
+        )
+        session.delete(calendar)
+    return {
+        "removed": name,
+        "links_forgotten": int(links or 0),
+        "detail": "every booking is kept; nothing was deleted on the calendar itself",
+    }
+
+
+def _enqueue(request: Request, calendar_id: int, trigger: str, *, full: bool = False) -> None:
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        jobs.sync_calendar(calendar_id, trigger=trigger, full=full)
+
+
+Action = Literal["sync", "resync", "pause", "resume", "confirm"]
+
+
+@router.post("/{name}/{action}", summary="Sync now, full resync, pause, resume, confirm")
+def calendar_action(request: Request, name: str, action: Action, who: Writer) -> dict[str, Any]:
+    """``sync``: sync now; ``resync``: full resync (creates no duplicates); ``pause`` /
+    ``resume``; ``confirm``: let a sync held by the mass-cancellation guard go on."""
+    jobs = request.app.state.jobs
+    with transaction(request) as session:
+        if action == "sync":
+            calendar = sync_control.sync_now(session, jobs, name, actor=who.name)
+        elif action == "resync":
+            calendar = sync_control.full_resync(session, jobs, name, actor=who.name)
+        elif action == "pause":
+            calendar = sync_control.pause(session, name, actor=who.name)
+        elif action == "resume":
+            calendar = sync_control.resume(session, name, actor=who.name)
+        else:
+            calendar = sync_control.confirm(session, jobs, name, actor=who.name)
+        return calendar_json(session, calendar)
