@@ -34,6 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -228,8 +229,13 @@ def _changes(notes: list[Notification]) -> bool:
 def _renew(request: Request, calendar_id: int, recreate: bool) -> None:
     """After the answer: renew (or re-create) the subscription, then catch up with a sync
     when it was re-created (notifications may have been lost meanwhile)."""
+    from calbridge.service.channels import PushSettings
+
+    lifetime = timedelta(seconds=PushSettings().graph_lifetime_seconds)
     try:
-        done = renew_subscription(_store(request), _box(request), calendar_id, recreate=recreate)
+        done = renew_subscription(
+            _store(request), _box(request), calendar_id, recreate=recreate, lifetime=lifetime
+        )
     except CalbridgeError as exc:
         log.warning(
             "subscription renewal failed", extra={"calendar_id": calendar_id, "error": str(exc)}
