@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from calbridge.config import load_settings
+from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.ops.directory import import_directory
 from calbridge.service.app import create_app
 from calbridge.service.tokens import create_token
@@ -39,6 +42,9 @@ class Api:
     def patch(self, path: str, **kw: Any) -> Any:
         return self.client.patch(path, headers=kw.pop("headers", self.writer), **kw)
 
+    def put(self, path: str, **kw: Any) -> Any:
+        return self.client.put(path, headers=kw.pop("headers", self.writer), **kw)
+
     def delete(self, path: str, **kw: Any) -> Any:
         return self.client.delete(path, headers=kw.pop("headers", self.writer), **kw)
 
@@ -50,7 +56,7 @@ class Api:
 
     def add_calendar(self, name: str) -> int:
         """A CalDAV calendar row (not contacted: these tests never sync)."""
-        box = SecretBox(SecretBox.generate_key())
+        box = SecretBox.from_settings(load_settings())
         with self.store.session() as s:
             cal = add_caldav_calendar(
                 s, box, name, f"http://127.0.0.1:9/{name}/", "u", "p", check=False
@@ -63,7 +69,14 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(store: Store, example_directory_text: str) -> Iterator[Api]:
+def api(
+    store: Store,
+    example_directory_text: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Api]:
+    monkeypatch.setenv("CALBRIDGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CALBRIDGE_SECRET_KEY", "api-tests-secret-key")
     with store.session() as s:
         import_directory(s, example_directory_text, actor="test")
         _, rw = create_token(s, "booking-site", actor="test")
@@ -71,3 +84,13 @@ def api(store: Store, example_directory_text: str) -> Iterator[Api]:
     app = create_app(store)
     with TestClient(app) as client:
         yield Api(client, store, app.state.jobs, bearer(rw), bearer(ro))
+
+
+RADICALE_USERS = {"ann": "ann-secret"}
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    """A real Radicale for the calendar endpoints (connection checks, credentials)."""
+    with running_radicale(tmp_path_factory.mktemp("radicale"), RADICALE_USERS) as server:
+        yield server

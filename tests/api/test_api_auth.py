@@ -3,6 +3,8 @@ and every failure is an RFC 9457 problem document."""
 
 from __future__ import annotations
 
+from problem import problem as _is_problem
+
 from conftest import Api, bearer
 
 BOOKING = {
@@ -12,16 +14,6 @@ BOOKING = {
     "timezone": "Europe/Berlin",
     "booker": "ann.lee@acme.example",
 }
-
-
-def _is_problem(response: object, status: int) -> dict:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
-    assert body["status"] == status
-    assert body["type"].startswith("urn:calbridge:problem:")
-    assert body["title"] and body["detail"]
-    return body
 
 
 def test_every_route_requires_a_token(api: Api) -> None:

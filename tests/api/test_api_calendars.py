@@ -1,0 +1,120 @@
+"""/api/calendars against a real Radicale: the connection is checked before anything is
+stored (wrong password, unreachable server: a problem, nothing written), credentials are
+replaced in place, nothing secret is ever answered, and sync control goes through the queue."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from problem import problem
+
+from calbridge.emulators.radicale import RadicaleServer
+from conftest import Api
+
+_names = itertools.count(1)
+
+
+def caldav(radicale: RadicaleServer, password: str = "ann-secret", **extra: Any) -> dict[str, Any]:
+    url = radicale.make_calendar("ann", f"api{next(_names)}")
+    return {
+        "name": "sales",
+        "connection": {"kind": "caldav", "url": url, "username": "ann", "password": password},
+        **extra,
+    }
+
+
+def test_wrong_password_is_refused_and_nothing_is_stored(
+    api: Api, radicale: RadicaleServer
+) -> None:
+    history = api.count("history")
+    body = problem(api.post("/api/calendars", json=caldav(radicale, "wrong-pw")), 422)
+    assert body["type"].endswith("calendar-refused-credentials")
+    assert "wrong-pw" not in str(body)
+    assert api.count("calendars") == 0 and api.count("history") == history
+
+
+def test_unreachable_server_is_a_502_problem(api: Api) -> None:
+    body = {
+        "name": "gone",
+        "connection": {
+            "kind": "caldav",
+            "url": "http://127.0.0.1:9/cal/",
+            "username": "u",
+            "password": "p",
+        },
+    }
+    problem(api.post("/api/calendars", json=body), 502)
+    assert api.count("calendars") == 0
+
+
+def test_connection_test_writes_nothing(api: Api, radicale: RadicaleServer) -> None:
+    response = api.post("/api/calendars/test", json=caldav(radicale))
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True
+    assert api.count("calendars") == 0
+    problem(api.post("/api/calendars/test", json=caldav(radicale, "nope")), 422)
+
+
+def test_add_lists_the_state_and_never_a_secret(api: Api, radicale: RadicaleServer) -> None:
+    response = api.post("/api/calendars", json=caldav(radicale, owner="u-mia"))
+    assert response.status_code == 201, response.text
+    added = response.json()
+    assert (added["name"], added["kind"], added["state"], added["owner"]) == (
+        "sales",
+        "caldav",
+        "ok",
+        "u-mia",
+    )
+    assert api.jobs.depth() == 1  # the first sync is queued
+    listing = api.get("/api/calendars", headers=api.reader)
+    assert [c["name"] for c in listing.json()["items"]] == ["sales"]
+    for text in (
+        response.text,
+        listing.text,
+        api.get("/api/calendars/sales").text,
+        api.get("/api/history").text,
+    ):
+        assert "ann-secret" not in text
+    problem(api.post("/api/calendars", json=caldav(radicale)), 409)  # the name is taken
+    problem(api.post("/api/calendars", json=caldav(radicale), headers=api.reader), 403)
+
+
+def test_credentials_are_checked_then_replaced_in_place(api: Api, radicale: RadicaleServer) -> None:
+    api.post("/api/calendars", json=caldav(radicale))
+    problem(api.put("/api/calendars/sales/credentials", json={"password": "wrong"}), 422)
+    assert api.post("/api/calendars/sales/test").json()["ok"] is True  # old secret kept
+    problem(api.put("/api/calendars/sales/credentials", json={"client_secret": "x"}), 409)
+    ok = api.put("/api/calendars/sales/credentials", json={"password": "ann-secret"})
+    assert ok.status_code == 200, ok.text
+    actions = [h["action"] for h in api.get("/api/history?subject=calendar").json()["items"]]
+    assert actions[0] == "credentials_updated"
+
+
+def test_pause_resume_and_sync_now(api: Api) -> None:
+    api.add_calendar("sales")
+    paused = api.post("/api/calendars/sales/pause").json()
+    assert paused["paused"] is True and paused["state"] == "paused"
+    assert "resume it first" in problem(api.post("/api/calendars/sales/sync"), 409)["detail"]
+    assert api.jobs.depth() == 0
+    assert api.post("/api/calendars/sales/resume").json()["paused"] is False
+    assert api.post("/api/calendars/sales/sync").status_code == 200
+    assert api.jobs.depth() == 1
+    problem(api.post("/api/calendars/nope/sync"), 404)
+    problem(api.post("/api/calendars/sales/explode"), 422)
+
+
+def test_remove_forgets_links_and_keeps_bookings(api: Api) -> None:
+    api.add_calendar("sales")
+    booking = {
+        "name": "Launch",
+        "start": "2027-05-05T10:00:00Z",
+        "end": "2027-05-05T11:00:00Z",
+        "booker": "ann.lee@acme.example",
+        "calendars": ["sales"],
+    }
+    event_id = api.post("/api/bookings", json=booking).json()["id"]
+    removed = api.delete("/api/calendars/sales").json()
+    assert removed["links_forgotten"] == 1
+    assert api.get(f"/api/bookings/{event_id}").json()["links"] == []
+    problem(api.get("/api/calendars/sales"), 404)
