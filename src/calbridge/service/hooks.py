@@ -46,9 +46,15 @@ from calbridge.errors import CalbridgeError
 from calbridge.providers.graph_subscriptions import Notification
 from calbridge.store.db import Store
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.notify_google import stop_stray_channel, verify_google_notification
+from calbridge.sync.notify_google import (
+    stop_stray_channel,
+    verify_google_notification,
+    watched_channel,
+)
 from calbridge.sync.notify_graph import (
+    SubscribedCalendar,
     renew_subscription,
+    subscribed_calendar,
     validation_response,
     verify_graph_notification,
 )
@@ -105,6 +111,34 @@ class Throttle:
             self._trailing.clear()
 
 
+class KeyCache:
+    """A short-lived cache of what verifies a channel or subscription (its calendar and
+    secret), so a burst of notifications costs no database reads or decryptions. Safe because
+    those values never change under one id (renewals and re-creations get new ids); a removed
+    calendar's entry lives at most ``ttl`` seconds (its sync is then skipped as removed).
+    Misses (unknown ids) are not cached: a channel stored a moment ago is found at once."""
+
+    def __init__(self, ttl: float = 60.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str, load: Callable[[str], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = load(key)
+        if value is not None:
+            with self._lock:
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+                self._entries[key] = (now + self.ttl, value)
+        return value
+
+
 # ------------------------------------------------------------------ shared plumbing
 
 
@@ -134,6 +168,16 @@ def _throttle(request: Request) -> Throttle:
     return throttle
 
 
+def _cache(request: Request, name: str) -> KeyCache:
+    state = request.app.state
+    cache = getattr(state, name, None)
+    if cache is None:
+        cache = KeyCache()
+        setattr(state, name, cache)
+    assert isinstance(cache, KeyCache)
+    return cache
+
+
 def _count(request: Request, provider: str, refused: str | None = None) -> None:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is None:
@@ -154,7 +198,15 @@ def _enqueue_push(request: Request, calendar_id: int) -> None:
 @router.post("/google")
 def google_notification(request: Request, background: BackgroundTasks) -> Response:
     headers = dict(request.headers)
-    verdict = verify_google_notification(_store(request), _box(request), headers)
+    store, box, cache = _store(request), _box(request), _cache(request, "google_channels")
+    verdict = verify_google_notification(
+        store,
+        box,
+        headers,
+        lookup=lambda channel_id: cache.get(
+            channel_id, lambda key: watched_channel(store, box, key)
+        ),
+    )
     if not verdict.accepted:
         if not verdict.known_channel:
             _count(request, "google", "unknown_channel")
@@ -203,8 +255,13 @@ async def graph_notification(request: Request, background: BackgroundTasks) -> R
         payload: Any = json.loads(raw) if len(raw) <= MAX_BODY else None
     except ValueError:
         payload = None
-    store, box = _store(request), _box(request)
-    verdict = await run_in_threadpool(verify_graph_notification, store, box, payload)
+    store, box, cache = _store(request), _box(request), _cache(request, "graph_subscriptions")
+
+    def lookup(subscription_id: str) -> SubscribedCalendar | None:
+        found = cache.get(subscription_id, lambda key: subscribed_calendar(store, box, key))
+        return found if isinstance(found, SubscribedCalendar) else None
+
+    verdict = await run_in_threadpool(verify_graph_notification, store, box, payload, lookup=lookup)
     if not verdict.notes:
         _count(request, "graph", "forged" if payload is not None else "malformed")
         return JSONResponse({"detail": "notification refused"}, status_code=403)

@@ -69,26 +69,65 @@ class Verdict:
     known_channel: bool = True
 
 
-def verify_google_notification(store: Store, box: SecretBox, headers: Mapping[str, str]) -> Verdict:
+@dataclass(frozen=True)
+class WatchedChannel:
+    """What checks a channel's notifications: its calendar, resource id and secret token.
+    A channel's values never change (a renewal opens a new channel), so it may be cached."""
+
+    calendar_id: int
+    calendar: str
+    resource_id: str | None
+    token: str | None
+
+
+ChannelLookup = Callable[[str], "WatchedChannel | None"]
+
+
+def watched_channel(store: Store, box: SecretBox, channel_id: str) -> WatchedChannel | None:
+    """The calendar watched through ``channel_id`` (None: no calendar uses that channel)."""
+    with store.session() as session:
+        calendar = _watched(session, channel_id)
+        if calendar is None:
+            return None
+        watch = dict((calendar.settings or {}).get("watch") or {})
+        name = calendar.name
+        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+        resource = watch.get("resource_id")
+        return WatchedChannel(
+            calendar.id,
+            name,
+            str(resource) if resource else None,
+            secret.get("watch_token"),
+        )
+
+
+def verify_google_notification(
+    store: Store,
+    box: SecretBox,
+    headers: Mapping[str, str],
+    *,
+    lookup: ChannelLookup | None = None,
+) -> Verdict:
     """Check one notification (channel id → calendar, token, resource id) without syncing;
-    quick enough to answer inside the request. Never raises for a bad notification."""
+    quick enough to answer inside the request (``lookup`` may be a cache of
+    :func:`watched_channel`). Never raises for a bad notification."""
     note = Notification.from_headers(headers)
     if not note.channel_id:
         return _refuse("not a Google Calendar notification (no X-Goog-Channel-ID)")
-    with store.session() as session:
-        calendar = _watched(session, note.channel_id)
-        if calendar is None:
-            reason = f"no calendar is watched through channel {note.channel_id[:80]}"
-            log.warning("notification rejected", extra={"calendar": None, "reason": reason})
-            return Verdict(False, reason, known_channel=False)
-        name, calendar_id = calendar.name, calendar.id
-        watch = dict((calendar.settings or {}).get("watch") or {})
-        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
-    if not token_matches(secret.get("watch_token"), note.token):
+    find = lookup or (lambda channel_id: watched_channel(store, box, channel_id))
+    channel = find(note.channel_id)
+    if channel is None:
+        reason = f"no calendar is watched through channel {note.channel_id[:80]}"
+        log.warning("notification rejected", extra={"calendar": None, "reason": reason})
+        return Verdict(False, reason, known_channel=False)
+    name = channel.calendar
+    if not token_matches(channel.token, note.token):
         return _refuse(f"the channel token does not match calendar '{name}'", name)
-    if note.resource_id != watch.get("resource_id"):
+    if note.resource_id != channel.resource_id:
         return _refuse(f"the resource id does not match calendar '{name}'", name)
-    return Verdict(True, f"'{note.state}' for calendar '{name}'", name, calendar_id, note.state)
+    return Verdict(
+        True, f"'{note.state}' for calendar '{name}'", name, channel.calendar_id, note.state
+    )
 
 
 def handle_google_notification(

@@ -56,10 +56,12 @@ from calbridge.sync.report import SyncReport
 __all__ = [
     "GraphVerdict",
     "NotificationOutcome",
+    "SubscribedCalendar",
     "handle_graph_notification",
     "renew_subscription",
     "renew_subscriptions",
     "subscribe_calendar",
+    "subscribed_calendar",
     "unsubscribe_calendar",
     "validation_response",
     "verify_graph_notification",
@@ -271,12 +273,42 @@ class GraphVerdict:
     rejected: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SubscribedCalendar:
+    """What checks a subscription's notifications: its calendar and secret ``clientState``.
+    A subscription's values never change (a re-creation has a new id): it may be cached."""
+
+    calendar_id: int
+    calendar: str
+    client_state: str
+
+
+SubscriptionLookup = Callable[[str], "SubscribedCalendar | None"]
+
+
+def subscribed_calendar(
+    store: Store, box: SecretBox, subscription_id: str
+) -> SubscribedCalendar | None:
+    """The calendar whose subscription is ``subscription_id`` (None: no calendar's)."""
+    with store.session() as session:
+        calendar = _subscribed(session, subscription_id) if subscription_id else None
+        if calendar is None:
+            return None
+        secret = box.open(calendar.secret, calendar.name) if calendar.secret else {}
+        return SubscribedCalendar(calendar.id, calendar.name, str(secret.get("client_state", "")))
+
+
 def verify_graph_notification(
-    store: Store, box: SecretBox, payload: Mapping[str, Any] | Any
+    store: Store,
+    box: SecretBox,
+    payload: Mapping[str, Any] | Any,
+    *,
+    lookup: SubscriptionLookup | None = None,
 ) -> GraphVerdict:
     """Check every entry of a notification POST (change or lifecycle) against the secret
     ``clientState`` of the calendar whose subscription it names; nothing is synced here.
-    Entries naming an unknown subscription or carrying a wrong ``clientState`` are refused."""
+    Entries naming an unknown subscription or carrying a wrong ``clientState`` are refused.
+    ``lookup`` may be a cache of :func:`subscribed_calendar`."""
     verdict = GraphVerdict()
     try:
         entries = notifications_of(payload)
@@ -287,24 +319,24 @@ def verify_graph_notification(
     by_subscription: dict[str, list[Mapping[str, Any]]] = {}
     for entry in entries:
         by_subscription.setdefault(str(entry.get("subscriptionId") or ""), []).append(entry)
+    find = lookup or (lambda sid: subscribed_calendar(store, box, sid))
     for subscription_id, group in by_subscription.items():
-        with store.session() as session:
-            calendar = _subscribed(session, subscription_id) if subscription_id else None
-            if calendar is None:
-                reason = f"no calendar has subscription '{subscription_id[:60]}'; ignored"
-                verdict.rejected.append(reason)
-                log.warning("notification rejected", extra={"calendar": None, "reason": reason})
-                continue
-            name, calendar_id = calendar.name, calendar.id
-            secret = box.open(calendar.secret, name) if calendar.secret else {}
-        try:
-            notes = handle_notification({"value": group}, str(secret.get("client_state", "")))
-        except NotificationRejected as exc:
-            verdict.rejected.append(f"calendar '{name}': {exc}")
-            log.warning("forged notification", extra={"calendar": name, "reason": str(exc)})
+        calendar = find(subscription_id) if subscription_id else None
+        if calendar is None:
+            reason = f"no calendar has subscription '{subscription_id[:60]}'; ignored"
+            verdict.rejected.append(reason)
+            log.warning("notification rejected", extra={"calendar": None, "reason": reason})
             continue
-        verdict.notes.setdefault(calendar_id, []).extend(notes)
-        verdict.names[calendar_id] = name
+        try:
+            notes = handle_notification({"value": group}, calendar.client_state)
+        except NotificationRejected as exc:
+            verdict.rejected.append(f"calendar '{calendar.calendar}': {exc}")
+            log.warning(
+                "forged notification", extra={"calendar": calendar.calendar, "reason": str(exc)}
+            )
+            continue
+        verdict.notes.setdefault(calendar.calendar_id, []).extend(notes)
+        verdict.names[calendar.calendar_id] = calendar.calendar
     return verdict
 
 
