@@ -3,6 +3,7 @@ and every failure is an RFC 9457 problem document."""
 
 from __future__ import annotations
 
+import pytest
 from problem import problem as _is_problem
 
 from conftest import Api, bearer
@@ -14,6 +15,12 @@ BOOKING = {
     "timezone": "Europe/Berlin",
     "booker": "ann.lee@acme.example",
 }
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Nothing here depends on the database: SQLite only (the other API tests run on both)."""
+    return sqlite_url
 
 
 def test_every_route_requires_a_token(api: Api) -> None:

@@ -7,12 +7,19 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from problem import problem
 
 from calbridge.emulators.radicale import RadicaleServer
 from conftest import Api
 
 _names = itertools.count(1)
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Nothing here depends on the database: SQLite only (the other API tests run on both)."""
+    return sqlite_url
 
 
 def caldav(radicale: RadicaleServer, password: str = "ann-secret", **extra: Any) -> dict[str, Any]:

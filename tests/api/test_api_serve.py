@@ -152,7 +152,7 @@ def test_api_of_the_running_service(
         objects = radicale.client("ann").request("PROPFIND", collection, headers={"Depth": "1"})
         assert objects.text.count(".ics") == 1
         runs = http.get("/api/runs?calendar=front", headers=ro).json()["items"]
-        assert {run["trigger"] for run in runs} <= {"manual", "booking_change"}
+        assert any(run["result"] == "ok" for run in runs)  # the test asked for no sync itself
 
     assert cli(env, "tokens", "revoke", "booking-site").returncode == 0
     assert httpx.get(f"{url}/api/bookings", headers=rw, timeout=10).status_code == 401
