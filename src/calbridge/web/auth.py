@@ -165,7 +165,8 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed sign-ins per address and per client within ``window``.
+    """At most ``limit`` failed sign-ins per address, and ``client_limit`` per client (one
+    office may share an address), within ``window``.
 
     A success does not clear the client's failures (an attacker with one right password must
     not reset the counter for the others)."""
@@ -175,8 +176,10 @@ class LoginThrottle:
         limit: int = 5,
         window: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] = utcnow,
+        client_limit: int = 20,
     ) -> None:
         self.limit, self.window, self.clock = limit, window, clock
+        self.client_limit = client_limit
         self._failures: dict[str, deque[datetime]] = {}
 
     def _recent(self, key: str) -> deque[datetime]:
@@ -189,9 +192,12 @@ class LoginThrottle:
     def retry_after(self, email: str, client: str) -> timedelta | None:
         """How long until this address/client may try again, or None when it may now."""
         waits = []
-        for key in (f"email:{email.strip().lower()}", f"client:{client}"):
+        for key, limit in (
+            (f"email:{email.strip().lower()}", self.limit),
+            (f"client:{client}", self.client_limit),
+        ):
             times = self._recent(key)
-            if len(times) >= self.limit:
+            if len(times) >= limit:
                 waits.append(times[0] + self.window - self.clock())
         return max(waits) if waits else None
 

@@ -4,14 +4,12 @@
   functions as ``calbridge calendars add``): a test runs the whole add — the provider's
   connection check included — in a transaction that is rolled back, so it shows exactly the
   error an add would give and writes nothing;
-- Sync now / Full resync / Pause / Resume use :mod:`calbridge.ops.sync_control` when it is
-  installed, else the job queue (``app.state.jobs``) directly;
+- Sync now / Full resync / Pause / Resume / Confirm use :mod:`calbridge.ops.sync_control`;
 - every change is recorded in :mod:`calbridge.ops.history` with the admin's email.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -20,10 +18,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from calbridge.config import load_settings
-from calbridge.errors import CalbridgeError, ConfigError, NotFound, ValidationFailed
+from calbridge.errors import ConfigError, NotFound, ValidationFailed
+from calbridge.ops import sync_control
 from calbridge.ops.history import record
+from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
-from calbridge.store.models import Calendar, Link
+from calbridge.store.models import Calendar, Link, SyncRun
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
 from calbridge.sync.providers import open_provider
@@ -235,20 +235,8 @@ def remove(store: Store, calendar_id: int, *, actor: str) -> str:
     )
 
 
-def recent_runs(session: Session, calendar_id: int) -> list[Any]:
-    try:
-        from calbridge.service.runs import list_runs
-    except ImportError:
-        return []
-    result: Any = list_runs(session, calendar=calendar_id, limit=10)
-    return list(getattr(result, "items", result))
-
-
-def _sync_control() -> Any:
-    try:
-        return importlib.import_module("calbridge.ops.sync_control")
-    except ImportError:
-        return None
+def recent_runs(session: Session, calendar_id: int) -> list[SyncRun]:
+    return list_runs(session, calendar=calendar_id, limit=10)
 
 
 ACTIONS = {
@@ -256,51 +244,27 @@ ACTIONS = {
     "resync": "Full resync of '{name}' queued.",
     "pause": "'{name}' paused: it will not sync until resumed.",
     "resume": "'{name}' resumed.",
+    "confirm": "Confirmed the cancellations held for '{name}'; its sync goes on.",
 }
 
 
 def run_action(app: FastAPI, calendar_id: int, action: str, *, actor: str) -> str:
-    """Sync now / Full resync / Pause / Resume one calendar."""
+    """Sync now / Full resync / Pause / Resume / Confirm one calendar, through
+    :mod:`calbridge.ops.sync_control` (as the CLI and the API)."""
     if action not in ACTIONS:
         raise NotFound(f"unknown calendar action '{action}'")
     store: Store = app.state.store
-    jobs = getattr(app.state, "jobs", None)
-    control = _sync_control()
+    jobs = app.state.jobs
     with store.session() as s:
-        calendar = _calendar(s, calendar_id)
-        name = calendar.name
-        if control is not None:
-            _call_control(control, action, s, jobs, name, actor)
+        name = _calendar(s, calendar_id).name
+        if action == "sync":
+            sync_control.sync_now(s, jobs, name, actor=actor)
+        elif action == "resync":
+            sync_control.full_resync(s, jobs, name, actor=actor)
+        elif action == "pause":
+            sync_control.pause(s, name, actor=actor)
+        elif action == "resume":
+            sync_control.resume(s, name, actor=actor)
         else:
-            _fallback_action(s, jobs, calendar, action, actor)
+            sync_control.confirm(s, jobs, name, actor=actor)
     return ACTIONS[action].format(name=name)
-
-
-def _call_control(
-    control: Any, action: str, session: Session, jobs: Any, name: str, actor: str
-) -> None:
-    function = {"sync": "sync_now", "resync": "full_resync"}.get(action, action)
-    getattr(control, function)(session, jobs, name, actor=actor)
-
-
-def _fallback_action(
-    session: Session, jobs: Any, calendar: Calendar, action: str, actor: str
-) -> None:
-    if action in ("pause", "resume"):
-        if not hasattr(calendar, "paused"):
-            raise CalbridgeError("pausing needs the service's calendar state (calbridge serve)")
-        calendar.paused = action == "pause"
-    elif jobs is None:
-        raise CalbridgeError("no job queue is running: start `calbridge serve`")
-    else:
-        jobs.sync_calendar(
-            calendar.id, trigger="manual" if action == "sync" else "resync", full=action == "resync"
-        )
-    record(
-        session,
-        actor=actor,
-        subject="calendar",
-        subject_id=calendar.id,
-        action=action,
-        details={"name": calendar.name},
-    )

@@ -9,7 +9,7 @@ those. Nothing here reads a secret: only the connection's public settings are sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -80,6 +80,23 @@ def public_settings(calendar: Calendar) -> list[tuple[str, str]]:
     ]
 
 
+def push_expiry(calendar: Calendar) -> datetime | None:
+    """When the calendar's Google watch channel or Graph subscription expires (naive UTC)."""
+    settings: dict[str, Any] = calendar.settings or {}
+    value = (settings.get("watch") or {}).get("expiration") or (
+        settings.get("subscription") or {}
+    ).get("expires")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
 def calendar_status(calendar: Calendar) -> CalendarStatus:
     paused = bool(getattr(calendar, "paused", False))
     state = getattr(calendar, "state", None) or _derived_state(calendar)
@@ -104,7 +121,7 @@ def calendar_status(calendar: Calendar) -> CalendarStatus:
         last_error=calendar.last_error,
         hint=hint,
         next_run_at=getattr(calendar, "next_run_at", None),
-        push_expires_at=getattr(calendar, "push_expires_at", None),
+        push_expires_at=push_expiry(calendar),
         owner=calendar.owner_user_id,
         public=public_settings(calendar),
     )

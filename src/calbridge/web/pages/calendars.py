@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from calbridge.errors import CalbridgeError, NotFound
 from calbridge.store.models import Calendar, Link
+from calbridge.sync.guard import held_cancellations
 from calbridge.web import calendar_ops
 from calbridge.web.auth import SignedIn
 from calbridge.web.core import done, reader, render, store_of, writer
@@ -113,6 +114,7 @@ def calendar_page(
             "c": calendar_status(calendar),
             "impact": calendar_ops.removal_impact(s, calendar),
             "runs": calendar_ops.recent_runs(s, calendar.id),
+            "held": held_cancellations(s, calendar.id),
         }
     return render(request, "calendar.html", context)
 
