@@ -29,11 +29,21 @@ from calbridge.store.directory_schema import DirectoryIn, SettingsIn, check_dire
 from calbridge.store.lookup import settings_problems
 from calbridge.store.models import Company, Contact, ContactEmail, SystemSettings, User, UserEmail
 
-SETTINGS_FIELDS = (
-    "default_account",
-    "default_event_manager",
-    "auto_assign_event_manager",
-    "virtual_assistant_user",
+#: setting (as in the directory file) -> column of ``system_settings`` when the names differ
+_COLUMNS = {
+    "default_account": "default_account_id",
+    "default_event_manager": "default_event_manager_id",
+    "virtual_assistant_user": "virtual_assistant_user_id",
+}
+
+
+def _column(setting: str) -> str:
+    return _COLUMNS.get(setting, setting)
+
+
+#: every setting of the directory file's ``settings`` that the store keeps
+SETTINGS_FIELDS = tuple(
+    name for name in SettingsIn.model_fields if hasattr(SystemSettings, _column(name))
 )
 
 
@@ -59,15 +69,13 @@ def export_directory(session: Session) -> dict[str, Any]:
 def get_settings(session: Session) -> dict[str, Any]:
     """The stored settings (ids; None when unset) and ``problems``: what to fix, if anything."""
     row = session.get(SystemSettings, 1)
-    values: dict[str, Any] = dict.fromkeys(SETTINGS_FIELDS)
-    values["auto_assign_event_manager"] = False
-    if row is not None:
-        values = {
-            "default_account": row.default_account_id,
-            "default_event_manager": row.default_event_manager_id,
-            "auto_assign_event_manager": row.auto_assign_event_manager,
-            "virtual_assistant_user": row.virtual_assistant_user_id,
-        }
+    values: dict[str, Any] = {
+        name: getattr(row, _column(name))
+        if row is not None
+        else (None if field.is_required() else field.default)
+        for name, field in SettingsIn.model_fields.items()
+        if name in SETTINGS_FIELDS
+    }
     return {**values, "problems": settings_problems(session)}
 
 
@@ -98,16 +106,14 @@ def update_settings(session: Session, changes: dict[str, Any], *, actor: str) ->
             f"the settings have {len(problems)} problem(s); nothing was changed", problems
         )
     before = {key: current[key] for key in SETTINGS_FIELDS}
-    after = parsed.model_dump()
+    after = {key: value for key, value in parsed.model_dump().items() if key in SETTINGS_FIELDS}
     if before != after:
         row = session.get(SystemSettings, 1)
         if row is None:
             row = SystemSettings(id=1)
             session.add(row)
-        row.default_account_id = parsed.default_account
-        row.default_event_manager_id = parsed.default_event_manager
-        row.auto_assign_event_manager = parsed.auto_assign_event_manager
-        row.virtual_assistant_user_id = parsed.virtual_assistant_user
+        for name in SETTINGS_FIELDS:
+            setattr(row, _column(name), after[name])
         session.flush()
         diff = {k: [before[k], after[k]] for k in SETTINGS_FIELDS if before[k] != after[k]}
         record(

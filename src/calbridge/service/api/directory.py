@@ -11,7 +11,6 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, ConfigDict
 
 from calbridge.ops import directory as ops
 from calbridge.service.api.deps import Caller, Writer, transaction
@@ -52,17 +51,6 @@ def search_directory(
     return {"items": [f.as_dict() for f in found]}
 
 
-class SettingsUpdate(BaseModel):
-    """Settings to change; absent keys keep their value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    default_account: str | None = None
-    default_event_manager: str | None = None
-    auto_assign_event_manager: bool | None = None
-    virtual_assistant_user: str | None = None
-
-
 @router.get("/settings", tags=["settings"], summary="The Event System Settings")
 def get_settings(request: Request, _: Caller) -> dict[str, Any]:
     with transaction(request) as session:
@@ -70,6 +58,17 @@ def get_settings(request: Request, _: Caller) -> dict[str, Any]:
 
 
 @router.patch("/settings", tags=["settings"], summary="Change Event System Settings")
-def update_settings(request: Request, body: SettingsUpdate, who: Writer) -> dict[str, Any]:
+def update_settings(
+    request: Request,
+    who: Writer,
+    changes: Annotated[
+        dict[str, Any],
+        Body(
+            description="Settings to change (absent keys keep their value): "
+            + ", ".join(ops.SETTINGS_FIELDS),
+            examples=[{"default_event_manager": "u-mia", "auto_assign_event_manager": False}],
+        ),
+    ],
+) -> dict[str, Any]:
     with transaction(request) as session:
-        return ops.update_settings(session, body.model_dump(exclude_unset=True), actor=who.name)
+        return ops.update_settings(session, changes, actor=who.name)
