@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,10 +29,12 @@ from push_service import (
 from sqlalchemy import select
 
 from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
-from calbridge.store.db import Store
+from calbridge.store.db import Store, open_store
+from calbridge.store.directory import import_directory
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.calendars import add_google_calendar
-from worlds import example_store
+from postgres_server import fresh_database
+from worlds import EXAMPLE, example_store
 
 TTL_SECONDS = 12  # channels live 12 s here: renewed when 4 s are left
 
@@ -72,10 +76,49 @@ def _soon(days: int, hour: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def booking_store(
+    request: pytest.FixtureRequest, folder: Path, database: str
+) -> Iterator[tuple[Store, str]]:
+    """The example directory in SQLite, or in a fresh PostgreSQL database."""
+    if database == "sqlite":
+        with example_store(folder) as store:
+            yield store, f"sqlite:///{folder / 'calbridge.db'}"
+        return
+    with fresh_database(request.getfixturevalue("postgres_admin")) as url:
+        store = open_store(url)
+        with store.session() as session:
+            import_directory(session, EXAMPLE.read_text(encoding="utf-8"))
+        try:
+            yield store, url
+        finally:
+            store.dispose()
+
+
 @pytest.fixture(scope="module")
-def google_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoogleService]:
+def google_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GoogleService]:
+    """The service on SQLite (in-process queue)."""
+    with _google_service(request, tmp_path_factory, "sqlite") as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def google_service_pg(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GoogleService]:
+    """The service on PostgreSQL (procrastinate, an in-process worker)."""
+    with _google_service(request, tmp_path_factory, "postgresql") as world:
+        yield world
+
+
+@contextmanager
+def _google_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, database: str
+) -> Iterator[GoogleService]:
     folder = tmp_path_factory.mktemp("push-google")
-    with running_emulator() as gcal, example_store(folder) as store:
+    with running_emulator() as gcal, booking_store(request, folder, database) as (store, url):
         google_id = gcal.add_user("front-desk@harbour.example", time_zone="Europe/London")
         (event_id,) = gcal.seed_events(
             google_id,
@@ -94,7 +137,7 @@ def google_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoogleS
             )
             calendar_id = calendar.id
         env = {"CALBRIDGE_PUSH_GOOGLE_TTL_SECONDS": str(TTL_SECONDS)}
-        with running_service(folder, f"sqlite:///{folder / 'calbridge.db'}", **env) as service:
+        with running_service(folder, url, **env) as service:
             world = GoogleService(service, store, gcal, calendar_id, google_id, event_id)
             wait_until(world.watch, 30, f"a watch channel\n{service.output()}")
             wait_until(world.booking, 30, f"the first poll's import\n{service.output()}")
@@ -194,3 +237,11 @@ def test_watch_channel_is_renewed_before_it_expires_and_the_old_one_stopped(
     wait_until(lambda: channels[first["channel_id"]].stopped, 10, "the old channel stopped")
     assert not channels[renewed["channel_id"]].stopped
     assert finished_runs(world.store, world.calendar_id)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_push_and_cli_changes_arrive_through_procrastinate(
+    google_service_pg: GoogleService,
+) -> None:
+    test_google_edit_becomes_a_booking_change_through_the_watch_notification(google_service_pg)
+    test_booking_changed_with_the_cli_reaches_the_google_calendar_without_a_sync(google_service_pg)
