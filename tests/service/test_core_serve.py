@@ -1,0 +1,123 @@
+"""``calbridge serve`` on SQLite as a subprocess: polling, health, runs, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from core_service import (
+    CALBRIDGE,
+    USERS,
+    SlowProxy,
+    World,
+    owner_bookings,
+    wait_until,
+    world_on,
+)
+
+from calbridge.emulators.radicale import RadicaleServer, running_radicale
+from calbridge.store.models import Calendar
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    with running_radicale(tmp_path_factory.mktemp("radicale"), USERS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def slow_radicale(radicale: RadicaleServer) -> Iterator[SlowProxy]:
+    proxy = SlowProxy(radicale.url, delay=0.15)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path, radicale: RadicaleServer) -> Iterator[World]:
+    with world_on(tmp_path, f"sqlite:///{tmp_path / 'calbridge.db'}", radicale) as opened:
+        yield opened
+
+
+def test_caldav_change_is_picked_up_by_polling_without_manual_sync(world: World) -> None:
+    front = world.add_calendar("front")
+    with world.store.session() as session:
+        calendar = session.get(Calendar, front)
+        assert calendar is not None
+        calendar.poll_seconds = 1  # per-calendar interval wins over the 1-hour default
+    service = world.serve()
+    world.put("front", "a", "Tasting")
+    wait_until(lambda: world.bookings().get("Tasting") == 1, 30, "the new event as a booking")
+    world.put("front", "a", "Tasting (moved)")
+    wait_until(lambda: "Tasting (moved)" in world.bookings(), 30, "the edit on the booking")
+    assert world.bookings() == {"Tasting (moved)": 1}
+
+    runs = world.runs(front)
+    assert {run.trigger for run in runs} == {"poll"}
+    assert any(run.result == "ok" and (run.counts or {}).get("updated") == 1 for run in runs)
+    assert world.calendar(front).state == "ok"
+    assert world.calendar(front).last_success_at is not None
+
+    ready = httpx.get(f"{service.url}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["workers"] >= 1
+    metrics = httpx.get(f"{service.url}/metrics", timeout=5).text
+    assert 'calbridge_syncs_total{kind="caldav",result="ok"}' in metrics
+    assert 'calbridge_calendar_last_success_timestamp_seconds{calendar="front"}' in metrics
+    assert 'calbridge_calendar_state{calendar="front",state="ok"} 1.0' in metrics
+    assert "sync run front: ok" in service.output()  # one log line per sync run
+    service.stop()
+
+    listed = run_cli(world, "runs", "list", "--calendar", "front", "--json")
+    assert listed.returncode == 0, listed.stderr
+    history = json.loads(listed.stdout)
+    assert len(history) == len(runs) and {run["calendar_id"] for run in history} == {front}
+    created = [run for run in history if run["counts"].get("created") == 1]
+    assert len(created) == 1 and (created[0]["trigger"], created[0]["result"]) == ("poll", "ok")
+    assert created[0]["started_at"].endswith("Z") and created[0]["requests"] >= 1
+    unknown = run_cli(world, "runs", "list", "--calendar", "nope")
+    assert unknown.returncode == 1
+    assert "no calendar named 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def run_cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CALBRIDGE, *args], env=world.env(), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_sigterm_during_a_sync_exits_cleanly_and_restart_converges(
+    world: World, slow_radicale: SlowProxy
+) -> None:
+    """SIGTERM while a sync is pushing 30 bookings to a distant server: the service stops at
+    the engine's next committed step and exits 0; the next start finishes the job with no
+    duplicate on either side."""
+    toms = world.add_calendar("toms", user="tom", owner="u-tom", via=slow_radicale)
+    world.not_due(toms)  # starts once the service answers, so the test sees it running
+    owner_bookings(world.store, 30)
+    world.put("toms", "a", "From the calendar")
+    service = world.serve()
+    world.due_now(toms)
+    wait_until(lambda: any(r.result == "running" for r in world.runs()), 60, "a running sync")
+    service.signal(signal.SIGTERM)
+    assert service.wait(30) == 0
+    assert "stopped" in service.output() and "Traceback" not in service.output()
+    assert [run.result for run in world.runs()] == ["interrupted"]
+    assert len(world.radicale_uids("toms")) < 31  # it really stopped half-way
+
+    world.serve()
+    wait_until(lambda: any(r.result == "ok" for r in world.runs()), 120, "a complete sync")
+    names = world.bookings()
+    assert len(names) == 31 and set(names.values()) == {1}
+    assert world.duplicate_links() == 0
+    uids = world.radicale_uids("toms")
+    assert len(uids) == 31 and len(set(uids)) == 31
+
+
+def test_no_worker_on_sqlite_is_a_clear_error(world: World) -> None:
+    done = run_cli(world, "serve", "--no-worker", "--port", "1")
+    assert done.returncode == 1
+    assert "--no-worker needs PostgreSQL" in done.stderr and "Traceback" not in done.stderr
