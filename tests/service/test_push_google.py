@@ -29,10 +29,13 @@ from push_service import (
 from sqlalchemy import select
 
 from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
+from calbridge.providers.google import GoogleProvider
+from calbridge.providers.google_watch import open_channel
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.calendars import add_google_calendar
+from calbridge.sync.providers import open_provider
 from postgres_server import fresh_database
 from worlds import EXAMPLE, example_store
 
@@ -136,7 +139,10 @@ def _google_service(
                 api_base=gcal.base_url,
             )
             calendar_id = calendar.id
-        env = {"CALBRIDGE_PUSH_GOOGLE_TTL_SECONDS": str(TTL_SECONDS)}
+        env = {
+            "CALBRIDGE_PUSH_GOOGLE_TTL_SECONDS": str(TTL_SECONDS),
+            "CALBRIDGE_PUSH_STRAY_STOP_SECONDS": "1",
+        }
         with running_service(folder, url, **env) as service:
             world = GoogleService(service, store, gcal, calendar_id, google_id, event_id)
             wait_until(world.watch, 30, f"a watch channel\n{service.output()}")
@@ -218,6 +224,34 @@ def test_booking_changed_with_the_cli_reaches_the_google_calendar_without_a_sync
     wait_until(on_google, 30, f"the new location on Google\n{world.service.output()}")
     assert world.gcal.emulator.event(world.google_id, world.event_id)["location"] == "Sea Lounge"
     assert any(run.trigger == "booking_change" for run in runs(world.store, world.calendar_id))
+
+
+def test_a_channel_no_calendar_uses_gets_404_and_is_stopped(
+    google_service: GoogleService,
+) -> None:
+    world = google_service
+    with world.store.session() as session:
+        calendar = session.get(Calendar, world.calendar_id)
+        assert calendar is not None
+        provider = open_provider(calendar, shared_box())
+    assert isinstance(provider, GoogleProvider)
+    stray = open_channel(provider, world.service.url + "/hooks/google")  # left over, say
+
+    world.person().patch(
+        calendarId=world.google_id, eventId=world.event_id, body={"description": "stray test"}
+    ).execute()
+
+    channels = world.gcal.emulator.store.channels
+    wait_until(
+        lambda: channels[stray.id].stopped, 20, f"the stray stopped\n{world.service.output()}"
+    )
+    statuses = [
+        d.get("status")
+        for d in world.gcal.emulator.notifier.deliveries
+        if d["channel_id"] == stray.id
+    ]
+    assert 404 in statuses
+    assert not channels[world.watch()["channel_id"]].stopped
 
 
 def test_watch_channel_is_renewed_before_it_expires_and_the_old_one_stopped(

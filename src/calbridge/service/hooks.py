@@ -50,6 +50,7 @@ from calbridge.sync.notify_google import (
     stop_stray_channel,
     verify_google_notification,
     watched_channel,
+    watches_resource,
 )
 from calbridge.sync.notify_graph import (
     SubscribedCalendar,
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 PUSH_MIN_INTERVAL = 1.0  # seconds between two enqueues of one calendar by notifications
-STRAY_STOP_DELAY = 30.0  # a new channel may notify before we stored it: look again later
 MAX_BODY = 1_000_000  # a Graph notification POST is a few KB
 
 
@@ -221,22 +221,40 @@ def google_notification(request: Request, background: BackgroundTasks) -> Respon
     return Response(status_code=200)
 
 
+MAX_STRAYS = 100  # channels waiting to be stopped at once: a flood of forged ids stays cheap
+
+
 def _stop_later(request: Request, headers: dict[str, str]) -> None:
-    """Stop a channel no calendar uses, unless it turns out to be a brand-new one of ours."""
+    """Stop a channel no calendar uses that notifies about one of our calendars (replaced,
+    left over) — a little later, unless it turns out to be a brand-new one of ours (a channel
+    notifies before we have stored it). Channels naming none of our calendars are ignored."""
     store, box = _store(request), _box(request)
     channel_id = headers.get("x-goog-channel-id", "")
     resource_id = headers.get("x-goog-resource-id", "")
+    state = request.app.state
+    if getattr(state, "stray_channels", None) is None:
+        state.stray_channels = set()
+    strays: set[str] = state.stray_channels
+    if not resource_id or channel_id in strays or len(strays) >= MAX_STRAYS:
+        return
+    if not watches_resource(store, resource_id):
+        return
+    strays.add(channel_id)
 
     def stop() -> None:
-        if verify_google_notification(store, box, headers).known_channel:
-            return  # it was ours after all (stored after its first notification)
         try:
+            if verify_google_notification(store, box, headers).known_channel:
+                return  # it was ours after all (stored after its first notification)
             if stop_stray_channel(store, box, channel_id, resource_id):
                 log.info("stray channel stopped", extra={"channel": channel_id[:80]})
         except CalbridgeError as exc:
             log.warning("stray channel not stopped", extra={"error": str(exc)})
+        finally:
+            strays.discard(channel_id)
 
-    timer = threading.Timer(STRAY_STOP_DELAY, stop)
+    from calbridge.service.channels import PushSettings
+
+    timer = threading.Timer(PushSettings().stray_stop_seconds, stop)
     timer.daemon = True
     timer.start()
 

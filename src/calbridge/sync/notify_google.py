@@ -153,6 +153,15 @@ def handle_google_notification(
     return NotificationOutcome(True, f"synced after '{verdict.state}'", name, report)
 
 
+def watches_resource(store: Store, resource_id: str) -> bool:
+    """Whether one of our Google calendars is watched as ``resource_id``."""
+    with store.session() as session:
+        for calendar in session.scalars(select(Calendar).where(Calendar.kind == "google")):
+            if ((calendar.settings or {}).get("watch") or {}).get("resource_id") == resource_id:
+                return True
+    return False
+
+
 def stop_stray_channel(
     store: Store,
     box: SecretBox,
