@@ -80,20 +80,26 @@ class Throttle:
 
     def submit(self, key: int, call: Callable[[], None]) -> bool:
         """Run ``call`` now (True) or once at the end of the key's interval (False)."""
+        if not self.admit(key, call):
+            return False
+        call()
+        return True
+
+    def admit(self, key: int, later: Callable[[], None]) -> bool:
+        """True: the caller makes the call now (the interval starts). False: the call is
+        merged into one ``later()`` at the end of the key's interval (scheduled here)."""
         with self._lock:
             now = self.clock()
             last = self._last.get(key)
             if last is None or now - last >= self.interval:
                 self._last[key] = now
-            else:
-                if key not in self._trailing:
-                    timer = threading.Timer(self.interval - (now - last), self._fire, (key, call))
-                    timer.daemon = True
-                    self._trailing[key] = timer
-                    timer.start()
-                return False
-        call()
-        return True
+                return True
+            if key not in self._trailing:
+                timer = threading.Timer(self.interval - (now - last), self._fire, (key, later))
+                timer.daemon = True
+                self._trailing[key] = timer
+                timer.start()
+            return False
 
     def _fire(self, key: int, call: Callable[[], None]) -> None:
         with self._lock:
@@ -123,6 +129,19 @@ class KeyCache:
         self.size = size
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, Any]] = {}
+
+    def peek(self, key: str) -> Any:
+        """The cached value, or None (absent or expired)."""
+        with self._lock:
+            hit = self._entries.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    async def fetch(self, key: str, load: Callable[[str], Any]) -> Any:
+        """:meth:`get` for the event loop: a hit costs no thread; a miss loads in one."""
+        hit = self.peek(key)
+        if hit is not None:
+            return hit
+        return await run_in_threadpool(self.get, key, load)
 
     def get(self, key: str, load: Callable[[str], Any]) -> Any:
         now = time.monotonic()
@@ -187,26 +206,30 @@ def _count(request: Request, provider: str, refused: str | None = None) -> None:
         metrics.notification_refused(provider, refused)
 
 
-def _enqueue_push(request: Request, calendar_id: int) -> None:
+async def _enqueue_push(request: Request, calendar_id: int) -> None:
+    """Enqueue a push-triggered sync, throttled: most notifications of a burst are merged
+    without leaving the event loop; the enqueue itself (a database write on PostgreSQL) runs
+    in a thread."""
     jobs = request.app.state.jobs
-    _throttle(request).submit(calendar_id, lambda: jobs.sync_calendar(calendar_id, trigger="push"))
+
+    def enqueue() -> None:
+        jobs.sync_calendar(calendar_id, trigger="push")
+
+    if _throttle(request).admit(calendar_id, enqueue):
+        await run_in_threadpool(enqueue)
 
 
 # ------------------------------------------------------------------ Google
 
 
 @router.post("/google")
-def google_notification(request: Request, background: BackgroundTasks) -> Response:
+async def google_notification(request: Request, background: BackgroundTasks) -> Response:
     headers = dict(request.headers)
     store, box, cache = _store(request), _box(request), _cache(request, "google_channels")
-    verdict = verify_google_notification(
-        store,
-        box,
-        headers,
-        lookup=lambda channel_id: cache.get(
-            channel_id, lambda key: watched_channel(store, box, key)
-        ),
-    )
+    channel_id = headers.get("x-goog-channel-id")
+    if channel_id:  # warm the cache (a miss reads the store in a thread)
+        await cache.fetch(channel_id, lambda key: watched_channel(store, box, key))
+    verdict = verify_google_notification(store, box, headers, lookup=cache.peek)
     if not verdict.accepted:
         if not verdict.known_channel:
             _count(request, "google", "unknown_channel")
@@ -217,7 +240,7 @@ def google_notification(request: Request, background: BackgroundTasks) -> Respon
         return JSONResponse({"detail": "notification refused"}, status_code=403)
     _count(request, "google")
     if verdict.state in ("exists", "not_exists") and verdict.calendar_id is not None:
-        _enqueue_push(request, verdict.calendar_id)
+        await _enqueue_push(request, verdict.calendar_id)
     return Response(status_code=200)
 
 
@@ -274,12 +297,14 @@ async def graph_notification(request: Request, background: BackgroundTasks) -> R
     except ValueError:
         payload = None
     store, box, cache = _store(request), _box(request), _cache(request, "graph_subscriptions")
+    for subscription_id in _subscription_ids(payload):  # warm the cache (misses: a thread)
+        await cache.fetch(subscription_id, lambda key: subscribed_calendar(store, box, key))
 
     def lookup(subscription_id: str) -> SubscribedCalendar | None:
-        found = cache.get(subscription_id, lambda key: subscribed_calendar(store, box, key))
+        found = cache.peek(subscription_id)
         return found if isinstance(found, SubscribedCalendar) else None
 
-    verdict = await run_in_threadpool(verify_graph_notification, store, box, payload, lookup=lookup)
+    verdict = verify_graph_notification(store, box, payload, lookup=lookup)
     if not verdict.notes:
         _count(request, "graph", "forged" if payload is not None else "malformed")
         return JSONResponse({"detail": "notification refused"}, status_code=403)
@@ -293,8 +318,16 @@ async def graph_notification(request: Request, background: BackgroundTasks) -> R
         if "missed" in lifecycle:
             await run_in_threadpool(jobs.sync_calendar, calendar_id, trigger="resync", full=True)
         elif _changes(notes):
-            await run_in_threadpool(_enqueue_push, request, calendar_id)
+            await _enqueue_push(request, calendar_id)
     return Response(status_code=202)
+
+
+def _subscription_ids(payload: Any) -> set[str]:
+    entries = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        return set()
+    found = {str(e.get("subscriptionId") or "") for e in entries[:100] if isinstance(e, dict)}
+    return {sid for sid in found if sid}
 
 
 def _changes(notes: list[Notification]) -> bool:
