@@ -181,7 +181,9 @@ def google_figures(calendars: int, edits: int, api_bookings: int, rate: int) -> 
 
             def edit(n: int, gid: str, eid: str) -> tuple[str, float]:
                 name = f"Edited {n}"
-                apis[gid].patch(calendarId=gid, eventId=eid, body={"summary": name}).execute()
+                apis[gid].patch(calendarId=gid, eventId=eid, body={"summary": name}).execute(
+                    num_retries=3
+                )
                 return name, time.monotonic()
 
             single: list[float] = []
