@@ -90,5 +90,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     table = Table("email", "role", "created", "last sign-in")
     for r in rows:
-        table.add_row(escape(str(r["email"])), r["role"], r["created_at"], r["last_login_at"] or "never")
+        table.add_row(
+            escape(str(r["email"])), r["role"], r["created_at"], r["last_login_at"] or "never"
+        )
     console.print(table)
