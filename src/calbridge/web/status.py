@@ -1,9 +1,9 @@
 """Read models for the admin pages: a calendar's run state and the dashboard's counts.
 
-The run state (``state``, ``last_success_at``, ``next_run_at``, ``paused``, the error's hint)
-is kept on the calendar by the service (:mod:`calbridge.service`); a calendar synced only by
-``calbridge sync`` has just ``last_sync_at`` / ``last_error``, and its state is derived from
-those. Nothing here reads a secret: only the connection's public settings are shown.
+The run state (``state``, ``last_success_at``, ``next_run_at``, ``paused``, ``error_hint``)
+is kept on the calendar by the service (:mod:`calbridge.service.runs`); a calendar synced only
+by ``calbridge sync`` has just ``last_sync_at`` / ``last_error``, which are shown then.
+Nothing here reads a secret: only the connection's public settings are shown.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from calbridge.ops.bookings import review_count
@@ -64,13 +64,7 @@ class CalendarStatus:
         return KIND_LABELS.get(self.kind, self.kind)
 
 
-def _derived_state(calendar: Calendar) -> str:
-    if calendar.last_error:
-        return "error"
-    return "ok" if calendar.last_sync_at else "never"
-
-
-def public_settings(calendar: Calendar) -> list[tuple[str, str]]:
+def public_settings(calendar: Any) -> list[tuple[str, str]]:
     """The connection details safe to show (never the sealed secret)."""
     settings: dict[str, Any] = calendar.settings or {}
     return [
@@ -80,7 +74,7 @@ def public_settings(calendar: Calendar) -> list[tuple[str, str]]:
     ]
 
 
-def push_expiry(calendar: Calendar) -> datetime | None:
+def push_expiry(calendar: Any) -> datetime | None:
     """When the calendar's Google watch channel or Graph subscription expires (naive UTC)."""
     settings: dict[str, Any] = calendar.settings or {}
     value = (settings.get("watch") or {}).get("expiration") or (
@@ -97,38 +91,85 @@ def push_expiry(calendar: Calendar) -> datetime | None:
     return moment
 
 
-def calendar_status(calendar: Calendar) -> CalendarStatus:
-    paused = bool(getattr(calendar, "paused", False))
-    state = getattr(calendar, "state", None) or _derived_state(calendar)
-    if state == "ok" and calendar.last_error and not getattr(calendar, "last_success_at", None):
-        state = "error"  # synced by `calbridge sync` only: no service state yet
-    if (
-        state == "ok"
-        and not calendar.last_sync_at
-        and not getattr(calendar, "last_success_at", None)
-    ):
+def calendar_status(calendar: Any) -> CalendarStatus:
+    """From a :class:`Calendar` or a row of :data:`SHOWN_COLUMNS`."""
+    state = calendar.state or "ok"
+    if state == "ok" and calendar.last_error and not calendar.last_success_at:
+        state = "error"  # synced by `calbridge sync` only: the service has not run it yet
+    elif state == "ok" and not (calendar.last_sync_at or calendar.last_success_at):
         state = "never"
-    if paused and state not in NEEDS_A_PERSON:
+    if calendar.paused and state not in NEEDS_A_PERSON:
         state = "paused"
-    hint = getattr(calendar, "error_hint", None)
     return CalendarStatus(
         id=calendar.id,
         name=calendar.name,
         kind=calendar.kind,
         state=state,
-        paused=paused,
-        last_success_at=getattr(calendar, "last_success_at", None) or calendar.last_sync_at,
+        paused=bool(calendar.paused),
+        last_success_at=calendar.last_success_at or calendar.last_sync_at,
         last_error=calendar.last_error,
-        hint=hint,
-        next_run_at=getattr(calendar, "next_run_at", None),
+        hint=calendar.error_hint,
+        next_run_at=calendar.next_run_at,
         push_expires_at=push_expiry(calendar),
         owner=calendar.owner_user_id,
         public=public_settings(calendar),
     )
 
 
+#: what the pages read of a calendar (never ``secret``, nor the bulky sync token / report)
+SHOWN_COLUMNS = (
+    Calendar.id,
+    Calendar.name,
+    Calendar.kind,
+    Calendar.settings,
+    Calendar.owner_user_id,
+    Calendar.state,
+    Calendar.paused,
+    Calendar.last_sync_at,
+    Calendar.last_success_at,
+    Calendar.last_error,
+    Calendar.error_hint,
+    Calendar.next_run_at,
+)
+
+
+@dataclass(frozen=True)
+class CalendarPage:
+    rows: list[CalendarStatus]  # this page, needing a person first, then syncing, then by name
+    matching: int  # calendars whose name matches the filter
+    total: int
+    attention: list[CalendarStatus]  # every calendar that needs a person (for the roll-up)
+
+
+def calendar_page(session: Session, text: str, page: int, size: int) -> CalendarPage:
+    """One page of the dashboard's calendars, ordered and filtered in SQL so that a venue
+    with a thousand calendars costs one page of rows, not a thousand."""
+    urgency = case(
+        (Calendar.state.in_(NEEDS_A_PERSON), 0), (Calendar.state == "syncing", 1), else_=2
+    )
+    query = select(*SHOWN_COLUMNS)
+    counted = select(func.count()).select_from(Calendar)
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(Calendar.name.ilike(pattern, escape="\\"))
+        counted = counted.where(Calendar.name.ilike(pattern, escape="\\"))
+    rows = session.execute(
+        query.order_by(urgency, Calendar.name).offset((page - 1) * size).limit(size)
+    )
+    attention = session.execute(
+        select(*SHOWN_COLUMNS).where(Calendar.state.in_(NEEDS_A_PERSON)).order_by(Calendar.name)
+    )
+    return CalendarPage(
+        rows=[calendar_status(row) for row in rows],
+        matching=session.scalar(counted) or 0,
+        total=session.scalar(select(func.count()).select_from(Calendar)) or 0,
+        attention=[calendar_status(row) for row in attention],
+    )
+
+
 def all_calendars(session: Session) -> list[CalendarStatus]:
-    return [calendar_status(c) for c in session.scalars(select(Calendar).order_by(Calendar.name))]
+    rows = session.execute(select(*SHOWN_COLUMNS).order_by(Calendar.name))
+    return [calendar_status(row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,14 @@ from web_helpers import (
     wait_until,
 )
 
+from calbridge.config import Settings
 from calbridge.emulators.radicale import running_radicale
-from calbridge_cli import CALBRIDGE, make_cli
+from calbridge.store.db import Store, open_store
+from calbridge.store.directory import import_directory
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar
+from calbridge.web.auth import create_admin
+from calbridge_cli import CALBRIDGE
 from postgres_server import free_port
 
 if not CHROMIUM.exists():
@@ -92,24 +98,16 @@ def web_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
     data_dir = root / "data"
     data_dir.mkdir()
     db_url = f"sqlite:///{data_dir / 'calbridge.db'}"
-    cli = make_cli(data_dir, db_url)
-    directory = root / "directory.json"
-    directory.write_text(json.dumps(_directory()), encoding="utf-8")
-    assert cli("directory", "import", str(directory)).code == 0
+    store = open_store(db_url)
+    with store.session() as s:
+        import_directory(s, json.dumps(_directory()))
+        create_admin(s, *ADMIN, role="admin")
+        create_admin(s, *VIEWER, role="viewer")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALBRIDGE_")}
     env |= {"CALBRIDGE_DATA_DIR": str(data_dir), "CALBRIDGE_DATABASE_URL": db_url}
-    for (email, password), role in ((ADMIN, "admin"), (VIEWER, "viewer")):
-        created = subprocess.run(
-            [CALBRIDGE, "admin", "create", email, "--role", role, "--password-env", "PW"],
-            env=env | {"PW": password},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
     with running_radicale(root / "radicale", RADICALE_USERS) as radicale:
         broken_url = radicale.make_calendar("ann", "broken")
-        _add_unchecked(data_dir, db_url, "broken", broken_url, "ann", "not-the-password")
+        _add_unchecked(store, data_dir, db_url, "broken", broken_url, "not-the-password")
         port = free_port()
         log = (root / "serve.log").open("wb")
         process = subprocess.Popen(
@@ -123,7 +121,7 @@ def web_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
             wait_until(lambda: _answers(url, process), "calbridge serve to answer", START_TIMEOUT)
             shots = SCREENSHOTS if os.environ.get("CALBRIDGE_SCREENSHOTS") == "1" else root
             shots.mkdir(parents=True, exist_ok=True)
-            yield WebWorld(url, cli, radicale, data_dir, shots)
+            yield WebWorld(url, store, radicale, data_dir, shots)
         finally:
             process.terminate()
             try:
@@ -132,6 +130,7 @@ def web_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
                 process.kill()
                 process.wait()
             log.close()
+            store.dispose()
 
 
 def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
@@ -144,22 +143,13 @@ def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
 
 
 def _add_unchecked(
-    data_dir: Path, db_url: str, name: str, url: str, user: str, password: str
+    store: Store, data_dir: Path, db_url: str, name: str, url: str, password: str
 ) -> None:
     """A calendar whose password is wrong (added without the connection check the UI and the
     CLI make), as when a password is changed on the server after linking."""
-    from calbridge.config import Settings
-    from calbridge.store.db import open_store
-    from calbridge.store.secrets import SecretBox
-    from calbridge.sync.calendars import add_caldav_calendar
-
-    store = open_store(db_url)
-    try:
-        box = SecretBox.from_settings(Settings(data_dir=data_dir, database_url=db_url))
-        with store.session() as s:
-            add_caldav_calendar(s, box, name, url, user, password, check=False)
-    finally:
-        store.dispose()
+    box = SecretBox.from_settings(Settings(data_dir=data_dir, database_url=db_url))
+    with store.session() as s:
+        add_caldav_calendar(s, box, name, url, "ann", password, check=False)
 
 
 @pytest.fixture

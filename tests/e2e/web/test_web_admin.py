@@ -74,8 +74,7 @@ def test_add_radicale_calendar_wrong_then_right_password_sync_now_and_read_a_tra
     expect(row).to_have_attribute("data-state", "ok", timeout=30_000)
 
     # a booking made in the booking system, for this calendar: waiting until a sync
-    event_id = world.create_booking("Budget review", "tom@harbour.example")
-    assert world.cli("events", "link", str(event_id), "--calendar", "desk").code == 0
+    event_id = world.create_booking("Budget review", "tom@harbour.example", calendar="desk")
     page.goto(f"{world.url}/bookings/{event_id}")
     expect(page.locator("table").first).to_contain_text("waiting to be written")
 

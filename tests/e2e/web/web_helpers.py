@@ -3,7 +3,6 @@ deadline, screenshots."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -12,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from calbridge.emulators.radicale import RadicaleServer
-from calbridge_cli import Cli
+from calbridge.ops.bookings import NewBooking, create_booking
+from calbridge.store.db import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[3]
@@ -48,7 +48,7 @@ def ics(uid: str, summary: str, organizer: str, day: date) -> str:
 @dataclass
 class WebWorld:
     url: str
-    cli: Cli
+    store: Store
     radicale: RadicaleServer
     data_dir: Path
     shots: Path
@@ -77,16 +77,16 @@ class WebWorld:
         )
         return [part.split("</")[0] for part in response.text.split("calendar-data>")[1::2]]
 
-    def create_booking(self, name: str, booker: str) -> int:
+    def create_booking(self, name: str, booker: str, calendar: str | None = None) -> int:
+        """A booking made in the booking system (the shared ops function, as the CLI and the
+        API make them), assigned from ``booker``; optionally put on ``calendar``."""
         start = (date.today() + timedelta(days=20)).isoformat()
-        result = self.cli(
-            "events", "create", "--name", name, "--start", f"{start}T10:00",
-            "--end", f"{start}T11:00", "--timezone", "Europe/London", "--booker", booker,
-            "--json",
-        )  # fmt: skip
-        assert result.code == 0, result.err
-        data = json.loads(result.out)
-        return int(data["id"])
+        booking = NewBooking(name, f"{start}T10:00", f"{start}T11:00", timezone="Europe/London")
+        with self.store.session() as s:
+            event = create_booking(
+                s, booking, actor="test", booker=booker, calendars=[calendar] if calendar else []
+            )
+            return event.id
 
 
 def login(page: Any, world: WebWorld, who: tuple[str, str] = ADMIN) -> None:

@@ -40,11 +40,13 @@ def upgrade() -> None:
     op.create_index("ix_admin_sessions_admin", "admin_sessions", ["admin_id"])
     op.create_index("ix_events_status_start", "events", ["status", "start_utc"])
     op.create_index("ix_events_client_start", "events", ["client_id", "start_utc"])
-    op.create_index("ix_events_ambiguous", "events", ["ambiguous"])
+    op.create_index(
+        "ix_events_review", "events", ["ambiguous", "client_id", "booked_by_id", "status"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_events_ambiguous", table_name="events")
+    op.drop_index("ix_events_review", table_name="events")
     op.drop_index("ix_events_client_start", table_name="events")
     op.drop_index("ix_events_status_start", table_name="events")
     op.drop_index("ix_admin_sessions_admin", table_name="admin_sessions")
