@@ -66,6 +66,9 @@ class PushSettings(BaseSettings):
     google_ttl_seconds: float = Field(default=DEFAULT_TTL.total_seconds(), gt=0)
     graph_lifetime_seconds: float = Field(default=LIFETIME.total_seconds(), gt=0, le=604800)
     check_seconds: float = Field(default=CHECK_SECONDS, gt=0)
+    min_interval_seconds: float = Field(
+        default=5.0, ge=0, description="a calendar's push-triggered syncs at most this often"
+    )
     stray_stop_seconds: float = Field(
         default=30.0, ge=0, description="wait before stopping a channel no calendar uses"
     )

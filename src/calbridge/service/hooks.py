@@ -20,8 +20,10 @@ slow or failing webhooks). What is answered:
   (forged, unknown subscription, malformed) → 403, nothing runs.
 
 Notifications are rate-limited per calendar (:class:`Throttle`): the first one enqueues at
-once; more within ``PUSH_MIN_INTERVAL`` seconds are merged into one enqueue at the end of the
-interval — a change is never dropped, a burst costs one queue write. Every POST is counted in
+once; more within ``CALBRIDGE_PUSH_MIN_INTERVAL_SECONDS`` (5) are merged into one enqueue at
+the end of the interval — a change is never dropped, a burst costs one queue write, and a
+calendar notifying without pause syncs every 5 s instead of back to back (the syncs share the
+process with these endpoints). Every POST is counted in
 ``/metrics`` (received, refused by reason); every refused notification is one log line
 (:mod:`calbridge.sync.notify_google` / ``notify_graph``). Channel renewals and re-creations run
 after the answer (they call Google or Graph, and Graph's re-creation calls us back).
@@ -63,7 +65,6 @@ from calbridge.sync.notify_graph import (
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
-PUSH_MIN_INTERVAL = 1.0  # seconds between two enqueues of one calendar by notifications
 MAX_BODY = 1_000_000  # a Graph notification POST is a few KB
 
 
@@ -181,7 +182,9 @@ def _throttle(request: Request) -> Throttle:
     state = request.app.state
     throttle = getattr(state, "push_throttle", None)
     if throttle is None:
-        throttle = Throttle(PUSH_MIN_INTERVAL)
+        from calbridge.service.channels import PushSettings
+
+        throttle = Throttle(PushSettings().min_interval_seconds)
         state.push_throttle = throttle
     assert isinstance(throttle, Throttle)
     return throttle
