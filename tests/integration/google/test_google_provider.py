@@ -350,7 +350,10 @@ def test_revoked_grant_names_the_calendar_and_the_fix(world: GoogleWorld) -> Non
     failed = world.sync("front")
     assert not failed.ok
     assert "calendar 'front' (Google)" in (failed.error or "")
-    assert "calbridge calendars add front --google" in (failed.error or "")
+    assert (failed.error or "").endswith(
+        "or give the calendar a new key: "
+        "`calbridge calendars update front --service-account NEW_KEY.json`"
+    )
     assert world.sync("back").created == 1
 
 
