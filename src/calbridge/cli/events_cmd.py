@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from calbridge.cli.common import console, print_json, session
-from calbridge.domain.event import make_times
+from calbridge.domain.shown_times import shown_range
 from calbridge.errors import BadEvent
 from calbridge.store.events import (
     ManualAssignment,
@@ -19,6 +19,7 @@ from calbridge.store.events import (
     get_event,
     list_events,
     reassign_event,
+    typed_event_times,
     update_event,
 )
 
@@ -28,7 +29,10 @@ Name = Annotated[str, typer.Option("--name", help="What the booking is called")]
 Start = Annotated[str, typer.Option("--start", help="ISO date-time, or date with --all-day")]
 End = Annotated[str, typer.Option("--end", help="ISO date-time; all-day: exclusive end date")]
 AllDay = Annotated[bool, typer.Option("--all-day", help="Dates, exclusive end (as iCalendar)")]
-Zone = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin")]
+Zone = Annotated[
+    str | None,
+    typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin (default: the venue's)"),
+]
 Location = Annotated[str | None, typer.Option("--location", help="Room or place")]
 Notes = Annotated[str | None, typer.Option("--notes", help="Free text")]
 NotesFile = Annotated[
@@ -57,8 +61,8 @@ def _notes(notes: str | None, notes_file: Path | None) -> str | None:
 
 def _show(data: dict[str, Any]) -> None:
     console.print(f"[bold]#{data['id']} {data['name']}[/]  [dim]{data['status']}[/]")
-    when = f"{data['start']} → {data['end']}"
-    when += " (all day, end exclusive)" if data["all_day"] else f" {data['timezone'] or 'floating'}"
+    start, end = shown_range(data)
+    when = f"{start} → {end}"
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("When", when)
     table.add_row("Location", data["location"] or "—")
@@ -111,9 +115,9 @@ def create(
         if client is None or booked_by is None or event_manager is None:
             raise BadEvent("give --booker EMAIL, or --client, --booked-by and --event-manager")
         manual = ManualAssignment(client, contact, booked_by, event_manager)
-    times = make_times(start, end, all_day=all_day, timezone=timezone)
     notes = _notes(notes, notes_file)
     with session() as s:
+        times = typed_event_times(s, start, end, all_day=all_day, timezone=timezone)
         event = create_event(
             s,
             name=name,
@@ -146,11 +150,12 @@ def list_(
         return
     table = Table("id", "name", "start", "end", "status", "client", "manager")
     for r in rows:
+        start, end = shown_range(r)
         table.add_row(
             str(r["id"]),
             r["name"],
-            r["start"],
-            r["end"],
+            start,
+            end,
             r["status"],
             r["client"]["name"] if r["client"] else "—",
             r["event_manager"]["name"] if r["event_manager"] else "—",
@@ -198,7 +203,7 @@ def update(
     changes = {k: v for k, v in given.items() if v is not None}
     with session() as s:
         event = get_event(s, event_id)
-        update_event(s, event, changes)
+        update_event(s, event, changes, typed=True)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 
