@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 
 from calbridge_cli import Cli, make_inprocess_cli
-from conftest import EXAMPLES
 
-REPO = EXAMPLES.parents[1]
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "docs" / "examples"
 
 
 @pytest.fixture
