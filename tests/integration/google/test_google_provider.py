@@ -451,6 +451,7 @@ def test_cli_links_a_google_calendar_and_authorizes_an_oauth_one(
     assert "private_key" not in done.out
     client, token = oauth_files(world, "venue@harbour.example", [CALENDAR_SCOPE])
     (tmp_path / "client.json").write_text(json.dumps(client))
+    assert cli("calendars", "remove", "venue").code == 0  # a calendar is linked once
     added = cli(
         "calendars", "add", "mine", "--google", calendar_id,
         "--oauth-client", str(tmp_path / "client.json"), "--api-base", base,
