@@ -239,8 +239,8 @@ def test_create_with_booker_stores_the_assignment_and_its_trace(cli: Cli, ready:
     assert set(created) >= EVENT_KEYS
     assert {k: created[k] for k in ("name", "start", "end", "all_day", "timezone")} == {
         "name": "Product launch",
-        "start": "2027-03-05T09:00:00",
-        "end": "2027-03-05T11:30:00",
+        "start": "2027-03-05T09:00:00+01:00",
+        "end": "2027-03-05T11:30:00+01:00",
         "all_day": False,
         "timezone": "Europe/Berlin",
     }
@@ -275,7 +275,9 @@ def test_create_with_explicit_client_and_users(cli: Cli, ready: str) -> None:
     event = json.loads(out)
     assert (event["client"], event["client_contact"]) == (ACME, ANN)
     assert event["booked_by"] == {"id": "u-tom", "name": "Tom Reyes"}
-    assert (event["event_manager"], event["status"], event["timezone"]) == (MIA, "tentative", "UTC")
+    assert (event["event_manager"], event["status"]) == (MIA, "tentative")
+    # the instant typed (19:00Z), in the venue's zone (the example's Europe/London)
+    assert (event["start"], event["timezone"]) == ("2027-04-01T20:00:00+01:00", "Europe/London")
     assert event["trace"] == [
         {"step": 0, "rule": "Assigned explicitly", "outcome": "client and users given by hand"}
     ]
@@ -326,7 +328,7 @@ def test_update_changes_fields_but_never_the_client_or_users(
     after = json.loads(out)
     assert (after["name"], after["start"], after["location"]) == (
         "Launch (moved)",
-        "2027-03-06T10:00:00",
+        "2027-03-06T10:00:00+01:00",
         "Hall B",
     )
     assert after["timezone"] == "Europe/Berlin"

@@ -94,6 +94,7 @@ def test_importing_the_same_file_twice_changes_nothing(
         "unchanged": {"companies": 3, "contacts": 3, "users": 3},
         "settings_changed": False,
         "changed": False,
+        "warnings": [],
     }
     assert snapshot(store) == before
 
@@ -217,6 +218,12 @@ VALIDATION_CASES: list[tuple[str, Mutation, str]] = [
         "settings naming a missing virtual assistant",
         _set("settings.virtual_assistant_user", "u-gone"),
         "$.settings.virtual_assistant_user: unknown user 'u-gone'",
+    ),
+    (
+        "settings naming an unknown venue time zone",
+        _set("settings.venue_timezone", "Europe/Atlantis"),
+        "$.settings.venue_timezone: unknown time zone 'Europe/Atlantis' (use an IANA name like "
+        "Europe/London)",
     ),
     (
         "settings naming a missing default event manager",
@@ -444,7 +451,7 @@ def test_check_on_an_empty_database_says_what_to_fix_then_passes_after_import(
     source.write_text(example_directory_text, encoding="utf-8")
     assert cli("directory", "import", str(source)).code == 0
     code, out, err = cli("check", "--json")
-    assert (code, json.loads(out), err) == (0, {"ok": True, "problems": []}, "")
+    assert (code, json.loads(out), err) == (0, {"ok": True, "problems": [], "warnings": []}, "")
 
 
 def test_check_names_a_deactivated_default_event_manager(

@@ -9,30 +9,29 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calbridge.cli.common import console, print_json, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
-from calbridge.errors import ConfigError, NotFound
+from calbridge.errors import ConfigError
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import (
+    CalendarUpdate,
     add_caldav_calendar,
     add_google_calendar,
     add_graph_calendar,
     authorize_google_calendar,
+    remove_calendar,
+    update_calendar,
+)
+from calbridge.sync.calendars import (
+    find_calendar as find_calendar,
 )
 
 app = typer.Typer(help="Calendars kept in sync with the booking system.")
-
-
-def find_calendar(s: Session, name: str) -> Calendar:
-    calendar = s.scalars(select(Calendar).where(Calendar.name == name)).first()
-    if calendar is None:
-        raise NotFound(f"no calendar is called '{name}' (see `calbridge calendars list`)")
-    return calendar
 
 
 def _read_password(password_env: str | None, password_file: Path | None) -> str:
@@ -367,11 +366,86 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     console.print(table)
 
 
+@app.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="The calendar to change")],
+    caldav: Annotated[str | None, typer.Option("--caldav", help="CalDAV collection URL")] = None,
+    username: Annotated[str | None, typer.Option("--username")] = None,
+    password_env: Annotated[str | None, typer.Option("--password-env", help="Env var")] = None,
+    password_file: Annotated[Path | None, typer.Option("--password-file")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="User id owning it")] = None,
+    no_owner: Annotated[bool, typer.Option("--no-owner", help="It has no owner")] = False,
+    policy: Annotated[str | None, typer.Option("--policy", help="|".join(POLICIES))] = None,
+    direction: Annotated[str | None, typer.Option("--direction", help="both|pull|push")] = None,
+    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, max=3650)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    graph: Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")] = None,
+    client_id: Annotated[str | None, typer.Option("--client-id", help="App (client) id")] = None,
+    client_secret_env: Annotated[
+        str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
+    ] = None,
+    certificate: Annotated[
+        Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
+    ] = None,
+    calendar_id: Annotated[str | None, typer.Option("--calendar-id")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="API root URL")] = None,
+    login_base: Annotated[str | None, typer.Option("--login-base", help="Identity URL")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")] = None,
+    google: Annotated[str | None, typer.Option("--google", help="Google calendar id")] = None,
+    service_account: Annotated[
+        Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="User the service account acts as")
+    ] = None,
+    oauth_client: Annotated[
+        Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
+    ] = None,
+) -> None:
+    """Change a calendar's credentials or settings in place (checked like `add`); its links,
+    sync token and snapshots are kept."""
+    password = None
+    if password_env is not None or password_file is not None:
+        password = _read_password(password_env, password_file)
+    secret = pem = None
+    if client_secret_env is not None or certificate is not None:
+        secret, pem = _graph_credential(client_secret_env, certificate)
+    change = CalendarUpdate(
+        owner=owner,
+        clear_owner=no_owner,
+        policy=policy,
+        direction=direction,
+        horizon_days=horizon_days,
+        url=caldav,
+        username=username,
+        password=password,
+        google_calendar_id=google,
+        service_account_info=(
+            _read_json(service_account, "--service-account") if service_account else None
+        ),
+        subject=subject,
+        oauth_client=_read_json(oauth_client, "--oauth-client") if oauth_client else None,
+        mailbox=graph,
+        tenant=tenant,
+        client_id=client_id,
+        client_secret=secret,
+        certificate_pem=pem,
+        calendar_id=calendar_id,
+        login_base=login_base,
+        ca_file=str(ca_file) if ca_file is not None else None,
+        api_base=api_base,
+    )
+    box = SecretBox.from_settings(load_settings())
+    with session() as s:
+        data = calendar_json(s, update_calendar(s, box, name, change))
+    print_json(data) if as_json else console.print(f"Updated calendar '{name}'.")
+
+
 @app.command("remove")
 def remove(name: str) -> None:
-    """Unlink a calendar. Its bookings stay in the booking system; their links go."""
+    """Unlink a calendar. Its bookings stay in the booking system; its links are kept aside,
+    so that linking the same calendar again adopts its events instead of duplicating them."""
     with session() as s:
-        calendar = find_calendar(s, name)
-        s.execute(delete(Link).where(Link.calendar_id == calendar.id))
-        s.delete(calendar)
+        remove_calendar(s, name)
     console.print(f"Removed calendar '{name}'; its bookings stay.")

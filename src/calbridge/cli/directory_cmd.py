@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from calbridge.cli.common import console, print_json, session
+from calbridge.cli.common import console, err_console, print_json, session
 from calbridge.errors import ConfigError
 from calbridge.ops.directory import export_directory, import_directory
+from calbridge.store.directory import shared_addresses
+from calbridge.store.directory_schema import directory_json_schema
 from calbridge.store.lookup import settings_problems
 
 app = typer.Typer(help="Import and export the CRM directory (companies, contacts, users).")
@@ -21,18 +23,23 @@ app = typer.Typer(help="Import and export the CRM directory (companies, contacts
 def import_(
     file: Annotated[Path, typer.Argument(help="Directory JSON file", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse the file when addresses are shared")
+    ] = False,
 ) -> None:
     """Validate FILE completely, then upsert it by id in one transaction.
 
     Every problem is listed with its JSON path and nothing is written when there is any
-    (exit code 2). Importing the same file again changes nothing.
+    (exit code 2). Importing the same file again changes nothing. Addresses that several users
+    (or contacts) share are listed as warnings; with --strict they are problems.
     """
     text = file.read_text(encoding="utf-8")
     with session() as s:
-        report = import_directory(s, text, actor="cli")
+        report = import_directory(s, text, actor="cli", strict=strict)
     if as_json:
         print_json(report.as_dict())
         return
+    _warn([w.message() for w in report.warnings])
     table = Table("kind", "created", "updated", "unchanged", title=f"Imported {file.name}")
     for kind in report.created:
         table.add_row(
@@ -65,17 +72,36 @@ def export(
         console.print(f"Wrote {output}")
 
 
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the directory file format (see docs/directory.md)."""
+    typer.echo(json.dumps(directory_json_schema(), ensure_ascii=False, indent=2))
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+
+
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Shared addresses are problems (exit 1)")
+    ] = False,
 ) -> None:
-    """Validate the stored configuration and say what to fix."""
+    """Validate the stored configuration and directory, and say what to fix. Addresses that
+    several users (or contacts) share are warnings (exit 0 unless --strict)."""
     with session() as s:
         problems = settings_problems(s)
+        warnings = [w.message() for w in shared_addresses(s)]
+    if strict:
+        problems, warnings = problems + warnings, []
     if as_json:
-        print_json({"ok": not problems, "problems": problems})
+        print_json({"ok": not problems, "problems": problems, "warnings": warnings})
         if problems:
             raise typer.Exit(1)
         return
+    _warn(warnings)
     if problems:
         raise ConfigError(
             f"{len(problems)} problem(s) in the stored configuration: " + "; ".join(problems)

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from calbridge.cli.common import console, print_json, session
-from calbridge.domain.event import make_times
+from calbridge.domain.shown_times import shown_range
 from calbridge.errors import BadEvent
 from calbridge.ops.bookings import (
     ManualAssignment,
@@ -24,7 +24,7 @@ from calbridge.ops.bookings import (
     reassign_booking,
     update_booking,
 )
-from calbridge.store.events import event_json, get_event, list_events
+from calbridge.store.events import event_json, get_event, list_events, typed_event_times
 
 app = typer.Typer(help="Bookings: create, list, show, update, cancel, re-assign.")
 
@@ -35,7 +35,10 @@ Name = Annotated[str, typer.Option("--name", help="What the booking is called")]
 Start = Annotated[str, typer.Option("--start", help="ISO date-time, or date with --all-day")]
 End = Annotated[str, typer.Option("--end", help="ISO date-time; all-day: exclusive end date")]
 AllDay = Annotated[bool, typer.Option("--all-day", help="Dates, exclusive end (as iCalendar)")]
-Zone = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin")]
+Zone = Annotated[
+    str | None,
+    typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin (default: the venue's)"),
+]
 Location = Annotated[str | None, typer.Option("--location", help="Room or place")]
 Notes = Annotated[str | None, typer.Option("--notes", help="Free text")]
 NotesFile = Annotated[
@@ -64,8 +67,8 @@ def _notes(notes: str | None, notes_file: Path | None) -> str | None:
 
 def _show(data: dict[str, Any]) -> None:
     console.print(f"[bold]#{data['id']} {data['name']}[/]  [dim]{data['status']}[/]")
-    when = f"{data['start']} → {data['end']}"
-    when += " (all day, end exclusive)" if data["all_day"] else f" {data['timezone'] or 'floating'}"
+    start, end = shown_range(data)
+    when = f"{start} → {end}"
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("When", when)
     table.add_row("Location", data["location"] or "—")
@@ -118,19 +121,19 @@ def create(
         if client is None or booked_by is None or event_manager is None:
             raise BadEvent("give --booker EMAIL, or --client, --booked-by and --event-manager")
         manual = ManualAssignment(client, contact, booked_by, event_manager)
-    times = make_times(start, end, all_day=all_day, timezone=timezone)
     notes = _notes(notes, notes_file)
-    booking = NewBooking(
-        name=name,
-        start=times.start,
-        end=times.end,
-        all_day=times.all_day,
-        timezone=times.timezone,
-        location=location,
-        notes=notes,
-        status="tentative" if tentative else "confirmed",
-    )
     with session() as s:
+        times = typed_event_times(s, start, end, all_day=all_day, timezone=timezone)
+        booking = NewBooking(
+            name=name,
+            start=times.start,
+            end=times.end,
+            all_day=times.all_day,
+            timezone=times.timezone,
+            location=location,
+            notes=notes,
+            status="tentative" if tentative else "confirmed",
+        )
         event = create_booking(
             s,
             booking,
@@ -156,11 +159,12 @@ def list_(
         return
     table = Table("id", "name", "start", "end", "status", "client", "manager")
     for r in rows:
+        start, end = shown_range(r)
         table.add_row(
             str(r["id"]),
             r["name"],
-            r["start"],
-            r["end"],
+            start,
+            end,
             r["status"],
             r["client"]["name"] if r["client"] else "—",
             r["event_manager"]["name"] if r["event_manager"] else "—",
@@ -207,7 +211,7 @@ def update(
     }
     changes = {k: v for k, v in given.items() if v is not None}
     with session() as s:
-        event = update_booking(s, event_id, changes, actor=ACTOR)
+        event = update_booking(s, event_id, changes, actor=ACTOR, typed=True)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 

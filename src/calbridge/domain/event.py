@@ -50,6 +50,15 @@ def zone(name: str) -> ZoneInfo:
         raise BadEvent(f"unknown time zone '{name}' (use an IANA name like Europe/Berlin)") from exc
 
 
+def is_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
+    try:
+        zone(name)
+    except BadEvent:
+        return False
+    return True
+
+
 def to_utc(value: datetime | date, timezone: str | None) -> datetime:
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day)

@@ -188,11 +188,12 @@ def create_booking(
 
 
 def update_booking(
-    session: Session, event_id: int, changes: dict[str, Any], *, actor: str
+    session: Session, event_id: int, changes: dict[str, Any], *, actor: str, typed: bool = False
 ) -> Event:
     """Change a booking's own fields (``UPDATABLE``); cancelling goes through
     :func:`cancel_booking`, client and users through :func:`reassign_booking`. Recording
-    happens only when something changed."""
+    happens only when something changed. ``typed``: times as a person typed them (without a
+    zone: the booking's own zone, see ``store.events.typed_event_times``)."""
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
         raise BadEvent(
@@ -203,7 +204,7 @@ def update_booking(
         raise BadEvent(f"cancel booking {event_id} with the cancel operation, not an update")
     event = get_booking(session, event_id)
     before = _fields(event)
-    if update_event(session, event, changes):
+    if update_event(session, event, changes, typed=typed):
         after = _fields(event)
         diff = {k: [before[k], after[k]] for k in UPDATABLE if before[k] != after[k]}
         record(

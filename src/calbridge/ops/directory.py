@@ -47,9 +47,12 @@ SETTINGS_FIELDS = tuple(
 )
 
 
-def import_directory(session: Session, text: str, *, actor: str) -> ImportReport:
-    """Validate, then upsert a directory file (JSON text); ValidationFailed writes nothing."""
-    report = store_directory.import_directory(session, text)
+def import_directory(
+    session: Session, text: str, *, actor: str, strict: bool = False
+) -> ImportReport:
+    """Validate, then upsert a directory file (JSON text); ValidationFailed writes nothing.
+    ``strict``: addresses several people share are problems too (see the store's import)."""
+    report = store_directory.import_directory(session, text, strict=strict)
     if report.changed:
         record(
             session,

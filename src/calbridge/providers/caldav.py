@@ -79,6 +79,7 @@ class CalDAVProvider:
         batch_size: int = 200,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
+        fix: str | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.collection = dav.normalize_href(self.url)
@@ -96,6 +97,8 @@ class CalDAVProvider:
             username,
             password,
             label=self._label,
+            fix=fix
+            or (f"check them and run `calbridge calendars update {self.name} --password-env VAR`"),
             timeout=timeout,
             retry=retry or RetryPolicy(),
             transport=transport,

@@ -30,10 +30,12 @@ class DavSession:
         *,
         label: str,
         timeout: float,
+        fix: str = "check them and run `calbridge calendars update NAME --password-env VAR`",
         retry: RetryPolicy,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, self.username, self.label, self.retry = url, username, label, retry
+        self.fix = fix  # what a person runs when the credentials are refused
         parts = urlsplit(url)
         default_port = 443 if parts.scheme == "https" else 80
         self.server = f"{parts.hostname}:{parts.port or default_port}"
@@ -85,8 +87,7 @@ class DavSession:
         status, url = response.status_code, str(response.request.url)
         if status == 401:
             raise ProviderAuthError(
-                f"{self.label}: the server refused the username or password for {url}; "
-                "check them and run `calbridge calendars add` again"
+                f"{self.label}: the server refused the username or password for {url}; {self.fix}"
             )
         if status == 403:
             raise ProviderAuthError(

@@ -239,7 +239,9 @@ def _series_builder(
     return lambda: series_item(master_id, master, exceptions, window, zone)
 
 
-def open_google(name: str, settings: dict[str, Any], secret: dict[str, Any]) -> GoogleProvider:
+def open_google(
+    name: str, settings: dict[str, Any], secret: dict[str, Any], *, adding: bool = False
+) -> GoogleProvider:
     """The provider for a stored Google calendar (``Calendar.settings`` + opened secret).
     Makes no request: credentials are refreshed on first use."""
     auth = str(settings.get("auth") or "oauth")
@@ -254,5 +256,6 @@ def open_google(name: str, settings: dict[str, Any], secret: dict[str, Any]) -> 
         who=str(who or "the authorized account"),
         api_base=str(settings.get("api_base") or DEFAULT_API_BASE),
         retry=RetryPolicy.from_settings(settings.get("retry")),
+        adding=adding,
     )
     return GoogleProvider(api, page_size=int(settings.get("page_size") or DEFAULT_PAGE))

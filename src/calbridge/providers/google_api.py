@@ -70,9 +70,11 @@ class GoogleApi:
         api_base: str = DEFAULT_API_BASE,
         retry: RetryPolicy | None = None,
         timeout: float = 30,
+        adding: bool = False,
     ) -> None:
         self.calendar_id = calendar_id
         self.name = name
+        self.adding = adding  # messages name `calendars add` (again) rather than `update`
         self.label = f"calendar '{name}' (Google)"
         self.auth = auth
         self.who = who
@@ -172,9 +174,7 @@ class GoogleApi:
             return ConfigError(
                 f"{self.label}: there is no calendar '{self.calendar_id}' that {self.who} can "
                 "see; check the calendar id (Google Calendar → Settings → Integrate calendar) "
-                "or share the calendar with that account, then link it again: `calbridge "
-                f"calendars remove {self.name}` and `calbridge calendars add {self.name} "
-                "--google CALENDAR_ID ...`"
+                f"or share the calendar with that account, then run {self._fix('--google ID')}"
             )
         if status == 410 and reason == "fullSyncRequired":
             return TokenExpired(f"{self.label}: Google forgot our sync token; full resync")
@@ -205,11 +205,18 @@ class GoogleApi:
             f"{self.label}: Google refused the service account acting as {self.who} "
             f"({detail}): its access was revoked, its key deleted or disabled, or that user "
             "no longer exists. "
-            "Restore it in the Google Admin console, or link the calendar again with a new "
-            f"key: `calbridge calendars remove "
-            f"{self.name}` and `calbridge calendars add {self.name} --google "
-            f"{self.calendar_id} --service-account NEW_KEY.json --subject USER_EMAIL`"
+            "Restore it in the Google Admin console, or give the calendar a new key: "
+            f"{self._fix('--service-account NEW_KEY.json')}"
         )
+
+    def _fix(self, options: str) -> str:
+        """The command that changes this calendar's settings, ``options`` being what to give."""
+        if self.adding:
+            return (
+                f"`calbridge calendars add {self.name} --google CALENDAR_ID --service-account "
+                "KEY.json --subject USER_EMAIL` again"
+            )
+        return f"`calbridge calendars update {self.name} {options}`"
 
     def missing_scope(self, detail: str) -> ProviderAuthError:
         if self.auth == "oauth":

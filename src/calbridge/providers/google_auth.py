@@ -169,7 +169,8 @@ def make_credentials(settings: dict[str, Any], secret: dict[str, Any], name: str
         except (KeyError, ValueError) as exc:
             raise ConfigError(
                 f"calendar '{name}' (Google): the stored service-account key is unusable "
-                f"({exc}); add the calendar again with a valid key file"
+                f"({exc}); give it a valid key: `calbridge calendars update {name} "
+                "--service-account KEY.json`"
             ) from exc
     from google.oauth2.credentials import Credentials
 

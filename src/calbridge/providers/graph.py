@@ -78,6 +78,7 @@ class GraphProvider:
         timeout: float = 30,
         transport: httpx.BaseTransport | None = None,
         tokens: TokenSources = SHARED_TOKENS,
+        adding: bool = False,
     ) -> None:
         self.mailbox = mailbox
         self.calendar_id = calendar_id
@@ -89,7 +90,7 @@ class GraphProvider:
             tokens,
             label=self.label,
             mailbox=mailbox,
-            relink=relink_command(self.name, mailbox, creds),
+            relink=relink_command(self.name, mailbox, creds, adding=adding),
             api_base=api_base,
             retry=retry,
             timeout=timeout,
@@ -159,7 +160,9 @@ class GraphProvider:
             if response.status_code == 404 and _code(response) == "ErrorItemNotFound":
                 raise ConfigError(
                     f"{self.label}: the calendar no longer exists in mailbox '{self.mailbox}'; "
-                    f"remove it (`calbridge calendars remove {self.name}`) or link another"
+                    f"point it at another one (`calbridge calendars update {self.name} "
+                    "--calendar-id ID`) or remove it (`calbridge calendars remove "
+                    f"{self.name}`)"
                 )
             if response.status_code != 200:
                 self.http.fail(response, "listing changes", delta=True)
@@ -375,6 +378,7 @@ def open_graph(
     retry: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
     tokens: TokenSources = SHARED_TOKENS,
+    adding: bool = False,
 ) -> GraphProvider:
     """A provider for a stored calendar: ``settings`` (mailbox, tenant, client_id,
     calendar_id, api_base, login_base, ca_file, and optionally ``retry``: see
@@ -399,4 +403,5 @@ def open_graph(
         retry=retry,
         transport=transport,
         tokens=tokens,
+        adding=adding,
     )

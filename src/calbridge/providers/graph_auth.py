@@ -169,14 +169,16 @@ class TokenSource:
         return self._app
 
 
-def relink_command(name: str, mailbox: str, creds: AppCredentials) -> str:
-    """How to link the calendar again with new credentials, for error messages."""
+def relink_command(name: str, mailbox: str, creds: AppCredentials, *, adding: bool = False) -> str:
+    """The command that gives a calendar new app credentials, for error messages: ``calendars
+    update`` for a linked calendar, ``calendars add`` again while it is being added."""
     how = "--client-secret-env VAR" if creds.client_secret else "--certificate FILE"
-    return (
-        f"`calbridge calendars add {name} --graph {mailbox} --tenant {creds.tenant} "
-        f"--client-id {creds.client_id} {how}` (after `calbridge calendars remove {name}` if "
-        "it is linked already)"
-    )
+    if adding:
+        return (
+            f"`calbridge calendars add {name} --graph {mailbox} --tenant {creds.tenant} "
+            f"--client-id {creds.client_id} {how}` again"
+        )
+    return f"`calbridge calendars update {name} {how}`"
 
 
 def sign_in_error(

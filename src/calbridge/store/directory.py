@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from calbridge.domain.email import normalize_email
+from calbridge.errors import ValidationFailed
 from calbridge.store.directory_schema import (
     DirectoryIn,
     KnownIds,
@@ -37,12 +38,67 @@ def _table(model: type[Base]) -> Table:
     return Base.metadata.tables[model.__tablename__]
 
 
+@dataclass(frozen=True)
+class SharedAddress:
+    """An address that several users (or several contacts) have: every booking from it is
+    flagged ambiguous. A warning, not an error: the rules still decide."""
+
+    address: str
+    kind: str  # "users" | "contacts"
+    records: tuple[tuple[str, str], ...]  # (id, name), by id
+
+    def message(self) -> str:
+        who = ", ".join(f"{rid} ({name})" for rid, name in self.records)
+        singular = self.kind[:-1]
+        return (
+            f"address '{self.address}' belongs to {len(self.records)} {self.kind}: {who}; every "
+            f"booking from it is flagged ambiguous — keep it on one {singular} in the directory "
+            "file and run `calbridge directory import` again"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "records": [{"id": rid, "name": name} for rid, name in self.records],
+            "message": self.message(),
+        }
+
+
+def shared_addresses(session: Session) -> list[SharedAddress]:
+    """Each address shared by several users, then each shared by several contacts."""
+    out: list[SharedAddress] = []
+    groups: list[tuple[str, Any, Any, Any]] = [
+        ("users", UserEmail, UserEmail.user_id, User),
+        ("contacts", ContactEmail, ContactEmail.contact_id, Contact),
+    ]
+    for kind, table, owner, model in groups:
+        shared = (
+            select(table.address)
+            .group_by(table.address)
+            .having(func.count(func.distinct(owner)) > 1)
+        )
+        rows = session.execute(
+            select(table.address, model.id, model.name)
+            .join(model, model.id == owner)
+            .where(table.address.in_(shared))
+            .distinct()
+            .order_by(table.address, model.id)
+        ).all()
+        by_address: dict[str, list[tuple[str, str]]] = {}
+        for address, rid, name in rows:
+            by_address.setdefault(address, []).append((rid, name))
+        out += [SharedAddress(a, kind, tuple(r)) for a, r in by_address.items()]
+    return out
+
+
 @dataclass
 class ImportReport:
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     settings_changed: bool = False
+    warnings: list[SharedAddress] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -55,6 +111,7 @@ class ImportReport:
             "unchanged": self.unchanged,
             "settings_changed": self.settings_changed,
             "changed": self.changed,
+            "warnings": [w.as_dict() for w in self.warnings],
         }
 
 
@@ -70,8 +127,11 @@ def known_ids(session: Session) -> KnownIds:
     )
 
 
-def import_directory(session: Session, text: str) -> ImportReport:
-    """Validate then upsert a whole directory file; raise ValidationFailed and write nothing."""
+def import_directory(session: Session, text: str, *, strict: bool = False) -> ImportReport:
+    """Validate then upsert a whole directory file; raise ValidationFailed and write nothing.
+    The report's ``warnings`` list every address several users (or contacts) share once the
+    file is in; ``strict`` turns them into problems (the caller's transaction must then be
+    rolled back: :class:`ValidationFailed` does that in a ``Store.session``)."""
     d = parse_directory(text)
     raise_if_problems(
         check_directory(d, known_ids(session)),
@@ -139,6 +199,13 @@ def import_directory(session: Session, text: str) -> ImportReport:
     )
     if d.settings is not None:
         report.settings_changed = _save_settings(session, d)
+    session.flush()
+    report.warnings = shared_addresses(session)
+    if strict and report.warnings:
+        raise ValidationFailed(
+            f"{len(report.warnings)} address(es) are shared (--strict); nothing was imported",
+            [w.message() for w in report.warnings],
+        )
     if report.changed:
         _refresh_statistics(session)
     return report
@@ -251,6 +318,7 @@ def _save_settings(session: Session, d: DirectoryIn) -> bool:
         "default_event_manager_id": s.default_event_manager,
         "auto_assign_event_manager": s.auto_assign_event_manager,
         "virtual_assistant_user_id": s.virtual_assistant_user,
+        "venue_timezone": s.venue_timezone,
     }
     row = session.get(SystemSettings, 1)
     if row is None:
@@ -275,6 +343,8 @@ def export_directory(session: Session) -> dict[str, Any]:
             "auto_assign_event_manager": s.auto_assign_event_manager,
             "virtual_assistant_user": s.virtual_assistant_user_id,
         }
+        if s.venue_timezone is not None:
+            out["settings"]["venue_timezone"] = s.venue_timezone
     out["companies"] = [
         {"id": cid, "name": name}
         for cid, name in session.execute(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from calbridge.domain.email import is_valid_email, normalize_email
+from calbridge.domain.event import is_zone
 from calbridge.errors import ValidationFailed
 
 UserType = Literal["named", "concurrent", "virtual_assistant"]
@@ -35,44 +36,89 @@ class _Strict(BaseModel):
 
 
 class SettingsIn(_Strict):
-    default_account: str
-    default_event_manager: str | None = None
-    auto_assign_event_manager: bool = False
-    virtual_assistant_user: str
+    """Event System Settings (SPEC §1): what the assignment falls back to."""
+
+    default_account: str = Field(
+        description="Company or contact id: the Event Client when the booker matches nobody"
+    )
+    default_event_manager: str | None = Field(
+        default=None, description="User id: the Event Manager when no rule names one"
+    )
+    auto_assign_event_manager: bool = Field(
+        default=False, description="Make the booking user the Event Manager when it is a user"
+    )
+    virtual_assistant_user: str = Field(
+        description="Id of the virtual_assistant user: Booked By for bookings from outside"
+    )
+    venue_timezone: str | None = Field(
+        default=None,
+        description=(
+            "IANA time zone of the venue (e.g. Europe/London): the zone of times typed without "
+            "one in `events create/update`; omitted or null: such times are floating"
+        ),
+    )
 
 
 class CompanyIn(_Strict):
-    id: str = Field(min_length=1, max_length=200)
+    """A CRM company."""
+
+    id: str = Field(min_length=1, max_length=200, description="Unique among companies and contacts")
     name: str = Field(min_length=1, max_length=500)
 
 
 class ContactIn(_Strict):
-    id: str = Field(min_length=1, max_length=200)
+    """A CRM contact (a person), optionally of one company."""
+
+    id: str = Field(min_length=1, max_length=200, description="Unique among companies and contacts")
     name: str = Field(min_length=1, max_length=500)
-    company: str | None = None
-    primary_email: str
-    alternate_emails: list[str] = Field(default_factory=list)
+    company: str | None = Field(default=None, description="Company id, or null")
+    primary_email: str = Field(description="The contact's main address")
+    alternate_emails: list[str] = Field(
+        default_factory=list, description="Other addresses that identify this contact"
+    )
 
 
 class EmailAccountIn(_Strict):
+    """One address of a user."""
+
     address: str
-    primary: bool = False
+    primary: bool = Field(default=False, description="At most one per user")
 
 
 class UserIn(_Strict):
+    """A staff user of the booking system."""
+
     id: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=500)
-    type: UserType
-    active: bool = True
-    crm_account: str | None = None
+    type: UserType = Field(description="named, concurrent or virtual_assistant (at most one)")
+    active: bool = Field(default=True, description="false: deactivated (import never deletes)")
+    crm_account: str | None = Field(
+        default=None, description="Company or contact id the user belongs to, or null"
+    )
     email_accounts: list[EmailAccountIn] = Field(default_factory=list)
 
 
 class DirectoryIn(_Strict):
-    settings: SettingsIn | None = None
+    """A calbridge directory: settings, companies, contacts and users (imported by id)."""
+
+    settings: SettingsIn | None = Field(
+        default=None, description="Omitted: the stored settings stay as they are"
+    )
     companies: list[CompanyIn] = Field(default_factory=list)
     contacts: list[ContactIn] = Field(default_factory=list)
     users: list[UserIn] = Field(default_factory=list)
+
+
+def directory_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the directory format, as `directory schema` prints
+    it. Semantic rules (references, duplicate ids, address syntax) are checked on import."""
+    schema = DirectoryIn.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://calbridge.example/schemas/directory.json",
+        **schema,
+        "title": "calbridge directory",
+    }
 
 
 @dataclass
@@ -200,6 +246,11 @@ def _settings(
         problems.append(
             f"$.settings.virtual_assistant_user: user '{s.virtual_assistant_user}' is of type "
             f"'{va[0]}', not 'virtual_assistant'"
+        )
+    if s.venue_timezone is not None and not is_zone(s.venue_timezone):
+        problems.append(
+            f"$.settings.venue_timezone: unknown time zone '{s.venue_timezone}' "
+            "(use an IANA name like Europe/London)"
         )
     if s.default_event_manager is not None:
         manager = users.get(s.default_event_manager)

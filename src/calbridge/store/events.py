@@ -13,11 +13,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from calbridge.domain.assignment import Assignment, assign
+from calbridge.domain.assignment import AccountRef, Assignment, assign
 from calbridge.domain.email import normalize_email
 from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
+from calbridge.domain.shown_times import times_json, typed_times
 from calbridge.errors import BadEvent, NotFound
-from calbridge.store.lookup import StoreLookup, account_ref, load_assignment_settings, user_ref
+from calbridge.store.lookup import (
+    StoreLookup,
+    account_ref,
+    load_assignment_settings,
+    user_ref,
+    venue_zone,
+)
 from calbridge.store.models import Calendar, Contact, Counter, Event, Link, User
 
 
@@ -89,8 +96,11 @@ def _apply_manual(session: Session, event: Event, m: ManualAssignment) -> None:
     client = account_ref(session, m.client_id)
     if client is None:
         raise NotFound(f"no company or contact has id '{m.client_id}'")
-    if m.contact_id is not None and session.get(Contact, m.contact_id) is None:
-        raise NotFound(f"no contact has id '{m.contact_id}'")
+    if m.contact_id is not None:
+        contact = session.get(Contact, m.contact_id)
+        if contact is None:
+            raise NotFound(f"no contact has id '{m.contact_id}'")
+        _check_contact_of(contact, client)
     for role, uid in (("booked-by", m.booked_by_id), ("event-manager", m.event_manager_id)):
         user = session.get(User, uid)
         if user is None:
@@ -105,6 +115,23 @@ def _apply_manual(session: Session, event: Event, m: ManualAssignment) -> None:
         {"step": 0, "rule": "Assigned explicitly", "outcome": "client and users given by hand"}
     ]
     event.assignment_reasons = {"booked_by": "given by hand", "event_manager": "given by hand"}
+
+
+def _check_contact_of(contact: Contact, client: AccountRef) -> None:
+    """SPEC §2: a contact's company is the Event Client (a contact without one is itself the
+    client), so a contact of another company than ``client`` is refused."""
+    belongs = contact.company_id or contact.id
+    if belongs == client.id:
+        return
+    whose = (
+        f"belongs to company '{contact.company_id}'"
+        if contact.company_id
+        else "belongs to no company (such a contact is its own client)"
+    )
+    raise BadEvent(
+        f"--contact '{contact.id}' ({contact.name}) {whose}, not to --client '{client.id}' "
+        f"({client.name}); give --client {belongs}, or a contact of '{client.id}'"
+    )
 
 
 def set_times(event: Event, times: EventTimes) -> None:
@@ -167,16 +194,50 @@ def get_event(session: Session, event_id: int) -> Event:
     return event
 
 
-def update_event(session: Session, event: Event, changes: dict[str, Any]) -> bool:
-    """Apply field changes (name, start, end, all_day, timezone, location, notes, status)."""
+def typed_event_times(
+    session: Session,
+    start: str | datetime | date,
+    end: str | datetime | date,
+    *,
+    all_day: bool,
+    timezone: str | None,
+    current: EventTimes | None = None,
+) -> EventTimes:
+    """Times a person typed for a booking (:func:`calbridge.domain.shown_times.typed_times`):
+    without ``timezone`` they are in the booking's current zone, else the venue's."""
+    default = current.timezone if current is not None else None
+    return typed_times(
+        start,
+        end,
+        all_day=all_day,
+        timezone=timezone,
+        default_zone=default or venue_zone(session),
+    )
+
+
+def update_event(
+    session: Session, event: Event, changes: dict[str, Any], *, typed: bool = False
+) -> bool:
+    """Apply field changes (name, start, end, all_day, timezone, location, notes, status).
+    ``typed``: the times are as a person typed them (:func:`typed_event_times`)."""
     times_keys = {"start", "end", "all_day", "timezone"}
     if times_keys & changes.keys():
         current = event_times(event)
         all_day = changes.get("all_day", current.all_day)
         start = changes.get("start", current.start)
         end = changes.get("end", current.end)
-        timezone = changes.get("timezone", current.timezone)
-        times = make_times(start, end, all_day=all_day, timezone=timezone)
+        if typed:
+            times = typed_event_times(
+                session,
+                start,
+                end,
+                all_day=all_day,
+                timezone=changes.get("timezone"),
+                current=current,
+            )
+        else:
+            timezone = changes.get("timezone", current.timezone)
+            times = make_times(start, end, all_day=all_day, timezone=timezone)
         if times != current:
             set_times(event, times)
             changed = True
@@ -242,10 +303,7 @@ def event_json(session: Session, event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
         "name": event.name,
-        "start": event.start,
-        "end": event.end,
-        "all_day": event.all_day,
-        "timezone": event.timezone,
+        **times_json(event_times(event)),
         "location": event.location,
         "notes": event.notes,
         "status": event.status,

@@ -32,6 +32,7 @@ from calbridge.domain.assignment import (
     Ref,
     UserMatch,
 )
+from calbridge.domain.event import is_zone
 from calbridge.errors import ConfigError
 from calbridge.store.models import Company, Contact, ContactEmail, SystemSettings, User, UserEmail
 
@@ -208,6 +209,10 @@ class _StoredSettings:
             problems.append(
                 f"user '{va.id}' is the Virtual Assistant but of type '{va.type}'; {fix}"
             )
+        if row.venue_timezone is not None and not is_zone(row.venue_timezone):
+            problems.append(
+                f"the venue time zone '{row.venue_timezone}' is not an IANA zone; {fix}"
+            )
         manager = self.default_event_manager
         if row.default_event_manager_id is not None and (manager is None or not manager.active):
             problems.append(
@@ -215,6 +220,12 @@ class _StoredSettings:
                 f"user; {fix}"
             )
         return problems
+
+
+def venue_zone(session: Session) -> str | None:
+    """The venue's IANA time zone (directory setting ``venue_timezone``), if one is set."""
+    row = session.get(SystemSettings, 1)
+    return row.venue_timezone if row is not None else None
 
 
 def settings_problems(session: Session) -> list[str]:

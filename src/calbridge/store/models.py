@@ -114,6 +114,9 @@ class SystemSettings(Base):
     default_event_manager_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     auto_assign_event_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     virtual_assistant_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # IANA zone of the venue: the default zone of bookings typed without one, and the zone
+    # times are shown in (None: UTC)
+    venue_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Counter(Base):
@@ -269,6 +272,31 @@ class Link(Base):
     seen_gen: Mapped[int] = mapped_column(Integer, default=0)
 
     event: Mapped[Event] = relationship()
+
+
+class FormerLink(Base):
+    """A link of a calendar that was removed, kept under the remote calendar's identity
+    (:func:`calbridge.sync.relink.remote_identity`) so that linking the same calendar again
+    adopts what both sides already hold instead of duplicating it. Columns mirror ``links``."""
+
+    __tablename__ = "former_links"
+    __table_args__ = (Index("ix_former_links_identity", "identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity: Mapped[str] = mapped_column(String(1100))
+    key_prefix: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    remote_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    recurrence_id: Mapped[str] = mapped_column(String(32), default="")
+    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    key: Mapped[str] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    synced_seq: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    origin: Mapped[str] = mapped_column(String(16), default="booking")
+    is_series: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class ConflictRecord(Base):

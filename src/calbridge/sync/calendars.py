@@ -1,12 +1,21 @@
-"""Linking calendars: the one code path the CLI and the demo share."""
+"""Linking calendars: the one code path the CLI, the demo and the future API and admin UI share.
+
+One function per admin operation — :func:`add_caldav_calendar`, :func:`add_google_calendar`,
+:func:`add_graph_calendar`, :func:`update_calendar`, :func:`remove_calendar`,
+:func:`authorize_google_calendar` — taking a session and plain values and raising
+:class:`calbridge.errors.CalbridgeError` subclasses whose messages name the command that fixes
+the problem. A remote calendar may be linked once (see :mod:`calbridge.sync.relink`); removing
+a calendar keeps its former links so that linking it again adopts, never duplicates.
+"""
 
 from __future__ import annotations
 
 import secrets as pysecrets
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.merge import POLICIES
@@ -16,6 +25,12 @@ from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.providers import open_provider
 from calbridge.sync.push import booking_key
+from calbridge.sync.relink import (
+    adopt_former_links,
+    ensure_not_linked,
+    keep_former_links,
+    remote_identity,
+)
 
 DIRECTIONS = ("both", "pull", "push")
 
@@ -36,12 +51,14 @@ def add_caldav_calendar(
 ) -> Calendar:
     """Store a CalDAV calendar after checking the connection (credentials sealed at rest)."""
     _check_new(session, name, owner, policy, direction)
+    settings = {"url": url.strip(), "username": username}
+    ensure_not_linked(session, "caldav", settings, name=name, exclude=None)
     return _store_new(
         session,
         box,
         name,
         "caldav",
-        {"url": url, "username": username},
+        settings,
         {"password": password},
         owner=owner,
         policy=policy,
@@ -93,6 +110,7 @@ def add_graph_calendar(
     settings.update({k: v.strip() for k, v in optional.items() if v})
     if ca_file is not None:
         settings["ca_file"] = str(Path(ca_file).resolve())
+    ensure_not_linked(session, "graph", settings, name=name, exclude=None)
     sealed = {"client_secret": client_secret} if client_secret is not None else {}
     if certificate_pem is not None:
         sealed = {"certificate_pem": certificate_pem}
@@ -159,6 +177,7 @@ def add_google_calendar(
         settings["api_base"] = api_base.strip().rstrip("/")
     if page_size:
         settings["page_size"] = int(page_size)
+    ensure_not_linked(session, "google", settings, name=name, exclude=None)
     return _store_new(
         session,
         box,
@@ -201,12 +220,20 @@ def authorize_google_calendar(
 
 
 def _check_new(session: Session, name: str, owner: str | None, policy: str, direction: str) -> None:
+    _check_options(session, owner, policy, direction)
+    if session.scalars(select(Calendar).where(Calendar.name == name)).first() is not None:
+        raise ConfigError(
+            f"a calendar called '{name}' exists already; change it with "
+            f"`calbridge calendars update {name} …`"
+        )
+
+
+def _check_options(session: Session, owner: str | None, policy: str, direction: str) -> None:
+    """The options every kind of calendar shares, validated the same way by add and update."""
     if policy not in POLICIES:
         raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}")
     if direction not in DIRECTIONS:
         raise ConfigError(f"--direction must be one of {', '.join(DIRECTIONS)}")
-    if session.scalars(select(Calendar).where(Calendar.name == name)).first() is not None:
-        raise ConfigError(f"a calendar called '{name}' exists already")
     if owner is not None and session.get(User, owner) is None:
         raise NotFound(f"--owner: no user has id '{owner}'")
 
@@ -241,9 +268,10 @@ def _store_new(
         created_at=utcnow(),
     )
     if check:
-        open_provider(calendar, box).check()
+        open_provider(calendar, box, adding=True).check()
     session.add(calendar)
     session.flush()
+    adopt_former_links(session, calendar)
     return calendar
 
 
@@ -264,3 +292,218 @@ def link_event(session: Session, event: Event, calendar: Calendar) -> Link:
     session.add(link)
     session.flush()
     return link
+
+
+@dataclass(frozen=True)
+class CalendarUpdate:
+    """What :func:`update_calendar` changes; ``None`` leaves a setting as it is. Connection
+    fields apply to one kind of calendar each (giving another kind's is an error)."""
+
+    owner: str | None = None
+    clear_owner: bool = False
+    policy: str | None = None
+    direction: str | None = None
+    horizon_days: int | None = None
+    # CalDAV
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    # Google
+    google_calendar_id: str | None = None
+    service_account_info: dict[str, Any] | None = None
+    subject: str | None = None
+    oauth_client: dict[str, Any] | None = None
+    # Microsoft 365 (Graph)
+    mailbox: str | None = None
+    tenant: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    certificate_pem: str | None = None
+    calendar_id: str | None = None
+    login_base: str | None = None
+    ca_file: str | None = None
+    # Google and Graph
+    api_base: str | None = None
+
+
+# which fields each kind accepts, and the option a person gives them with (for messages)
+_KIND_FIELDS = {
+    "caldav": {"url": "--caldav", "username": "--username", "password": "--password-env"},
+    "google": {
+        "google_calendar_id": "--google",
+        "service_account_info": "--service-account",
+        "subject": "--subject",
+        "oauth_client": "--oauth-client",
+        "api_base": "--api-base",
+    },
+    "graph": {
+        "mailbox": "--graph",
+        "tenant": "--tenant",
+        "client_id": "--client-id",
+        "client_secret": "--client-secret-env",
+        "certificate_pem": "--certificate",
+        "calendar_id": "--calendar-id",
+        "login_base": "--login-base",
+        "ca_file": "--ca-file",
+        "api_base": "--api-base",
+    },
+}
+_KIND_NAMES = {"caldav": "CalDAV", "google": "Google", "graph": "Microsoft 365"}
+
+
+def find_calendar(session: Session, name: str) -> Calendar:
+    calendar = session.scalars(select(Calendar).where(Calendar.name == name)).first()
+    if calendar is None:
+        raise NotFound(f"no calendar is called '{name}' (see `calbridge calendars list`)")
+    return calendar
+
+
+def update_calendar(
+    session: Session, box: SecretBox, name: str, change: CalendarUpdate, *, check: bool = True
+) -> Calendar:
+    """Change a linked calendar's credentials and settings in place, checked like an add
+    (same option rules, the connection tested with the new values unless ``check`` is false),
+    keeping its links, sync token and snapshots. Pointing it at another remote calendar is
+    allowed when no other calendar links that one; the next sync is then a full one."""
+    calendar = find_calendar(session, name)
+    kind = calendar.kind
+    given = {f.name for f in fields(change) if getattr(change, f.name) is not None}
+    connection = set().union(*(set(v) for v in _KIND_FIELDS.values()))
+    foreign = sorted((given & connection) - set(_KIND_FIELDS.get(kind, {})))
+    if foreign:
+        options = ", ".join(_option(f) for f in foreign)
+        raise ConfigError(
+            f"calendar '{name}' is a {_KIND_NAMES.get(kind, kind)} calendar; {options} "
+            "do not apply to it"
+        )
+    if change.owner is not None and change.clear_owner:
+        raise ConfigError("give --owner USER_ID or --no-owner, not both")
+    if change.horizon_days is not None and not 1 <= change.horizon_days <= 3650:
+        raise ConfigError("--horizon-days must be between 1 and 3650")
+    policy = change.policy or calendar.policy
+    direction = change.direction or calendar.direction
+    _check_options(session, change.owner, policy, direction)
+    old_settings = dict(calendar.settings or {})
+    settings = dict(old_settings)
+    secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    check = _apply_connection(kind, change, settings, secret) and check
+    moved = remote_identity(kind, settings) != remote_identity(kind, old_settings)
+    if moved:
+        ensure_not_linked(session, kind, settings, name=name, exclude=calendar.id)
+    sealed = box.seal(secret)
+    if check and (given & connection or moved):
+        candidate = Calendar(name=name, kind=kind, settings=settings, secret=sealed)
+        open_provider(candidate, box).check()
+    calendar.settings, calendar.secret = settings, sealed
+    if change.owner is not None:
+        calendar.owner_user_id = change.owner
+    if change.clear_owner:
+        calendar.owner_user_id = None
+    calendar.policy, calendar.direction = policy, direction
+    if change.horizon_days is not None:
+        calendar.horizon_days = change.horizon_days
+    if moved:
+        calendar.sync_token = None  # the token belongs to the calendar it pointed at
+    session.flush()
+    return calendar
+
+
+def _option(field_name: str) -> str:
+    for options in _KIND_FIELDS.values():
+        if field_name in options:
+            return options[field_name]
+    return field_name
+
+
+def _apply_connection(
+    kind: str, change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]
+) -> bool:
+    """Write ``change``'s connection fields into ``settings`` / ``secret`` (validated like an
+    add); False when the result cannot be checked yet (a Google OAuth client, no consent)."""
+    if kind == "caldav":
+        if change.url is not None:
+            settings["url"] = change.url.strip()
+        if change.username is not None:
+            settings["username"] = change.username
+        if change.password is not None:
+            secret["password"] = change.password
+        return True
+    if kind == "google":
+        return _apply_google(change, settings, secret)
+    if kind == "graph":
+        _apply_graph(change, settings, secret)
+    return True
+
+
+def _apply_google(change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]) -> bool:
+    from calbridge.providers.google_auth import read_oauth_client, read_service_account
+
+    if change.service_account_info is not None and change.oauth_client is not None:
+        raise ConfigError("give exactly one of --service-account FILE or --oauth-client FILE")
+    if change.google_calendar_id is not None:
+        settings["calendar_id"] = change.google_calendar_id.strip()
+    if change.api_base is not None:
+        settings["api_base"] = change.api_base.strip().rstrip("/")
+    if change.service_account_info is not None:
+        info = read_service_account(change.service_account_info, "--service-account")
+        settings["auth"] = "service_account"
+        secret.clear()
+        secret["service_account"] = info
+    if change.oauth_client is not None:
+        client, refresh_token = read_oauth_client(change.oauth_client, "--oauth-client")
+        settings["auth"] = "oauth"
+        settings.pop("subject", None)
+        secret.clear()
+        secret["oauth_client"] = client.as_dict()
+        if refresh_token:
+            secret["refresh_token"] = refresh_token
+    if change.subject is not None:
+        if settings.get("auth") != "service_account":
+            raise ConfigError("--subject goes with a service account (the user it acts as)")
+        settings["subject"] = change.subject.strip()
+    return settings.get("auth") != "oauth" or bool(secret.get("refresh_token"))
+
+
+def _apply_graph(change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]) -> None:
+    if change.client_secret is not None and change.certificate_pem is not None:
+        raise ConfigError("give exactly one of a client secret or a certificate for the app")
+    if change.certificate_pem is not None:
+        from calbridge.providers.graph_auth import certificate_credential
+
+        certificate_credential(change.certificate_pem)
+        secret.clear()
+        secret["certificate_pem"] = change.certificate_pem
+        settings["auth"] = "certificate"
+    if change.client_secret is not None:
+        secret.clear()
+        secret["client_secret"] = change.client_secret
+        settings["auth"] = "client secret"
+    if change.ca_file is not None:
+        if not Path(change.ca_file).is_file():
+            raise ConfigError(f"--ca-file: there is no file {change.ca_file}")
+        settings["ca_file"] = str(Path(change.ca_file).resolve())
+    plain = {
+        "mailbox": change.mailbox,
+        "tenant": change.tenant,
+        "client_id": change.client_id,
+        "calendar_id": change.calendar_id,
+        "api_base": change.api_base,
+        "login_base": change.login_base,
+    }
+    for key, value in plain.items():
+        if value is not None:
+            settings[key] = value.strip()
+    if "calendar_id" in settings and not settings["calendar_id"]:
+        del settings["calendar_id"]  # "" goes back to the mailbox's default calendar
+
+
+def remove_calendar(session: Session, name: str) -> int:
+    """Unlink a calendar: its bookings stay, its links go — kept as former links, so that
+    linking the same remote calendar again adopts what both sides hold. Returns how many
+    links were kept."""
+    calendar = find_calendar(session, name)
+    kept = keep_former_links(session, calendar, utcnow())
+    session.execute(delete(Link).where(Link.calendar_id == calendar.id))
+    session.delete(calendar)
+    session.flush()
+    return kept

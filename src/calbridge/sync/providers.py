@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from shlex import quote
+
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 
 
-def open_provider(calendar: Calendar, box: SecretBox) -> CalendarProvider:
+def open_provider(calendar: Calendar, box: SecretBox, *, adding: bool = False) -> CalendarProvider:
+    """The provider for ``calendar``. ``adding``: the calendar is being linked, so a refused
+    credential is fixed by running ``calendars add`` again (otherwise ``calendars update``)."""
     secret = box.open(calendar.secret, f"calendar '{calendar.name}'") if calendar.secret else {}
     settings = calendar.settings or {}
     if calendar.kind == "caldav":
@@ -20,15 +24,29 @@ def open_provider(calendar: Calendar, box: SecretBox) -> CalendarProvider:
             str(secret.get("password", "")),
             name=calendar.name,
             timeout=float(settings.get("timeout", 30)),
+            fix=caldav_fix(calendar.name, str(settings["url"]), adding),
         )
     if calendar.kind == "graph":
         from calbridge.providers.graph import open_graph
 
-        return open_graph(calendar.name, dict(settings), secret)
+        return open_graph(calendar.name, dict(settings), secret, adding=adding)
     if calendar.kind == "google":
         from calbridge.providers.google import open_google
 
-        return open_google(calendar.name, dict(settings), secret)
+        return open_google(calendar.name, dict(settings), secret, adding=adding)
     raise ConfigError(
         f"calendar '{calendar.name}': provider '{calendar.kind}' is not available in this version"
+    )
+
+
+def caldav_fix(name: str, url: str, adding: bool) -> str:
+    """What to run when a CalDAV server refuses the stored username or password."""
+    if adding:
+        return (
+            f"check them and run `calbridge calendars add {quote(name)} --caldav {quote(url)} "
+            "--username USER --password-env VAR` again"
+        )
+    return (
+        f"check them and run `calbridge calendars update {quote(name)} --password-env VAR` "
+        "(with --username USER if the user changed)"
     )

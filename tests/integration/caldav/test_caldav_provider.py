@@ -107,7 +107,8 @@ def test_check_with_a_wrong_password_is_an_auth_error_naming_the_calendar(
         provider.check()
     message = str(error.value)
     assert "calendar 'front desk' (CalDAV)" in message
-    assert "refused the username or password" in message and "calendars add" in message
+    assert "refused the username or password" in message
+    assert "`calbridge calendars update front desk --password-env VAR`" in message
 
 
 def test_check_on_another_users_calendar_is_an_auth_error(radicale: RadicaleServer) -> None:

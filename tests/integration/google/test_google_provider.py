@@ -350,7 +350,10 @@ def test_revoked_grant_names_the_calendar_and_the_fix(world: GoogleWorld) -> Non
     failed = world.sync("front")
     assert not failed.ok
     assert "calendar 'front' (Google)" in (failed.error or "")
-    assert "calbridge calendars add front --google" in (failed.error or "")
+    assert (failed.error or "").endswith(
+        "or give the calendar a new key: "
+        "`calbridge calendars update front --service-account NEW_KEY.json`"
+    )
     assert world.sync("back").created == 1
 
 
@@ -448,6 +451,7 @@ def test_cli_links_a_google_calendar_and_authorizes_an_oauth_one(
     assert "private_key" not in done.out
     client, token = oauth_files(world, "venue@harbour.example", [CALENDAR_SCOPE])
     (tmp_path / "client.json").write_text(json.dumps(client))
+    assert cli("calendars", "remove", "venue").code == 0  # a calendar is linked once
     added = cli(
         "calendars", "add", "mine", "--google", calendar_id,
         "--oauth-client", str(tmp_path / "client.json"), "--api-base", base,
