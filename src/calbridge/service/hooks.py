@@ -23,10 +23,12 @@ Notifications are rate-limited per calendar (:class:`Throttle`): the first one e
 once; more within ``CALBRIDGE_PUSH_MIN_INTERVAL_SECONDS`` (5) are merged into one enqueue at
 the end of the interval — a change is never dropped, a burst costs one queue write, and a
 calendar notifying without pause syncs every 5 s instead of back to back (the syncs share the
-process with these endpoints). Every POST is counted in
-``/metrics`` (received, refused by reason); every refused notification is one log line
-(:mod:`calbridge.sync.notify_google` / ``notify_graph``). Channel renewals and re-creations run
-after the answer (they call Google or Graph, and Graph's re-creation calls us back).
+process with these endpoints). What verifies a channel or subscription is cached for a
+minute (:class:`KeyCache`), so the common path never leaves the event loop. Every POST is
+counted in ``/metrics`` (received, refused by reason); every refused notification is one log
+line (:mod:`calbridge.sync.notify_google` / ``notify_graph``). Channel renewals and
+re-creations run after the answer (they call Google or Graph, and Graph's re-creation calls us
+back).
 """
 
 from __future__ import annotations
