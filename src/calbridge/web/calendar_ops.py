@@ -141,10 +141,7 @@ def add_from_form(
             return "The OAuth client file is valid; Google's consent comes after adding it."
         return f"Connection OK: calbridge signed in and can read the calendar for '{name}'."
     if not checked:
-        return (
-            f"Added calendar '{name}'. Next: give Google's consent "
-            f"(`calbridge calendars auth {name}`)."
-        )
+        return f"Added calendar '{name}'. Next: give Google's consent with the button below."
     return f"Added calendar '{name}'; its first sync is queued."
 
 

@@ -106,7 +106,9 @@ def calendar_status(calendar: Any) -> CalendarStatus:
         kind=calendar.kind,
         state=state,
         paused=bool(calendar.paused),
-        last_success_at=calendar.last_success_at or calendar.last_sync_at,
+        # ``last_sync_at`` is set by failed runs too: it is a success only without an error
+        last_success_at=calendar.last_success_at
+        or (None if calendar.last_error else calendar.last_sync_at),
         last_error=calendar.last_error,
         hint=calendar.error_hint,
         next_run_at=calendar.next_run_at,

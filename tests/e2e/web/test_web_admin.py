@@ -11,6 +11,8 @@ from typing import Any
 from playwright.sync_api import Page, expect
 from web_helpers import ADMIN, RADICALE_USERS, VIEWER, WebWorld, login, shot, wait_until
 
+from calbridge.emulators.google.testing import running_emulator
+
 
 def csrf_of(page: Page) -> str:
     return str(page.locator("form.who input[name=csrf_token]").get_attribute("value"))
@@ -221,3 +223,31 @@ def test_every_main_page_renders_for_an_admin(page: Page, world: WebWorld) -> No
     page.goto(world.url + "/history")
     expect(page.locator("svg.chart title").first).to_contain_text("Sync runs per day")
     expect(page.locator("#runs")).to_contain_text("broken")
+
+
+def test_google_consent_started_from_the_calendar_page(page: Page, world: WebWorld) -> None:
+    """A Google calendar linked with an OAuth client: declining on Google's consent page stores
+    nothing and says so; allowing stores the (checked) refresh token and the calendar syncs."""
+    with running_emulator() as gcal:
+        person = gcal.add_user("ann@harbour.example")
+        login(page, world)
+        page.goto(world.url + "/calendars/new?kind=google")
+        page.get_by_label("Name in calbridge").fill("ann-google")
+        page.get_by_label("Google calendar id").fill(person)
+        page.get_by_label("OAuth for one user (consent follows)").check()
+        page.get_by_label("OAuth client file (JSON)").fill(json.dumps(gcal.oauth_client_info()))
+        page.get_by_label("API base URL (empty: the real service)").fill(gcal.base_url)
+        page.get_by_role("button", name="Add calendar").click()
+        expect(page.get_by_role("status")).to_contain_text("Next: give Google's consent")
+
+        gcal.set_consent(person, granted=False)
+        page.get_by_role("button", name="Give Google's consent").click()
+        expect(page.get_by_role("status")).to_contain_text("access was declined")
+
+        gcal.set_consent(person)
+        page.goto(world.url + "/calendars")
+        page.get_by_role("link", name="ann-google", exact=True).click()
+        page.get_by_role("button", name="Give Google's consent").click()
+        expect(page.get_by_role("status")).to_contain_text("Google's consent stored")
+        expect(page.locator("#state")).to_have_text("OK", timeout=30_000)
+        assert "refresh_token" not in page.content()

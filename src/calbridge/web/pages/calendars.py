@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calbridge.errors import CalbridgeError, NotFound
 from calbridge.store.models import Calendar, Link
 from calbridge.sync.guard import held_cancellations
-from calbridge.web import calendar_ops
+from calbridge.web import calendar_ops, google_consent
 from calbridge.web.auth import SignedIn
-from calbridge.web.core import done, reader, render, store_of, writer
+from calbridge.web.core import WebRefused, done, reader, render, store_of, writer
 from calbridge.web.status import KIND_LABELS, all_calendars, calendar_status
 
 router = APIRouter()
@@ -95,6 +95,8 @@ async def add_calendar(request: Request, who: Annotated[SignedIn, Depends(writer
         return _form_page(request, kind, values, {"kind": "ok", "text": message}, 200)
     jobs = getattr(request.app.state, "jobs", None)
     calendar_id = calendar_ops.calendar_id(store_of(request), values.get("name", ""))
+    if kind == "google" and values.get("google_auth") == "oauth" and calendar_id is not None:
+        return done(request, f"/calendars/{calendar_id}", message)  # consent comes next
     if jobs is not None and calendar_id is not None:
         jobs.sync_calendar(calendar_id, trigger="manual")
     return done(request, "/calendars", message)
@@ -112,6 +114,7 @@ def calendar_page(
         context = {
             "page": "calendars",
             "c": calendar_status(calendar),
+            "oauth": calendar.kind == "google" and (calendar.settings or {}).get("auth") == "oauth",
             "impact": calendar_ops.removal_impact(s, calendar),
             "runs": calendar_ops.recent_runs(s, calendar.id),
             "held": held_cancellations(s, calendar.id),
@@ -149,6 +152,42 @@ def remove_calendar(
     except CalbridgeError as exc:
         return done(request, "/calendars", str(exc), "error")
     return done(request, "/calendars", text)
+
+
+@router.post("/calendars/{calendar_id}/google-consent")
+def google_consent_start(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    """Send the admin to Google's consent page; the answer comes back to the callback."""
+    callback = str(request.base_url).rstrip("/") + google_consent.CALLBACK_PATH
+    try:
+        url = google_consent.start(request.app, calendar_id, callback)
+    except CalbridgeError as exc:
+        return done(request, f"/calendars/{calendar_id}", str(exc), "error")
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get(google_consent.CALLBACK_PATH)
+def google_consent_callback(
+    request: Request, who: Annotated[SignedIn, Depends(reader)]
+) -> Response:
+    """Google's answer (a code, or an error such as access_denied), tied to the flow that the
+    admin started by its ``state``; a viewer cannot complete one."""
+    if not who.can_write:
+        raise WebRefused(f"{who.email} is a viewer: only an admin can give Google's consent.")
+    answer = {k: v for k, v in request.query_params.items()}
+    try:
+        calendar_id, name = google_consent.finish(request.app, answer, actor=who.email)
+    except CalbridgeError as exc:
+        return done(request, "/calendars", str(exc), "error")
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        jobs.sync_calendar(calendar_id, trigger="manual")
+    return done(
+        request,
+        f"/calendars/{calendar_id}",
+        f"Google's consent stored for '{name}' (checked); its first sync is queued.",
+    )
 
 
 @router.post("/calendars/{calendar_id}/{action}")
