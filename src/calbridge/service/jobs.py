@@ -20,12 +20,15 @@ job body, :func:`calbridge.service.runs.run_sync_job`: only the transport differ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from calbridge.errors import CalbridgeError
@@ -68,6 +71,65 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+MAILBOX_LIMIT = 4
+
+
+class MailboxGate:
+    """Per-mailbox politeness: at most ``MAILBOX_LIMIT`` (4, Graph's limit) syncs of calendars
+    in one Microsoft mailbox run at once — a sync has one request in flight at a time, so
+    that is at most 4 concurrent requests to the mailbox. Within a process a semaphore per
+    mailbox; on PostgreSQL, across every worker, 4 advisory-lock slots per mailbox."""
+
+    def __init__(self, limit: int = MAILBOX_LIMIT) -> None:
+        self.limit = limit
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, store: Store, mailbox: str, timeout: float) -> Iterator[bool]:
+        """Yield True once a slot is held (released on exit), False if none freed in time."""
+        key = mailbox.strip().lower()
+        with self._lock:
+            semaphore = self._semaphores.setdefault(key, threading.BoundedSemaphore(self.limit))
+        if not semaphore.acquire(timeout=timeout):
+            yield False
+            return
+        try:
+            if store.engine.dialect.name != "postgresql":
+                yield True
+                return
+            with self._pg_slot(store, key, timeout) as held:
+                yield held
+        finally:
+            semaphore.release()
+
+    @contextmanager
+    def _pg_slot(self, store: Store, key: str, timeout: float) -> Iterator[bool]:
+        deadline = time.monotonic() + timeout
+        with store.engine.connect() as conn:
+            while True:
+                for slot in range(self.limit):
+                    got = conn.execute(
+                        text("SELECT pg_try_advisory_lock(hashtext(:key), :slot)"),
+                        {"key": f"calbridge-mailbox:{key}", "slot": slot},
+                    ).scalar()
+                    conn.commit()
+                    if got:
+                        try:
+                            yield True
+                        finally:
+                            conn.execute(
+                                text("SELECT pg_advisory_unlock(hashtext(:key), :slot)"),
+                                {"key": f"calbridge-mailbox:{key}", "slot": slot},
+                            )
+                            conn.commit()
+                        return
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(0.2)  # a slot frees when another sync of this mailbox ends
+
+
 @dataclass
 class JobContext:
     """What a job body needs: the store, how to open a calendar's provider, the settings,
@@ -78,6 +140,7 @@ class JobContext:
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     clock: Callable[[], datetime] = now_utc
     metrics: ServiceMetrics | None = None
+    mailboxes: MailboxGate = field(default_factory=MailboxGate)
 
 
 def calendars_for_booking(session: Session, event_id: int) -> list[int]:

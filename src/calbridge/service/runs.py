@@ -27,7 +27,8 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from calbridge.errors import NotFound, ProviderAuthError, ProviderError
+from calbridge.errors import NotFound, ProviderAuthError, ProviderError, RateLimited
 from calbridge.service.jobs import JobContext, check_trigger
 from calbridge.store.models import Calendar, SyncRun
 from calbridge.sync.engine import sync_calendar
@@ -44,6 +45,7 @@ from calbridge.sync.report import SyncReport
 
 log = logging.getLogger(__name__)
 
+MAILBOX_WAIT = 30.0  # seconds a Graph sync waits for a free mailbox slot before retrying
 STATES = ("ok", "syncing", "error", "auth_expired", "paused", "needs_confirmation")
 
 
@@ -105,6 +107,7 @@ def run_sync_job(
             calendar.sync_token = None
         session.flush()
         run_id, name, kind = run.id, calendar.name, calendar.kind
+        mailbox = str((calendar.settings or {}).get("mailbox") or "") if kind == "graph" else ""
 
     def progress(_n: int) -> None:
         if should_stop():
@@ -112,7 +115,16 @@ def run_sync_job(
 
     clock_started = time.perf_counter()
     try:
-        report = sync_calendar(ctx.store, calendar_id, ctx.provider_factory, ctx.clock(), progress)
+        with ctx.mailboxes.hold(ctx.store, mailbox, MAILBOX_WAIT) if mailbox else _free() as held:
+            if held:
+                report = sync_calendar(
+                    ctx.store, calendar_id, ctx.provider_factory, ctx.clock(), progress
+                )
+            else:
+                report = SyncReport(name, ok=False, error=f"mailbox {mailbox} is busy")
+                report.failure = RateLimited(
+                    f"calendar '{name}': 4 syncs of mailbox {mailbox} already run", 5.0
+                )
     except Interrupted:
         report = SyncReport(name, ok=False, error="interrupted by shutdown")
         outcome = _finish(ctx, run_id, calendar_id, report, "interrupted", None, attempt)
@@ -147,6 +159,11 @@ def run_sync_job(
         },
     )
     return outcome
+
+
+@contextmanager
+def _free() -> Iterator[bool]:
+    yield True
 
 
 def request_full(session: Session, calendar_id: int) -> None:
@@ -264,8 +281,9 @@ def _apply_state(
         calendar.auth_failed_secret = secret_digest(calendar.secret)
         calendar.error_hint = (
             f"update the credentials of calendar '{calendar.name}' "
-            f"(`calbridge calendars auth {calendar.name}` for Google OAuth, otherwise remove "
-            "and add it again); syncing resumes by itself once they change"
+            f"(`calbridge calendars update {calendar.name}` with new credentials, or "
+            f"`calbridge calendars auth {calendar.name}` for Google OAuth); syncing resumes "
+            "by itself once they change"
         )
     else:
         calendar.state = "error"
