@@ -4,9 +4,8 @@ and every failure is an RFC 9457 problem document."""
 from __future__ import annotations
 
 import pytest
-from problem import problem as _is_problem
-
-from conftest import Api, bearer
+from api_client import Api, bearer
+from api_problem import problem as _is_problem
 
 BOOKING = {
     "name": "Board dinner",

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from problem import problem
-
-from conftest import Api
+from api_client import Api
+from api_problem import problem
 
 DAY = (date.today() + timedelta(days=90)).isoformat()
 

@@ -8,10 +8,10 @@ import itertools
 from typing import Any
 
 import pytest
-from problem import problem
+from api_client import Api
+from api_problem import problem
 
 from calbridge.emulators.radicale import RadicaleServer
-from conftest import Api
 
 _names = itertools.count(1)
 

@@ -7,9 +7,8 @@ import copy
 import json
 from typing import Any
 
-from problem import problem
-
-from conftest import Api
+from api_client import Api
+from api_problem import problem
 
 
 def test_import_reports_every_problem_at_its_json_path_and_writes_nothing(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from problem import problem
+from api_client import Api
+from api_problem import problem
 
 from calbridge.store.models import ConflictRecord, Rejection
-from conftest import Api
 
 BASE = date.today() + timedelta(days=30)
 

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from api_client import RADICALE_USERS
 
 from calbridge.emulators.radicale import RadicaleServer
 from calbridge.ops.directory import import_directory
 from calbridge.store.db import open_store
-from conftest import RADICALE_USERS
 
 CALBRIDGE = str(Path(sys.executable).parent / "calbridge")
 T = TypeVar("T")
