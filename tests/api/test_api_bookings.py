@@ -43,6 +43,8 @@ def test_booker_is_assigned_by_the_rules_and_the_trace_is_returned(api: Api) -> 
 
 
 def test_times_carry_their_offset_and_the_iana_zone(api: Api) -> None:
+    """Without a zone, times are the venue's (the example directory says Europe/London);
+    with no venue zone either, they are floating."""
     winter = create(api, start="2027-01-15T09:00:00", end="2027-01-15T10:00:00")
     assert winter["start"] == "2027-01-15T09:00:00+01:00"
     assert winter["timezone"] == "Europe/Berlin" and winter["floating"] is False
@@ -55,6 +57,10 @@ def test_times_carry_their_offset_and_the_iana_zone(api: Api) -> None:
         "2027-07-21",
         True,
     )
+    venue = create(api, start="2027-07-15T09:00:00", end="2027-07-15T10:00:00", timezone=None)
+    assert (venue["start"], venue["timezone"]) == ("2027-07-15T09:00:00+01:00", "Europe/London")
+    cleared = api.patch("/api/settings", json={"venue_timezone": None})
+    assert cleared.status_code == 200, cleared.text
     floating = create(api, timezone=None)
     assert floating["floating"] is True and "+" not in floating["start"]
 

@@ -92,10 +92,17 @@ def test_credentials_are_checked_then_replaced_in_place(api: Api, radicale: Radi
     problem(api.put("/api/calendars/sales/credentials", json={"password": "wrong"}), 422)
     assert api.post("/api/calendars/sales/test").json()["ok"] is True  # old secret kept
     problem(api.put("/api/calendars/sales/credentials", json={"client_secret": "x"}), 409)
+    problem(api.put("/api/calendars/sales/credentials", json={"username": "ann"}), 409)
+    moved = api.patch("/api/calendars/sales", json={"policy": "calendar-wins", "owner": "u-tom"})
+    assert (moved.json()["policy"], moved.json()["owner"]) == ("calendar-wins", "u-tom")
     ok = api.put("/api/calendars/sales/credentials", json={"password": "ann-secret"})
     assert ok.status_code == 200, ok.text
-    actions = [h["action"] for h in api.get("/api/history?subject=calendar").json()["items"]]
-    assert actions[0] == "credentials_updated"
+    changes = api.get("/api/history?subject=calendar").json()["items"]
+    assert [(c["action"], c["details"]["fields"]) for c in changes[:2]] == [
+        ("updated", ["password"]),
+        ("updated", ["owner", "policy"]),
+    ]
+    assert "ann-secret" not in str(changes)
 
 
 def test_pause_resume_and_sync_now(api: Api) -> None:
@@ -122,6 +129,6 @@ def test_remove_forgets_links_and_keeps_bookings(api: Api) -> None:
     }
     event_id = api.post("/api/bookings", json=booking).json()["id"]
     removed = api.delete("/api/calendars/sales").json()
-    assert removed["links_forgotten"] == 1
+    assert removed["links_kept_for_relinking"] == 1
     assert api.get(f"/api/bookings/{event_id}").json()["links"] == []
     problem(api.get("/api/calendars/sales"), 404)

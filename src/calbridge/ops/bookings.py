@@ -35,16 +35,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from calbridge.domain.event import STATUSES, make_times
+from calbridge.domain.event import STATUSES
 from calbridge.errors import BadEvent, NotFound
 from calbridge.ops.history import now_utc, record
 from calbridge.store.events import (
     ManualAssignment,
     create_event,
-    event_times,
     get_event,
     reassign_event,
     touch,
+    typed_event_times,
     update_event,
 )
 from calbridge.store.lookup import account_ref
@@ -84,7 +84,9 @@ class BookingReview(Base):
 
 @dataclass(frozen=True)
 class NewBooking:
-    """A booking's own fields, as given (times as ISO text or values; see ``make_times``)."""
+    """A booking's own fields, as a person gave them: times as ISO text (with or without an
+    offset) or values; without ``timezone`` they are in the venue's zone, when one is set
+    (``store.events.typed_event_times``)."""
 
     name: str
     start: str | date | datetime
@@ -155,8 +157,8 @@ def create_booking(
             "give either a booker's email address, or the client, booked-by and event manager"
         )
     targets = [_calendar(session, name) for name in dict.fromkeys(calendars)]
-    times = make_times(
-        booking.start, booking.end, all_day=booking.all_day, timezone=booking.timezone
+    times = typed_event_times(
+        session, booking.start, booking.end, all_day=booking.all_day, timezone=booking.timezone
     )
     event = create_event(
         session,
@@ -433,12 +435,6 @@ def list_bookings(
     items = rows[:limit]
     more = len(rows) > limit and items
     return BookingPage(items, (items[-1].start_utc, items[-1].id) if more else None)
-
-
-def booking_times(event: Event) -> tuple[Any, Any, bool, str | None]:
-    """(start, end, all_day, timezone) as values: dates, or naive wall-clock datetimes."""
-    times = event_times(event)
-    return times.start, times.end, times.all_day, times.timezone
 
 
 def review_count(session: Session) -> int:

@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from calbridge.domain.shown_times import times_json
 from calbridge.errors import BadEvent
 from calbridge.ops import bookings as ops
 from calbridge.ops.history import history_of
 from calbridge.service.api import pagination
 from calbridge.service.api.deps import Caller, Writer, push_booking, transaction
-from calbridge.service.api.times import instant, parse_instant, wall
+from calbridge.service.api.times import instant, parse_instant
 from calbridge.service.problems import ProblemRoute
+from calbridge.store.events import event_times
 from calbridge.store.lookup import account_ref, user_ref
 from calbridge.store.models import Calendar, Contact, Event, Link
 
@@ -39,7 +41,10 @@ class BookingCreate(_Body):
     ``contact``) given explicitly."""
 
     name: str = Field(min_length=1, max_length=1000)
-    start: str = Field(description="RFC 3339 date-time (or a date when all_day)")
+    start: str = Field(
+        description="RFC 3339 date-time; without an offset: wall-clock time in `timezone`, "
+        "else in the venue's zone (or a date when all_day)"
+    )
     end: str = Field(description="RFC 3339 date-time (or the exclusive end date when all_day)")
     all_day: bool = False
     timezone: str | None = Field(None, description="IANA zone, e.g. Europe/Berlin")
@@ -85,7 +90,7 @@ def _ref(ref: Any) -> dict[str, str] | None:
 
 
 def booking_json(session: Session, event: Event, *, detail: bool = False) -> dict[str, Any]:
-    start, end, all_day, zone = ops.booking_times(event)
+    times = event_times(event)
     client = account_ref(session, event.client_id) if event.client_id else None
     contact = session.get(Contact, event.client_contact_id) if event.client_contact_id else None
     reasons = ops.review_reasons(session, event)
@@ -93,11 +98,7 @@ def booking_json(session: Session, event: Event, *, detail: bool = False) -> dic
         "id": event.id,
         "name": event.name,
         "status": event.status,
-        "all_day": all_day,
-        "start": wall(start, zone),
-        "end": wall(end, zone),
-        "timezone": zone,
-        "floating": not all_day and zone is None,
+        **times_json(times),
         "location": event.location,
         "client": None
         if client is None
@@ -245,7 +246,7 @@ def update_booking(
         if key in changes and changes[key] is None:
             raise BadEvent(f"{key} cannot be null; leave it out to keep its value")
     with transaction(request) as session:
-        event = ops.update_booking(session, booking_id, changes, actor=who.name)
+        event = ops.update_booking(session, booking_id, changes, actor=who.name, typed=True)
         data = booking_json(session, event, detail=True)
     push_booking(request, booking_id)
     return data

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calbridge.config import load_settings
@@ -30,7 +30,14 @@ from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
+from calbridge.sync.calendars import (
+    CalendarUpdate,
+    add_caldav_calendar,
+    add_google_calendar,
+    add_graph_calendar,
+    remove_calendar,
+    update_calendar,
+)
 from calbridge.sync.providers import open_provider
 
 router = APIRouter(route_class=ProblemRoute, prefix="/calendars", tags=["calendars"])
@@ -85,9 +92,47 @@ class CalendarAdd(_Body):
     horizon_days: int = Field(365, ge=1, le=3650)
 
 
+class CalendarChange(_Body):
+    """What to change on a linked calendar; absent fields stay as they are. Connection fields
+    apply to the calendar's own kind: CalDAV ``url``/``username``/``password``; Google
+    ``google_calendar_id``/``service_account``/``subject``/``oauth_client``; Microsoft 365
+    ``mailbox``/``tenant``/``client_id``/``client_secret``/``calendar_id``/``login_base``;
+    ``api_base`` for Google and Microsoft 365."""
+
+    owner: str | None = None
+    clear_owner: bool = False
+    policy: Literal["booking-wins", "calendar-wins", "latest-wins"] | None = None
+    direction: Literal["both", "pull", "push"] | None = None
+    horizon_days: int | None = Field(None, ge=1, le=3650)
+    url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    google_calendar_id: str | None = None
+    service_account: dict[str, Any] | None = None
+    subject: str | None = None
+    oauth_client: dict[str, Any] | None = None
+    mailbox: str | None = None
+    tenant: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    calendar_id: str | None = None
+    login_base: str | None = None
+    api_base: str | None = None
+
+    def as_update(self) -> CalendarUpdate:
+        values = self.model_dump(exclude={"password", "client_secret", "service_account"})
+        return CalendarUpdate(
+            **values,
+            password=self.password.get_secret_value() if self.password else None,
+            client_secret=self.client_secret.get_secret_value() if self.client_secret else None,
+            service_account_info=self.service_account,
+        )
+
+
 class Credentials(_Body):
     """New credentials for the calendar's kind: CalDAV ``password`` (and ``username``),
-    Microsoft 365 ``client_secret``, Google ``service_account``."""
+    Microsoft 365 ``client_secret``, Google ``service_account`` (a Google calendar linked with
+    OAuth renews its consent instead: ``calbridge calendars auth NAME``)."""
 
     username: str | None = None
     password: SecretStr | None = None
@@ -277,29 +322,41 @@ def test_connection(request: Request, name: str, _: Writer) -> dict[str, Any]:
     return {"ok": True, "detail": f"calbridge signed in and can read calendar '{name}'"}
 
 
+@router.patch("/{name}", summary="Change a calendar's settings or credentials in place")
+def update_calendar_settings(
+    request: Request, name: str, body: CalendarChange, who: Writer
+) -> dict[str, Any]:
+    """New connection values are checked like an add before they are kept; links, sync token
+    and snapshots stay, so nothing is duplicated."""
+    return _update(request, name, body, who.name)
+
+
 @router.put("/{name}/credentials", summary="Replace a calendar's credentials in place")
 def update_credentials(
     request: Request, name: str, body: Credentials, who: Writer
 ) -> dict[str, Any]:
     """The new credentials are checked before they replace the old ones; links and sync state
     stay, so nothing is duplicated."""
-    box = _box()
+    given = body.model_dump(exclude_none=True)
+    if not given.keys() - {"username"}:
+        raise ConfigError(
+            f"calendar '{name}': give the new credentials (password, client_secret or "
+            "service_account)"
+        )
+    return _update(request, name, CalendarChange(**given), who.name)
+
+
+def _update(request: Request, name: str, body: CalendarChange, actor: str) -> dict[str, Any]:
     with transaction(request) as session:
-        calendar = _find(session, name)
-        secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
-        settings = dict(calendar.settings or {})
-        secret, settings = _new_credentials(calendar, body, secret, settings)
-        candidate = Calendar(name=calendar.name, kind=calendar.kind, settings=settings)
-        candidate.secret = box.seal(secret)
-        open_provider(candidate, box).check()
-        calendar.secret, calendar.settings = candidate.secret, settings
+        calendar = update_calendar(session, _box(), name, body.as_update())
+        changed = sorted(body.model_fields_set)
         record(
             session,
-            actor=who.name,
+            actor=actor,
             subject="calendar",
             subject_id=calendar.id,
-            action="credentials_updated",
-            details={"name": name},
+            action="updated",
+            details={"name": name, "fields": changed},  # names only: values may be secret
         )
         data = calendar_json(session, calendar)
         calendar_id = calendar.id
@@ -307,53 +364,24 @@ def update_credentials(
     return data
 
 
-def _new_credentials(
-    calendar: Calendar, body: Credentials, secret: dict[str, Any], settings: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    name = calendar.name
-    if calendar.kind == "caldav":
-        if body.password is None:
-            raise ConfigError(f"calendar '{name}' is a CalDAV calendar: give the new password")
-        secret["password"] = body.password.get_secret_value()
-        if body.username:
-            settings["username"] = body.username
-    elif calendar.kind == "graph":
-        if body.client_secret is None:
-            raise ConfigError(f"calendar '{name}' is a Microsoft 365 calendar: give client_secret")
-        secret = {"client_secret": body.client_secret.get_secret_value()}
-        settings["auth"] = "client secret"
-    elif calendar.kind == "google" and settings.get("auth") == "service_account":
-        if body.service_account is None:
-            raise ConfigError(f"calendar '{name}' uses a service account: give service_account")
-        from calbridge.providers.google_auth import read_service_account
-
-        secret["service_account"] = read_service_account(body.service_account, "service_account")
-    else:
-        raise ConfigError(
-            f"calendar '{name}' uses Google OAuth: renew its consent with "
-            f"`calbridge calendars auth {name}`"
-        )
-    return secret, settings
-
-
 @router.delete("/{name}", summary="Unlink a calendar (bookings stay)")
-def remove_calendar(request: Request, name: str, who: Writer) -> dict[str, Any]:
+def remove_calendar_route(request: Request, name: str, who: Writer) -> dict[str, Any]:
+    """The calendar's links are kept as former links: linking the same remote calendar again
+    adopts what both sides hold instead of duplicating it."""
     with transaction(request) as session:
-        calendar = _find(session, name)
-        links = session.scalar(select(func.count()).where(Link.calendar_id == calendar.id))
-        session.execute(delete(Link).where(Link.calendar_id == calendar.id))
+        calendar_id = _find(session, name).id
+        kept = remove_calendar(session, name)
         record(
             session,
             actor=who.name,
             subject="calendar",
-            subject_id=calendar.id,
+            subject_id=calendar_id,
             action="removed",
-            details={"name": name, "links": int(links or 0)},
+            details={"name": name, "links": kept},
         )
-        session.delete(calendar)
     return {
         "removed": name,
-        "links_forgotten": int(links or 0),
+        "links_kept_for_relinking": kept,
         "detail": "every booking is kept; nothing was deleted on the calendar itself",
     }
 
