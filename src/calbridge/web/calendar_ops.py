@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calbridge.config import load_settings
@@ -25,8 +25,14 @@ from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Link, SyncRun
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
-from calbridge.sync.providers import open_provider
+from calbridge.sync.calendars import (
+    CalendarUpdate,
+    add_caldav_calendar,
+    add_google_calendar,
+    add_graph_calendar,
+    remove_calendar,
+    update_calendar,
+)
 
 #: form fields that hold secrets: never rendered back into a page
 SECRET_FIELDS = frozenset({"password", "client_secret", "service_account", "oauth_client"})
@@ -160,44 +166,44 @@ def _calendar(session: Session, calendar_id: int) -> Calendar:
 def update_credentials(
     store: Store, calendar_id: int, values: dict[str, str], *, actor: str
 ) -> str:
-    """Replace a calendar's secret after checking the new one works; links and sync state are
-    kept, so nothing is duplicated."""
+    """Replace a calendar's credentials in place (:func:`calbridge.sync.calendars.
+    update_calendar`, as ``calbridge calendars update``): checked first; links, sync token and
+    snapshots are kept, so nothing is duplicated."""
     box = SecretBox.from_settings(load_settings())
     with store.session() as s:
         calendar = _calendar(s, calendar_id)
-        secret = box.open(calendar.secret, f"calendar '{calendar.name}'") if calendar.secret else {}
-        settings = dict(calendar.settings or {})
-        if calendar.kind == "caldav":
-            secret["password"] = _required(values, "password", "the new password")
-            if values.get("username"):
-                settings["username"] = values["username"]
-        elif calendar.kind == "graph":
-            secret = {"client_secret": _required(values, "client_secret", "the client secret")}
-            settings["auth"] = "client secret"
-        elif calendar.kind == "google" and settings.get("auth") == "service_account":
-            secret["service_account"] = _json(values, "service_account", "the service-account key")
+        name, kind = calendar.name, calendar.kind
+        if kind == "caldav":
+            change = CalendarUpdate(
+                password=_required(values, "password", "the new password"),
+                username=values.get("username") or None,
+            )
+        elif kind == "graph":
+            change = CalendarUpdate(
+                client_secret=_required(values, "client_secret", "the client secret")
+            )
+        elif (calendar.settings or {}).get("auth") == "service_account":
+            key = _json(values, "service_account", "the service-account key")
+            change = CalendarUpdate(service_account_info=key)
         else:
             raise ConfigError(
-                f"calendar '{calendar.name}' uses Google OAuth: renew its consent with "
-                f"`calbridge calendars auth {calendar.name}`"
+                f"calendar '{name}' uses Google OAuth: renew its consent with the "
+                "“Give Google's consent” button on its page"
             )
-        candidate = Calendar(name=calendar.name, kind=calendar.kind, settings=settings)
-        candidate.secret = box.seal(secret)
-        open_provider(candidate, box).check()
-        calendar.secret, calendar.settings = candidate.secret, settings
+        update_calendar(s, box, name, change)
         record(
             s,
             actor=actor,
             subject="calendar",
-            subject_id=calendar.id,
+            subject_id=calendar_id,
             action="credentials_updated",
-            details={"name": calendar.name},
+            details={"name": name},
         )
-        return calendar.name
+    return name
 
 
 def removal_impact(session: Session, calendar: Calendar) -> dict[str, int]:
-    """What removing the calendar does: its links go, the bookings stay."""
+    """What removing the calendar does: its links are kept aside, the bookings stay."""
     links = session.scalar(select(func.count()).where(Link.calendar_id == calendar.id)) or 0
     others = select(Link.event_id).where(Link.calendar_id != calendar.id)
     only_here = (
@@ -212,23 +218,23 @@ def removal_impact(session: Session, calendar: Calendar) -> dict[str, int]:
 
 
 def remove(store: Store, calendar_id: int, *, actor: str) -> str:
+    """Unlink a calendar (:func:`calbridge.sync.calendars.remove_calendar`, as the CLI and the
+    API): bookings stay; its links are kept as former links so adding it again adopts both
+    sides instead of duplicating them."""
     with store.session() as s:
-        calendar = _calendar(s, calendar_id)
-        impact = removal_impact(s, calendar)
-        name = calendar.name
-        s.execute(delete(Link).where(Link.calendar_id == calendar.id))
-        s.delete(calendar)
+        name = _calendar(s, calendar_id).name
+        kept = remove_calendar(s, name)
         record(
             s,
             actor=actor,
             subject="calendar",
             subject_id=calendar_id,
             action="removed",
-            details={"name": name, **impact},
+            details={"name": name, "links": kept},
         )
     return (
-        f"Removed calendar '{name}': {impact['links']} links forgotten; every booking is kept "
-        "and nothing was deleted on the calendar itself."
+        f"Removed calendar '{name}': every booking is kept and nothing was deleted on the "
+        f"calendar itself; its {kept} links are kept aside, so adding it again picks them up."
     )
 
 

@@ -18,8 +18,10 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from calbridge.domain.shown_times import shown
 from calbridge.store.db import Store
-from calbridge.store.events import utcnow
+from calbridge.store.events import event_times, utcnow
+from calbridge.store.models import Event
 from calbridge.web.auth import SignedIn, same_token, signed_in
 
 HERE = Path(__file__).parent
@@ -165,7 +167,15 @@ def ago(value: datetime | None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+def booking_times(event: Event) -> tuple[str, str]:
+    """A booking's start and end as people read them (:func:`calbridge.domain.shown_times.
+    shown`): wall-clock time with offset and zone, ``(floating)``, or dates for all-day."""
+    times = event_times(event)
+    return shown(times.start, times), shown(times.end, times, end=True)
+
+
 templates.env.filters["when"] = when
+templates.env.globals["booking_times"] = booking_times
 templates.env.filters["ago"] = ago
 templates.env.globals["same_token"] = same_token
 assert templates.env.autoescape  # outside text is always escaped

@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,15 +37,13 @@ from web_helpers import (
     START_TIMEOUT,
     VIEWER,
     WebWorld,
+    add_unchecked,
     wait_until,
 )
 
-from calbridge.config import Settings
 from calbridge.emulators.radicale import running_radicale
-from calbridge.store.db import Store, open_store
+from calbridge.store.db import open_store
 from calbridge.store.directory import import_directory
-from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.web.auth import create_admin
 from calbridge_cli import CALBRIDGE
 from postgres_server import free_port
@@ -107,7 +104,7 @@ def web_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
     env |= {"CALBRIDGE_DATA_DIR": str(data_dir), "CALBRIDGE_DATABASE_URL": db_url}
     with running_radicale(root / "radicale", RADICALE_USERS) as radicale:
         broken_url = radicale.make_calendar("ann", "broken")
-        _add_unchecked(store, data_dir, db_url, "broken", broken_url, "not-the-password")
+        add_unchecked(store, data_dir, "broken", broken_url, "not-the-password")
         port = free_port()
         log = (root / "serve.log").open("wb")
         process = subprocess.Popen(
@@ -140,16 +137,6 @@ def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
         return httpx.get(url + "/login", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _add_unchecked(
-    store: Store, data_dir: Path, db_url: str, name: str, url: str, password: str
-) -> None:
-    """A calendar whose password is wrong (added without the connection check the UI and the
-    CLI make), as when a password is changed on the server after linking."""
-    box = SecretBox.from_settings(Settings(data_dir=data_dir, database_url=db_url))
-    with store.session() as s:
-        add_caldav_calendar(s, box, name, url, "ann", password, check=False)
 
 
 @pytest.fixture

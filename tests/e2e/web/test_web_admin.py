@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
-from web_helpers import ADMIN, RADICALE_USERS, VIEWER, WebWorld, login, shot, wait_until
+from web_helpers import (
+    ADMIN,
+    RADICALE_USERS,
+    VIEWER,
+    WebWorld,
+    add_unchecked,
+    login,
+    shot,
+    wait_until,
+)
 
 from calbridge.emulators.google.testing import running_emulator
 
@@ -99,6 +108,37 @@ def test_add_radicale_calendar_wrong_then_right_password_sync_now_and_read_a_tra
     expect(trace).to_contain_text("Ann Lee")
     expect(page.locator("dl.fields")).to_contain_text("Acme Corp")
     shot(page, world, "booking")
+
+
+def test_credentials_updated_in_place_bring_a_calendar_back_and_remove_keeps_bookings(
+    page: Page, world: WebWorld
+) -> None:
+    url = world.new_radicale_calendar(
+        "old-pass", [("talk-1", "Supplier talk", "tom@harbour.example")]
+    )
+    add_unchecked(world.store, world.data_dir, "old-pass", url, "an-old-password")
+    login(page, world)
+    cal = calendar_id(page, world, "old-pass")
+    page.goto(f"{world.url}/calendars/{cal}")
+    page.get_by_role("button", name="Sync old-pass now").click()
+    expect(page.locator("#state")).to_have_text("Sign-in expired", timeout=30_000)
+
+    page.get_by_label("New password").fill("still-wrong-password")
+    page.get_by_role("button", name="Check and save").click()
+    expect(page.get_by_role("status").first).to_contain_text("Not changed")
+    page.get_by_label("New password").fill(RADICALE_USERS["ann"])
+    page.get_by_role("button", name="Check and save").click()
+    expect(page.get_by_role("status").first).to_contain_text("bookings and links are kept")
+    expect(page.locator("#state")).to_have_text("OK", timeout=30_000)
+    page.goto(world.url + "/bookings?q=Supplier")
+    expect(page.get_by_role("link", name="Supplier talk")).to_have_count(1)
+
+    page.goto(f"{world.url}/calendars/{cal}")
+    page.get_by_role("button", name="Remove old-pass").click()
+    expect(page.get_by_role("status").first).to_contain_text("every booking is kept")
+    expect(page.get_by_role("link", name="old-pass", exact=True)).to_have_count(0)
+    page.goto(world.url + "/bookings?q=Supplier")
+    expect(page.get_by_role("link", name="Supplier talk")).to_have_count(1)
 
 
 def test_review_queue_resolves_an_ambiguous_booking(page: Page, world: WebWorld) -> None:

@@ -10,9 +10,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from calbridge.config import Settings
 from calbridge.emulators.radicale import RadicaleServer
 from calbridge.ops.bookings import NewBooking, create_booking
 from calbridge.store.db import Store
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[3]
@@ -87,6 +90,14 @@ class WebWorld:
                 s, booking, actor="test", booker=booker, calendars=[calendar] if calendar else []
             )
             return event.id
+
+
+def add_unchecked(store: Store, data_dir: Path, name: str, url: str, password: str) -> None:
+    """A calendar whose password is wrong (added without the connection check the UI and the
+    CLI make), as when a password is changed on the server after linking."""
+    box = SecretBox.from_settings(Settings(data_dir=data_dir))
+    with store.session() as s:
+        add_caldav_calendar(s, box, name, url, "ann", password, check=False)
 
 
 def login(page: Any, world: WebWorld, who: tuple[str, str] = ADMIN) -> None:

@@ -102,7 +102,12 @@ def export(request: Request, who: Annotated[SignedIn, Depends(reader)]) -> Respo
 async def settings(request: Request, who: Annotated[SignedIn, Depends(writer)]) -> Response:
     form = await request.form()
     changes: dict[str, object] = {}
-    for key in ("default_account", "default_event_manager", "virtual_assistant_user"):
+    for key in (
+        "default_account",
+        "default_event_manager",
+        "virtual_assistant_user",
+        "venue_timezone",
+    ):
         value = form.get(key)
         changes[key] = value.strip() or None if isinstance(value, str) else None
     changes["auto_assign_event_manager"] = form.get("auto_assign_event_manager") == "on"
