@@ -45,7 +45,7 @@ def test_dashboard_shows_a_failing_calendar_with_its_hint_and_a_red_rollup(
     expect(row).to_have_attribute("data-state", "auth_expired", timeout=30_000)
     expect(row).to_contain_text("Sign-in expired")
     expect(row).to_contain_text("What to do: update the credentials of calendar 'broken'")
-    rollup = page.get_by_role("alert").filter(has_text="need")
+    rollup = page.get_by_role("region", name=re.compile("need.? a person"))
     expect(rollup).to_contain_text("broken: Sign-in expired")
     shot(page, world, "dashboard")
     page.set_viewport_size({"width": 390, "height": 844})
