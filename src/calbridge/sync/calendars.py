@@ -23,7 +23,7 @@ from calbridge.errors import ConfigError, NotFound
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.providers import open_provider
+from calbridge.sync.providers import credentials_fix, open_provider
 from calbridge.sync.push import booking_key
 from calbridge.sync.relink import (
     adopt_former_links,
@@ -385,7 +385,7 @@ def update_calendar(
     _check_options(session, change.owner, policy, direction)
     old_settings = dict(calendar.settings or {})
     settings = dict(old_settings)
-    secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    secret = _open_for_update(box, calendar, change)
     check = _apply_connection(kind, change, settings, secret) and check
     moved = remote_identity(kind, settings) != remote_identity(kind, old_settings)
     if moved:
@@ -406,6 +406,28 @@ def update_calendar(
         calendar.sync_token = None  # the token belongs to the calendar it pointed at
     session.flush()
     return calendar
+
+
+_CREDENTIALS = (
+    "password",
+    "client_secret",
+    "certificate_pem",
+    "service_account_info",
+    "oauth_client",
+)
+
+
+def _open_for_update(box: SecretBox, calendar: Calendar, change: CalendarUpdate) -> dict[str, Any]:
+    """The calendar's opened secret. When this key cannot open it (the secret key changed),
+    an update that brings new credentials starts afresh: that is how such a calendar is fixed."""
+    if not calendar.secret:
+        return {}
+    try:
+        return box.open(calendar.secret, f"calendar '{calendar.name}'", credentials_fix(calendar))
+    except ConfigError:
+        if any(getattr(change, name) is not None for name in _CREDENTIALS):
+            return {}
+        raise
 
 
 def _option(field_name: str) -> str:
