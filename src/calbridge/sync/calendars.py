@@ -268,7 +268,13 @@ def _store_new(
         created_at=utcnow(),
     )
     if check:
-        open_provider(calendar, box, adding=True).check()
+        provider = open_provider(calendar, box, adding=True)
+        provider.check()
+        resolved = getattr(provider, "resolved_calendar_id", None)
+        if kind == "graph" and resolved and not settings.get("calendar_id"):
+            # the mailbox's default calendar, by its id: linking it by id too is a duplicate
+            calendar.settings = settings = {**settings, "default_calendar_id": resolved}
+            ensure_not_linked(session, kind, settings, name=name, exclude=None)
     session.add(calendar)
     session.flush()
     adopt_former_links(session, calendar)
@@ -393,7 +399,13 @@ def update_calendar(
     sealed = box.seal(secret)
     if check and (given & connection or moved):
         candidate = Calendar(name=name, kind=kind, settings=settings, secret=sealed)
-        open_provider(candidate, box).check()
+        provider = open_provider(candidate, box)
+        provider.check()
+        resolved = getattr(provider, "resolved_calendar_id", None)
+        if kind == "graph" and resolved and not settings.get("calendar_id"):
+            settings["default_calendar_id"] = resolved
+            if remote_identity(kind, settings) != remote_identity(kind, old_settings):
+                ensure_not_linked(session, kind, settings, name=name, exclude=calendar.id)
     calendar.settings, calendar.secret = settings, sealed
     if change.owner is not None:
         calendar.owner_user_id = change.owner
@@ -515,6 +527,8 @@ def _apply_graph(change: CalendarUpdate, settings: dict[str, Any], secret: dict[
     for key, value in plain.items():
         if value is not None:
             settings[key] = value.strip()
+    if change.mailbox is not None or change.api_base is not None:
+        settings.pop("default_calendar_id", None)  # another mailbox: read again at the check
     if "calendar_id" in settings and not settings["calendar_id"]:
         del settings["calendar_id"]  # "" goes back to the mailbox's default calendar
 
