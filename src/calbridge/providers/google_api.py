@@ -167,8 +167,12 @@ class GoogleApi:
         if status == 403:
             return ProviderAuthError(
                 f"{self.label}: {self.who} may not change calendar '{self.calendar_id}' "
-                f"({detail}); share it with 'Make changes to events', or link it with "
-                "`--direction pull`"
+                f"({detail}); share it with 'Make changes to events', or only read it: "
+                + (
+                    "add it with `--direction pull`"
+                    if self.adding
+                    else f"`calbridge calendars update {self.name} --direction pull`"
+                )
             )
         if status == 404 and calendar_missing:
             return ConfigError(

@@ -82,6 +82,7 @@ class GraphProvider:
     ) -> None:
         self.mailbox = mailbox
         self.calendar_id = calendar_id
+        self.resolved_calendar_id: str | None = None  # the calendar's id, once check() read it
         self.name = name or mailbox
         self.page_size = max(1, min(page_size, 1000))
         self.label = f"calendar '{self.name}' (Microsoft 365)"
@@ -123,6 +124,8 @@ class GraphProvider:
             "GET", f"{self.base}?$select=id,name,canEdit", headers={"Prefer": READ_PREFER}
         )
         if response.status_code == 200:
+            found = response.json().get("id")
+            self.resolved_calendar_id = str(found) if found else None
             return
         if (
             response.status_code == 404

@@ -38,14 +38,20 @@ class SecretBox:
     def seal(self, value: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(value).encode()).decode()
 
-    def open(self, token: str, what: str) -> dict[str, Any]:
+    def open(self, token: str, what: str, fix: str | None = None) -> dict[str, Any]:
+        """The sealed value; ConfigError naming ``what`` and ``fix`` (the command that gives
+        it its credentials again) when this key cannot open it."""
         try:
             data: dict[str, Any] = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:
             raise ConfigError(
                 f"{what}: the stored secret cannot be decrypted with this secret key "
                 "(CALBRIDGE_SECRET_KEY or the data directory's secret.key changed); "
-                "add the calendar again with its credentials"
+                + (
+                    fix
+                    or "give the calendar its credentials again with `calbridge calendars "
+                    "update NAME` and its credential option"
+                )
             ) from exc
         return data
 

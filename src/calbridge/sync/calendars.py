@@ -23,7 +23,7 @@ from calbridge.errors import ConfigError, NotFound
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.providers import open_provider
+from calbridge.sync.providers import credentials_fix, open_provider
 from calbridge.sync.push import booking_key
 from calbridge.sync.relink import (
     adopt_former_links,
@@ -268,7 +268,13 @@ def _store_new(
         created_at=utcnow(),
     )
     if check:
-        open_provider(calendar, box, adding=True).check()
+        provider = open_provider(calendar, box, adding=True)
+        provider.check()
+        resolved = getattr(provider, "resolved_calendar_id", None)
+        if kind == "graph" and resolved and not settings.get("calendar_id"):
+            # the mailbox's default calendar, by its id: linking it by id too is a duplicate
+            calendar.settings = settings = {**settings, "default_calendar_id": resolved}
+            ensure_not_linked(session, kind, settings, name=name, exclude=None)
     session.add(calendar)
     session.flush()
     adopt_former_links(session, calendar)
@@ -385,7 +391,7 @@ def update_calendar(
     _check_options(session, change.owner, policy, direction)
     old_settings = dict(calendar.settings or {})
     settings = dict(old_settings)
-    secret = box.open(calendar.secret, f"calendar '{name}'") if calendar.secret else {}
+    secret = _open_for_update(box, calendar, change)
     check = _apply_connection(kind, change, settings, secret) and check
     moved = remote_identity(kind, settings) != remote_identity(kind, old_settings)
     if moved:
@@ -393,7 +399,13 @@ def update_calendar(
     sealed = box.seal(secret)
     if check and (given & connection or moved):
         candidate = Calendar(name=name, kind=kind, settings=settings, secret=sealed)
-        open_provider(candidate, box).check()
+        provider = open_provider(candidate, box)
+        provider.check()
+        resolved = getattr(provider, "resolved_calendar_id", None)
+        if kind == "graph" and resolved and not settings.get("calendar_id"):
+            settings["default_calendar_id"] = resolved
+            if remote_identity(kind, settings) != remote_identity(kind, old_settings):
+                ensure_not_linked(session, kind, settings, name=name, exclude=calendar.id)
     calendar.settings, calendar.secret = settings, sealed
     if change.owner is not None:
         calendar.owner_user_id = change.owner
@@ -406,6 +418,28 @@ def update_calendar(
         calendar.sync_token = None  # the token belongs to the calendar it pointed at
     session.flush()
     return calendar
+
+
+_CREDENTIALS = (
+    "password",
+    "client_secret",
+    "certificate_pem",
+    "service_account_info",
+    "oauth_client",
+)
+
+
+def _open_for_update(box: SecretBox, calendar: Calendar, change: CalendarUpdate) -> dict[str, Any]:
+    """The calendar's opened secret. When this key cannot open it (the secret key changed),
+    an update that brings new credentials starts afresh: that is how such a calendar is fixed."""
+    if not calendar.secret:
+        return {}
+    try:
+        return box.open(calendar.secret, f"calendar '{calendar.name}'", credentials_fix(calendar))
+    except ConfigError:
+        if any(getattr(change, name) is not None for name in _CREDENTIALS):
+            return {}
+        raise
 
 
 def _option(field_name: str) -> str:
@@ -493,6 +527,8 @@ def _apply_graph(change: CalendarUpdate, settings: dict[str, Any], secret: dict[
     for key, value in plain.items():
         if value is not None:
             settings[key] = value.strip()
+    if change.mailbox is not None or change.api_base is not None:
+        settings.pop("default_calendar_id", None)  # another mailbox: read again at the check
     if "calendar_id" in settings and not settings["calendar_id"]:
         del settings["calendar_id"]  # "" goes back to the mailbox's default calendar
 

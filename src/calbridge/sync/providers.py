@@ -13,7 +13,11 @@ from calbridge.store.secrets import SecretBox
 def open_provider(calendar: Calendar, box: SecretBox, *, adding: bool = False) -> CalendarProvider:
     """The provider for ``calendar``. ``adding``: the calendar is being linked, so a refused
     credential is fixed by running ``calendars add`` again (otherwise ``calendars update``)."""
-    secret = box.open(calendar.secret, f"calendar '{calendar.name}'") if calendar.secret else {}
+    secret = (
+        box.open(calendar.secret, f"calendar '{calendar.name}'", credentials_fix(calendar))
+        if calendar.secret
+        else {}
+    )
     settings = calendar.settings or {}
     if calendar.kind == "caldav":
         from calbridge.providers.caldav import CalDAVProvider
@@ -50,3 +54,17 @@ def caldav_fix(name: str, url: str, adding: bool) -> str:
         f"check them and run `calbridge calendars update {quote(name)} --password-env VAR` "
         "(with --username USER if the user changed)"
     )
+
+
+CREDENTIAL_OPTIONS = {
+    "caldav": "--password-env VAR",
+    "graph": "--client-secret-env VAR (or --certificate FILE)",
+    "google": "--service-account KEY.json (or --oauth-client FILE)",
+}
+
+
+def credentials_fix(calendar: Calendar) -> str:
+    """The command that gives a stored calendar its credentials again."""
+    options = CREDENTIAL_OPTIONS.get(calendar.kind, "with its credential options")
+    name = quote(calendar.name)
+    return f"give it its credentials again: `calbridge calendars update {name} {options}`"

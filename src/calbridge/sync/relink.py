@@ -72,7 +72,9 @@ def remote_identity(kind: str, settings: dict[str, Any]) -> str:
     if kind == "graph":
         base = str(settings.get("api_base") or GRAPH_API).rstrip("/").lower()
         mailbox = str(settings.get("mailbox") or "").strip().lower()
-        return f"graph {base} {mailbox} {settings.get('calendar_id') or 'default calendar'}"
+        # ``default_calendar_id``: the id the mailbox's default calendar had when it was linked
+        calendar = settings.get("calendar_id") or settings.get("default_calendar_id")
+        return f"graph {base} {mailbox} {calendar or 'default calendar'}"
     return f"{kind} {sorted(settings.items())}"
 
 

@@ -90,3 +90,39 @@ def test_update_gives_a_google_calendar_a_new_key_in_place(world: GoogleWorld) -
     report = world.sync("toms")
     assert report.ok and not report.full_resync
     assert (report.created, report.pushed_created) == (0, 0)
+
+
+def test_a_read_only_calendar_names_the_update_that_makes_it_pull_only(world: GoogleWorld) -> None:
+    calendar_id = world.gcal.add_user("owner@harbour.example")
+    world.gcal.add_user("reader@harbour.example")
+    world.gcal.emulator.share_calendar(calendar_id, "reader@harbour.example", "reader")
+    with world.store.session() as session:
+        calendar = add_google_calendar(
+            session,
+            world.box,
+            "shared",
+            calendar_id,
+            service_account_info=world.gcal.service_account_info(),
+            subject="reader@harbour.example",
+            api_base=world.gcal.base_url,
+            owner="u-tom",
+        )
+        calendar.settings = {**calendar.settings, "retry": FAST_RETRY}
+        start = soon(2)
+        create_event(
+            session,
+            name="Made in bookings",
+            times=make_times(start, start + timedelta(hours=1), all_day=False, timezone="UTC"),
+            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
+        )
+    failed = world.sync("shared")
+    assert not failed.ok
+    assert "calendar 'shared' (Google): reader@harbour.example may not change calendar" in (
+        failed.error or ""
+    )
+    assert (failed.error or "").endswith(
+        "or only read it: `calbridge calendars update shared --direction pull`"
+    )
+    with world.store.session() as session:
+        update_calendar(session, world.box, "shared", CalendarUpdate(direction="pull"))
+    assert world.sync("shared").ok

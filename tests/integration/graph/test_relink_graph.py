@@ -106,3 +106,40 @@ def test_a_refused_secret_names_update_and_update_replaces_it(world: GraphWorld)
     report = world.sync("front")
     assert report.ok, report.error
     assert (report.created, report.pushed_created) == (0, 0)
+
+
+def test_the_default_calendar_linked_by_id_is_the_same_calendar(world: GraphWorld) -> None:
+    mailbox = "venue-default@harbour.example"
+    world.graph.add_user(world.graph.tenant_id, mailbox, "Venue")
+    with world.store.session() as session:
+        first = add_graph_calendar(
+            session,
+            world.box,
+            "default",
+            mailbox,
+            tenant=world.graph.tenant_id,
+            client_id=world.graph.client_id,
+            client_secret=world.graph.client_secret,
+            api_base=world.graph.graph_url,
+            login_base=world.graph.login_base,
+            ca_file=str(world.graph.ca_cert_path),
+        )
+        default_id = first.settings["default_calendar_id"]
+    with world.store.session() as session, pytest.raises(ConfigError) as error:
+        add_graph_calendar(
+            session,
+            world.box,
+            "by-id",
+            mailbox,
+            tenant=world.graph.tenant_id,
+            client_id=world.graph.client_id,
+            client_secret=world.graph.client_secret,
+            calendar_id=default_id,
+            api_base=world.graph.graph_url,
+            login_base=world.graph.login_base,
+            ca_file=str(world.graph.ca_cert_path),
+        )
+    assert str(error.value).startswith(
+        f"calendar '{default_id}' of the Microsoft 365 mailbox '{mailbox}' is linked already, "
+        "as calendar 'default'"
+    )

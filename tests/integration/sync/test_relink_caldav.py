@@ -14,6 +14,7 @@ from calbridge.domain.event import make_times
 from calbridge.errors import ConfigError, ProviderAuthError
 from calbridge.store.events import ManualAssignment, create_event, update_event
 from calbridge.store.models import Calendar, Event, Link
+from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_caldav_calendar,
@@ -170,3 +171,21 @@ def test_a_refused_password_at_sync_names_the_update_command(world) -> None:  # 
         "check them and run `calbridge calendars update front --password-env VAR` "
         "(with --username USER if the user changed)"
     )
+
+
+def test_after_the_secret_key_changed_update_gives_the_calendar_its_password_again(world) -> None:  # type: ignore[no-untyped-def]
+    world.add_calendar("front")
+    _seed_both_sides(world)
+    world.box = SecretBox(SecretBox.generate_key())  # CALBRIDGE_SECRET_KEY was replaced
+    failed = world.sync("front")
+    assert not failed.ok
+    assert (failed.error or "").endswith(
+        "give it its credentials again: `calbridge calendars update front --password-env VAR`"
+    )
+    with world.store.session() as session, pytest.raises(ConfigError, match="cannot be decrypted"):
+        update_calendar(session, world.box, "front", CalendarUpdate(policy="calendar-wins"))
+    with world.store.session() as session:
+        update_calendar(session, world.box, "front", CalendarUpdate(password=USERS["staff"]))
+    report = world.sync("front")
+    assert report.ok, report.error
+    assert (report.created, report.pushed_created, _count(world, Link)) == (0, 0, 3)
