@@ -82,3 +82,15 @@ def test_search_finds_people_by_name_id_or_address(api: Api) -> None:
     by_mail = api.get("/api/directory/search?q=bookings@harb&kind=user").json()["items"]
     assert [f["id"] for f in by_mail] == ["u-mia"]
     assert api.get("/api/directory/search?q=100%25").json()["items"] == []
+
+
+def test_shared_addresses_are_warnings_or_with_strict_problems(
+    api: Api, example_directory: dict[str, Any]
+) -> None:
+    shared = copy.deepcopy(example_directory)
+    shared["contacts"][1]["alternate_emails"] = ["ann.lee@acme.example"]
+    body = problem(api.post("/api/directory/import?strict=true", json=shared), 422)
+    assert any("ann.lee@acme.example" in e["message"] for e in body["errors"])
+    report = api.post("/api/directory/import", json=shared).json()
+    (warning,) = report["warnings"]
+    assert warning["address"] == "ann.lee@acme.example" and warning["kind"] == "contacts"

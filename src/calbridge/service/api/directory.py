@@ -30,10 +30,15 @@ def import_directory(
     request: Request,
     who: Writer,
     payload: Annotated[Any, Body(description="The directory file (docs/examples/directory.json)")],
+    strict: Annotated[
+        bool, Query(description="Addresses several people share are problems, not warnings")
+    ] = False,
 ) -> dict[str, Any]:
+    """The report counts what was created, updated and unchanged, and lists as ``warnings``
+    the addresses several users (or contacts) share."""
     text = json.dumps(payload)
     with transaction(request) as session:
-        report = ops.import_directory(session, text, actor=who.name)
+        report = ops.import_directory(session, text, actor=who.name, strict=strict)
     return report.as_dict()
 
 
