@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from calbridge.store.db import open_store
+from calbridge.store.models import SystemSettings
 from calbridge_cli import Cli, make_inprocess_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,3 +132,16 @@ def test_the_documented_example_is_the_one_the_demo_ships() -> None:
     shipped = REPO / "src" / "calbridge" / "demo" / "directory.json"
     assert shipped.read_bytes() == (EXAMPLES / "directory.json").read_bytes()
     assert "docs/examples/directory.json" in (REPO / "docs" / "directory.md").read_text()
+
+
+def test_check_names_a_stored_venue_zone_that_is_not_a_zone(run: Cli, sqlite_url: str) -> None:
+    assert run("directory", "import", str(EXAMPLES / "directory.json")).code == 0
+    store = open_store(sqlite_url)
+    with store.session() as session:
+        settings = session.get(SystemSettings, 1)
+        assert settings is not None and settings.venue_timezone == "Europe/London"
+        settings.venue_timezone = "Mars/Olympus"
+    store.dispose()
+    checked = run("check")
+    assert checked.code == 1 and "Traceback" not in checked.err
+    assert "the venue time zone 'Mars/Olympus' is not an IANA zone" in checked.err

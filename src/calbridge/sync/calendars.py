@@ -378,9 +378,10 @@ def update_calendar(
     foreign = sorted((given & connection) - set(_KIND_FIELDS.get(kind, {})))
     if foreign:
         options = ", ".join(_option(f) for f in foreign)
+        verb = "does" if len(foreign) == 1 else "do"
         raise ConfigError(
             f"calendar '{name}' is a {_KIND_NAMES.get(kind, kind)} calendar; {options} "
-            "do not apply to it"
+            f"{verb} not apply to it"
         )
     if change.owner is not None and change.clear_owner:
         raise ConfigError("give --owner USER_ID or --no-owner, not both")

@@ -154,7 +154,7 @@ def test_update_refuses_options_of_another_kind_and_a_bad_policy(world) -> None:
     with world.store.session() as session, pytest.raises(ConfigError) as error:
         update_calendar(session, world.box, "front", CalendarUpdate(tenant="contoso"))
     assert str(error.value) == (
-        "calendar 'front' is a CalDAV calendar; --tenant do not apply to it"
+        "calendar 'front' is a CalDAV calendar; --tenant does not apply to it"
     )
     with world.store.session() as session, pytest.raises(ConfigError, match="--policy must be"):
         update_calendar(session, world.box, "front", CalendarUpdate(policy="loudest-wins"))
