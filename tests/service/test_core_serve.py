@@ -56,9 +56,16 @@ def test_caldav_change_is_picked_up_by_polling_without_manual_sync(world: World)
     wait_until(lambda: "Tasting (moved)" in world.bookings(), 30, "the edit on the booking")
     assert world.bookings() == {"Tasting (moved)": 1}
 
-    runs = world.runs(front)
+    wait_until(  # the booking is committed page by page, the run's record at its end
+        lambda: any(
+            run.result == "ok" and (run.counts or {}).get("updated") == 1
+            for run in world.runs(front)
+        ),
+        30,
+        "the run that applied the edit to be recorded",
+    )
+    runs = [run for run in world.runs(front) if run.result != "running"]
     assert {run.trigger for run in runs} == {"poll"}
-    assert any(run.result == "ok" and (run.counts or {}).get("updated") == 1 for run in runs)
     assert world.calendar(front).state == "ok"
     assert world.calendar(front).last_success_at is not None
 
@@ -74,7 +81,7 @@ def test_caldav_change_is_picked_up_by_polling_without_manual_sync(world: World)
     listed = run_cli(world, "runs", "list", "--calendar", "front", "--json")
     assert listed.returncode == 0, listed.stderr
     history = json.loads(listed.stdout)
-    assert len(history) == len(runs) and {run["calendar_id"] for run in history} == {front}
+    assert len(history) == len(world.runs(front)) and {r["calendar_id"] for r in history} == {front}
     created = [run for run in history if run["counts"].get("created") == 1]
     assert len(created) == 1 and (created[0]["trigger"], created[0]["result"]) == ("poll", "ok")
     assert created[0]["started_at"].endswith("Z") and created[0]["requests"] >= 1
