@@ -103,6 +103,7 @@ class CalDAVProvider:
             retry=retry or RetryPolicy(),
             transport=transport,
         )
+        self._source = f"{self._label}: the server at {self._http.server}"
         self._pull = Puller(self._http, self.collection, self.batch_size, self.get)
 
     # ----------------------------------------------------------- protocol
@@ -119,7 +120,9 @@ class CalDAVProvider:
                 "calendar's own address, e.g. https://host/dav/user/calendar/)"
             )
         found = [
-            r for r in dav.read_multistatus([response.content]) if isinstance(r, dav.DavResponse)
+            r
+            for r in dav.read_multistatus([response.content], source=self._source)
+            if isinstance(r, dav.DavResponse)
         ]
         if not found or not found[0].has("D:resourcetype", "C:calendar"):
             raise ConfigError(
@@ -264,7 +267,7 @@ class CalDAVProvider:
     def _etag_of(self, href: str) -> str | None:
         body = dav.propfind_body("D:getetag")
         response = self._request("PROPFIND", href, body, {"Depth": "0"}, ok={207, 404})
-        for entry in dav.read_multistatus([response.content]):
+        for entry in dav.read_multistatus([response.content], source=self._source):
             if isinstance(entry, dav.DavResponse):
                 return entry.text("D:getetag")
         return None
