@@ -16,8 +16,11 @@ finds its own key on the object and adopts it); updates and deletes carry ``If-M
 
 Tokens are opaque to the engine: the server's own sync-token, or ``etag:<listing>``. A token of
 the other kind than the provider is set to use, or one the server rejects with the
-``DAV:valid-sync-token`` precondition (Radicale answers 403), raises :class:`TokenExpired` — a
-full resync follows.
+``DAV:valid-sync-token`` precondition (Radicale answers 403, Xandikos 412), raises
+:class:`TokenExpired` — a full resync follows. A sync-collection answer without a token is
+never stored as one (see ``Puller.sync_changes``). Objects the server sends damaged (bytes XML
+cannot carry) or without their calendar-data (a 404 propstat) are rejections with a reason;
+an answer that is not XML at all is the calendar's one-line :class:`ProviderError`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,21 @@
 Written by hand with :mod:`xml.etree` (not the ``caldav`` library) because the sync engine's
 guarantees hang on exact control of each request: which conditional headers go out, how many
 requests a sync makes, and that a 20,000-event listing is parsed as it arrives instead of being
-held as one tree (:func:`read_multistatus` clears every ``response`` once it has been read).
+held as one tree (:func:`read_multistatus` drops every top-level element once it has been read).
+
+What the reader promises, whatever server is on the other end:
+
+* the ``D:sync-token`` is read wherever it stands among the responses — after them, as RFC 6578
+  shows and Xandikos and DAViCal send it, or before them, as Radicale does;
+* namespaces are matched by URI, never by prefix (``D:``, ``ns0:``, a default namespace...);
+* a body that is not well-formed XML (cut short, garbage, an HTML error page) raises
+  :class:`MalformedReply` — a :class:`ProviderError` whose one-line message names the
+  calendar and server — never an ``xml.etree`` ``ParseError``;
+* bytes XML cannot carry (not UTF-8, control characters, references to them) do not make the
+  whole answer unreadable: they become :data:`DAMAGED` and only the response they were in is
+  marked ``damaged``, for the caller to reject that one object;
+* properties the server answered with another status than 200 (a 404 propstat) are listed in
+  ``DavResponse.missing`` with that status, so "no data" is never mistaken for "gone".
 
 Hrefs are normalised by :func:`normalize_href` (path only, one canonical percent-encoding) so the
 same object has the same id whether it came from a sync report, a PROPFIND or our own PUT.
