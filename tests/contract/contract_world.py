@@ -29,6 +29,13 @@ WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.05, jitter=0.5)
 _names = itertools.count(1)
 
+# A token each server could have issued, but never did.
+UNKNOWN_TOKENS = {
+    "radicale": "http://radicale.org/ns/sync/" + "0" * 16,
+    "xandikos": "0" * 40,  # a git commit id
+    "davical": "data:,999999999",
+}
+
 _QUERY = (
     '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
     'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop>'

@@ -5,7 +5,7 @@ PUT/DELETE through the test server's helpers."""
 from __future__ import annotations
 
 import pytest
-from contract_world import WINDOW, RemoteCalendar, meeting, names, pull, vevent
+from contract_world import UNKNOWN_TOKENS, WINDOW, RemoteCalendar, meeting, names, pull, vevent
 
 from calbridge.domain.remote import RemoteItem, RemoteRejection
 from calbridge.errors import TokenExpired
@@ -93,14 +93,6 @@ def test_a_one_percent_change_costs_requests_for_the_change_only(calendar: Remot
     _, found = pull(provider, token)
     assert names(found) == {calendar.href("m7.ics"): "Changed"}
     assert provider.requests - before == 2
-
-
-# A token each server could have issued, but never did.
-UNKNOWN_TOKENS = {
-    "radicale": "http://radicale.org/ns/sync/" + "0" * 16,
-    "xandikos": "0" * 40,  # a git commit id
-    "davical": "data:,999999999",
-}
 
 
 def test_an_unknown_sync_token_raises_token_expired(

@@ -131,3 +131,27 @@ def test_calendars_add_on_this_machine_gives_no_warning(
     added = add(tmp_path, "near", radicale.make_calendar("staff", "near-by"))
     assert added.returncode == 0, added.stderr
     assert "warning" not in added.stderr
+
+
+def test_calendars_update_to_a_far_plain_http_url_warns_too(
+    radicale: RadicaleServer, forward_proxy: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    proxy, _ = forward_proxy
+    assert calbridge(tmp_path, "directory", "import", str(EXAMPLE)).returncode == 0
+    url = radicale.make_calendar("staff", "moving")
+    assert add(tmp_path, "moving", url).returncode == 0
+    moved = calbridge(
+        tmp_path,
+        "calendars",
+        "update",
+        "moving",
+        "--caldav",
+        f"http://{FAR_HOST}{urlsplit(url).path}",
+        proxy=proxy,
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert [line for line in moved.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: the password of user 'staff' will be sent unencrypted (HTTP Basic over "
+        f"plain http://) to {FAR_HOST} on every sync; use the server's https:// URL unless "
+        "this network is trusted"
+    ]
