@@ -12,10 +12,11 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from calbridge.cli.common import console, print_json, session
+from calbridge.cli.common import console, err_console, print_json, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError
+from calbridge.providers.caldav_http import cleartext_warning
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import (
@@ -131,6 +132,7 @@ def add(
         return
     assert caldav is not None
     password = _read_password(password_env, password_file)
+    _warn_cleartext(caldav, username or "")
     box = SecretBox.from_settings(load_settings())
     with session() as s:
         calendar = add_caldav_calendar(
@@ -147,6 +149,13 @@ def add(
         )
         data = calendar_json(s, calendar)
     print_json(data) if as_json else console.print(f"Added calendar '{name}' ({caldav}).")
+
+
+def _warn_cleartext(url: str, username: str) -> None:
+    """One stderr line when the password would cross the network unencrypted."""
+    warning = cleartext_warning(url, username)
+    if warning:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _required(value: str | None, option: str) -> str:
@@ -436,6 +445,14 @@ def update(
         ca_file=str(ca_file) if ca_file is not None else None,
         api_base=api_base,
     )
+    if caldav is not None or username is not None or password is not None:
+        with session() as s:
+            current = find_calendar(s, name)
+            if current.kind == "caldav":
+                _warn_cleartext(
+                    caldav or str(current.settings.get("url", "")),
+                    username or str(current.settings.get("username", "")),
+                )
     box = SecretBox.from_settings(load_settings())
     with session() as s:
         data = calendar_json(s, update_calendar(s, box, name, change))

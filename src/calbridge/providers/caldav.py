@@ -16,8 +16,11 @@ finds its own key on the object and adopts it); updates and deletes carry ``If-M
 
 Tokens are opaque to the engine: the server's own sync-token, or ``etag:<listing>``. A token of
 the other kind than the provider is set to use, or one the server rejects with the
-``DAV:valid-sync-token`` precondition (Radicale answers 403), raises :class:`TokenExpired` — a
-full resync follows.
+``DAV:valid-sync-token`` precondition (Radicale answers 403, Xandikos 412), raises
+:class:`TokenExpired` — a full resync follows. A sync-collection answer without a token is
+never stored as one (see ``Puller.sync_changes``). Objects the server sends damaged (bytes XML
+cannot carry) or without their calendar-data (a 404 propstat) are rejections with a reason;
+an answer that is not XML at all is the calendar's one-line :class:`ProviderError`.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class CalDAVProvider:
             retry=retry or RetryPolicy(),
             transport=transport,
         )
+        self._source = f"{self._label}: the server at {self._http.server}"
         self._pull = Puller(self._http, self.collection, self.batch_size, self.get)
 
     # ----------------------------------------------------------- protocol
@@ -119,7 +123,9 @@ class CalDAVProvider:
                 "calendar's own address, e.g. https://host/dav/user/calendar/)"
             )
         found = [
-            r for r in dav.read_multistatus([response.content]) if isinstance(r, dav.DavResponse)
+            r
+            for r in dav.read_multistatus([response.content], source=self._source)
+            if isinstance(r, dav.DavResponse)
         ]
         if not found or not found[0].has("D:resourcetype", "C:calendar"):
             raise ConfigError(
@@ -264,7 +270,7 @@ class CalDAVProvider:
     def _etag_of(self, href: str) -> str | None:
         body = dav.propfind_body("D:getetag")
         response = self._request("PROPFIND", href, body, {"Depth": "0"}, ok={207, 404})
-        for entry in dav.read_multistatus([response.content]):
+        for entry in dav.read_multistatus([response.content], source=self._source):
             if isinstance(entry, dav.DavResponse):
                 return entry.text("D:getetag")
         return None

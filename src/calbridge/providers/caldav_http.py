@@ -6,6 +6,7 @@ and the server and say what to do.
 
 from __future__ import annotations
 
+import ipaddress
 from types import TracebackType
 from typing import NoReturn
 from urllib.parse import urljoin, urlsplit
@@ -17,6 +18,30 @@ from calbridge.providers.http_client import RequestCounter, counted_client
 from calbridge.providers.retry import RetryPolicy, retry_after
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
+
+
+def cleartext_warning(url: str, username: str) -> str | None:
+    """One line warning that Basic credentials for ``url`` would cross the network readable
+    by anyone on the way (plain ``http://`` to a host that is not this machine); None when
+    the URL is https or loopback (``localhost``, 127.0.0.0/8, ``::1``)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "http" or not parts.hostname or _loopback(parts.hostname):
+        return None
+    return (
+        f"the password of user '{username}' will be sent unencrypted (HTTP Basic over plain "
+        f"http://) to {parts.hostname} on every sync; use the server's https:// URL unless "
+        "this network is trusted"
+    )
+
+
+def _loopback(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class DavSession:

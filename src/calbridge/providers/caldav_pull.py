@@ -12,17 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+import re
 import zlib
 from collections.abc import Callable, Iterator
 
 from calbridge.domain.remote import ChangePage, RemoteItem, RemoteRef, RemoteRejection, Window
-from calbridge.errors import TokenExpired
+from calbridge.errors import ProviderError, TokenExpired
 from calbridge.providers import caldav_xml as dav
 from calbridge.providers.caldav_http import DavSession
 from calbridge.providers.ical import parse_item
 
+logger = logging.getLogger(__name__)
+
 ETAG_TOKEN = "etag:"  # our own listing; any other token is the server's sync-token
 VALID_SYNC_TOKEN = dav.tag("D:valid-sync-token")
+MAX_TRUNCATED_ROUNDS = 1000  # a server that truncates forever must not hold the sync forever
+_UID = re.compile(r"^UID:(.*)$", re.MULTILINE)
 
 Getter = Callable[[str, Window], "RemoteItem | RemoteRejection | None"]
 
@@ -33,6 +39,7 @@ class Puller:
 
     def __init__(self, http: DavSession, collection: str, batch: int, get: Getter) -> None:
         self._http, self._collection, self._batch, self._get = http, collection, batch, get
+        self._source = f"{http.label}: the server at {http.server}"
 
     def _relative(self, href: str) -> str:
         return href[len(self._collection) :] if href.startswith(self._collection) else href
@@ -40,31 +47,60 @@ class Puller:
     def sync_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
         """RFC 6578: what changed since ``token`` (all when None). A server that truncates its
         answer (507 on the collection) is asked again from the token it gave, until complete;
-        only then are pages produced, so the token is never ahead of what was delivered."""
+        only then are pages produced, so the token is never ahead of what was delivered.
+
+        An answer without a ``D:sync-token`` (or an empty one) is never stored as a token:
+        after an incremental request it raises :class:`TokenExpired`, so the engine does a
+        full resync (a marked full listing, swept for deletions); after a full request the
+        calendar is listed by etags instead (:meth:`etag_changes`), whose ``etag:`` token
+        makes the next pull compare etags — correct on such a server, at one PROPFIND."""
         states: dict[str, bool] = {}  # href → still there (False: removed)
-        current = new_token = token or ""
-        while True:
-            truncated = False
+        current = token or ""
+        for _round in range(MAX_TRUNCATED_ROUNDS):
+            truncated, given = False, ""
             for entry in self._report_sync(current):
                 if isinstance(entry, dav.SyncToken):
-                    new_token = entry.value
+                    given = entry.value
                 elif isinstance(entry, dav.Truncated):
                     truncated = True
                 elif not entry.href.endswith("/"):
-                    states[entry.href] = entry.status != 404
-            current = new_token
+                    states[entry.href] = entry.status not in (404, 410)
+            if not given:
+                yield from self._without_token(token, window)
+                return
+            if truncated and given == current:
+                raise ProviderError(
+                    f"{self._http.label}: the server at {self._http.server} truncated its "
+                    "change listing (507) without a token to continue from; try again later"
+                )
+            current = given
             if not truncated:
                 break
+        else:
+            raise ProviderError(
+                f"{self._http.label}: the server at {self._http.server} truncated its change "
+                f"listing {MAX_TRUNCATED_ROUNDS} times in a row; try again later"
+            )
         changed = [href for href, present in states.items() if present]
         deleted = [href for href, present in states.items() if not present]
         yield from self._pages(changed, deleted, current, window, full=token is None)
+
+    def _without_token(self, token: str | None, window: Window) -> Iterator[ChangePage]:
+        problem = (
+            f"{self._http.label}: the server at {self._http.server} answered the sync report "
+            "without a sync-token"
+        )
+        if token is not None:
+            raise TokenExpired(f"{problem}; a full resync follows")
+        logger.warning("%s; listing the calendar by etags instead", problem)
+        return self.etag_changes(None, window)
 
     def _report_sync(
         self, token: str | None
     ) -> Iterator[dav.DavResponse | dav.SyncToken | dav.Truncated]:
         body = dav.sync_collection_body(token)
         with self._http.stream(
-            "REPORT", self._http.url, body, {"Depth": "0"}, ok={207, 403, 409}
+            "REPORT", self._http.url, body, {"Depth": "0"}, ok={207, 403, 409, 412}
         ) as response:
             if response.status_code != 207:
                 conditions = dav.error_conditions(response.read())
@@ -74,7 +110,9 @@ class Puller:
                         "a full resync follows"
                     )
                 self._http.fail(response)
-            yield from dav.read_multistatus(response.iter_bytes(), self._collection)
+            yield from dav.read_multistatus(
+                response.iter_bytes(), self._collection, source=self._source
+            )
 
     def etag_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
         """Without sync-collection: compare a fresh (href, etag) listing with the one in the
@@ -85,7 +123,9 @@ class Puller:
         with self._http.stream(
             "PROPFIND", self._http.url, body, {"Depth": "1"}, ok={207}
         ) as response:
-            for entry in dav.read_multistatus(response.iter_bytes(), self._collection):
+            for entry in dav.read_multistatus(
+                response.iter_bytes(), self._collection, source=self._source
+            ):
                 if isinstance(entry, dav.DavResponse) and not entry.has(
                     "D:resourcetype", "D:collection"
                 ):
@@ -120,13 +160,19 @@ class Puller:
         answered: set[str] = set()
         body = dav.multiget_body(hrefs)
         with self._http.stream("REPORT", self._http.url, body, {}, ok={207}) as response:
-            for entry in dav.read_multistatus(response.iter_bytes(), self._collection):
+            for entry in dav.read_multistatus(
+                response.iter_bytes(), self._collection, source=self._source
+            ):
                 if not isinstance(entry, dav.DavResponse):
                     continue
                 answered.add(entry.href)
                 data = entry.text("C:calendar-data")
-                if data is None:
+                if entry.status in (404, 410):
                     gone.append(entry.href)
+                elif entry.damaged:
+                    items.append(_damaged(entry, data))
+                elif data is None:
+                    items.append(_without_data(entry))
                 else:
                     ref = RemoteRef(entry.href, entry.text("D:getetag"))
                     items.append(parse_item(ref, data, window))
@@ -138,6 +184,28 @@ class Puller:
                 else:
                     items.append(single)
         return items, gone
+
+
+def _damaged(entry: dav.DavResponse, data: str | None) -> RemoteRejection:
+    uid = _UID.search(data or "")
+    return RemoteRejection(
+        entry.href,
+        uid.group(1).strip().replace(dav.DAMAGED, "?") if uid else None,
+        "the server sent this object with bytes that are not UTF-8 or with control "
+        "characters XML cannot carry; it was not imported — correct the event in a calendar "
+        "client (or on the server) and it is read again at the next sync",
+    )
+
+
+def _without_data(entry: dav.DavResponse) -> RemoteRejection:
+    status = entry.missing_status("C:calendar-data")
+    said = f"answered {status} for it" if status else "left it out"
+    return RemoteRejection(
+        entry.href,
+        None,
+        f"the server listed this object but {said} instead of sending its calendar-data; it "
+        "was not imported — check the object on the server (it is read again when it changes)",
+    )
 
 
 def _digest(etag: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,12 +76,16 @@ class FaultProxy:
     ``"drop"``: close the connection without answering; ``"drop-after"``: forward the request
     to Radicale, then close the connection without relaying the answer; ``"no-etag"``: relay
     the answer without its ETag header (as some servers do after a PUT).
+
+    Rewrites (:meth:`rewrite`) change the body of a relayed answer — to play a server that
+    answers in a way Radicale never does (no sync-token, damaged bytes, cut XML).
     """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults: deque[tuple[str | None, str]] = deque()
         self.log: list[tuple[str, str, int | None]] = []  # method, path, status relayed
+        self.rewrites: list[tuple[str, bytes, Callable[[bytes], bytes], bool]] = []
         self._client = httpx.Client(timeout=30)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -93,6 +97,26 @@ class FaultProxy:
 
     def inject(self, *faults: str, method: str | None = None) -> None:
         self.faults.extend((method, fault) for fault in faults)
+
+    def rewrite(
+        self,
+        change: Callable[[bytes], bytes],
+        method: str,
+        when: bytes = b"",
+        *,
+        keep: bool = False,
+    ) -> None:
+        """Pass the answer body of the next ``method`` request whose body contains ``when``
+        through ``change`` (every such request when ``keep``)."""
+        self.rewrites.append((method, when, change, keep))
+
+    def _rewrite(self, method: str, body: bytes, content: bytes) -> bytes:
+        for index, (wanted, when, change, keep) in enumerate(self.rewrites):
+            if wanted == method and when in body:
+                if not keep:
+                    del self.rewrites[index]
+                return change(content)
+        return content
 
     def close(self) -> None:
         self._server.shutdown()
@@ -150,6 +174,7 @@ class FaultProxy:
                     self.close_connection = True
                     return
                 proxy.log.append((self.command, self.path, answer.status_code))
+                content = proxy._rewrite(self.command, body, answer.content)
                 self.send_response(answer.status_code)
                 hidden = {"content-length", "content-encoding", "connection"}
                 if fault == "no-etag":
@@ -157,9 +182,9 @@ class FaultProxy:
                 for key, value in answer.headers.items():
                     if key.lower() not in hidden:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.content)))
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(answer.content)
+                self.wfile.write(content)
 
         return Handler
 
