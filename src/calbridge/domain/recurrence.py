@@ -109,7 +109,7 @@ def expand(
     overrides applied and EXDATEs left out."""
     times = series.fields.times
     found: list[tuple[datetime, RemoteOccurrence]] = []
-    for start in _starts(series, window, max_steps):
+    for start in _starts(series, window, max_steps, max_occurrences):
         rid = recurrence_id(start, times.timezone)
         if rid in series.exdates or rid in series.overrides:
             continue
@@ -133,7 +133,9 @@ def expand(
     return [occurrence for _, occurrence in found]
 
 
-def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime | date]:
+def _starts(
+    series: Series, window: Window, max_steps: int, max_occurrences: int = MAX_OCCURRENCES
+) -> Iterable[datetime | date]:
     """Original starts (wall-clock, or dates) the rules and RDATEs generate up to the window's
     end. Starts before the window are produced too (cheaply) and filtered by the caller."""
     times = series.fields.times
@@ -142,7 +144,7 @@ def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime
     ends: list[datetime | None] = []
     try:
         for text in series.rules:
-            check_rule(text, anchor, window, max_steps)
+            check_rule(text, anchor, window, max_steps, max_occurrences)
             wall_clock = _until_as_wall_clock(text, times)
             rule = rrulestr(wall_clock, dtstart=anchor)
             if not isinstance(rule, rrule):
@@ -175,9 +177,16 @@ def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime
         yield start.date() if times.all_day else start
 
 
-def check_rule(text: str, start: datetime, window: Window, max_steps: int = MAX_STEPS) -> None:
-    """Refuse, before any expansion, a rule that is malformed or would walk through more than
-    ``max_steps`` periods between ``start`` (the series' first start) and the window's end."""
+def check_rule(
+    text: str,
+    start: datetime,
+    window: Window,
+    max_steps: int = MAX_STEPS,
+    max_occurrences: int = MAX_OCCURRENCES,
+) -> None:
+    """Refuse, before any expansion, a rule that is malformed, would walk through more than
+    ``max_steps`` periods between ``start`` (the series' first start) and the window's end, or
+    would certainly put more than ``max_occurrences`` inside the window."""
     parts: dict[str, str] = {}
     for part in text.strip().split(";"):
         name, _, value = part.partition("=")
@@ -208,14 +217,25 @@ def check_rule(text: str, start: datetime, window: Window, max_steps: int = MAX_
     for name, seconds in _EXPANDS.items():
         if name in parts and _PERIOD[freq] > timedelta(seconds=seconds):
             expand *= max(1, len(parts[name].split(",")))
-    filtered = any(n.startswith("BY") and n not in _EXPANDS for n in parts) or expand > 1
-    if "COUNT" in numbers and not filtered:
-        periods = min(periods, numbers["COUNT"])
+    filtered = any(n.startswith("BY") and n not in _EXPANDS for n in parts)  # may thin out
+    count = numbers.get("COUNT")
+    if count is not None and not filtered:
+        periods = min(periods, count / expand)
     if periods * expand > max_steps:
         raise BadRemoteEvent(
             f"the recurrence rule '{shown}' repeats about {periods * expand:,.0f} times before "
             f"the end of the sync window; the limit is {max_steps:,}: the series is too dense to "
             f"import (a {freq.lower()} rule is for reminders, not bookings)"
+        )
+    inside = max(0.0, (end - _MARGIN - max(start, window.start)) / (_PERIOD[freq] * interval))
+    inside *= expand
+    if count is not None:
+        inside = min(inside, count)
+    if not filtered and inside > max_occurrences * 1.1:  # a margin: the estimate is rough
+        raise BadRemoteEvent(
+            f"the series has about {inside:,.0f} occurrences within the sync window "
+            f"(rule '{shown}'); the limit is {max_occurrences:,} (shorten the window or the "
+            "series)"
         )
 
 
