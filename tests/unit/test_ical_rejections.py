@@ -71,7 +71,7 @@ def test_a_rule_too_dense_for_the_window_is_refused_before_any_expansion(
     # "about N" is the up-front estimate; the expansion's own guards would say "more than" or
     # give the exact count, after walking through the series.
     assert "about" in rejected(ics(f"RRULE:{rule}"), caplog)
-    with pytest.raises(BadRemoteEvent, match="too dense|about .* occurrences"):
+    with pytest.raises(BadRemoteEvent, match=r"too dense|about .* occurrences"):
         check_rule(rule, datetime(2027, 3, 5, 9), WINDOW)
 
 
