@@ -98,8 +98,10 @@ def check_structure(text: str) -> None:
     long line folded without the leading space, which would silently cut a SUMMARY short."""
     stack: list[str] = []
     closed = False
-    for number, line in enumerate(_UNFOLD.sub("", text).splitlines(), start=1):
-        if not line.strip():
+    # only CRLF/LF end a content line (str.splitlines would also split at U+2028 and the like)
+    for number, line in enumerate(_UNFOLD.sub("", text).split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip(" \t"):
             continue
         if closed:
             raise BadRemoteEvent(f"the calendar object goes on after END:VCALENDAR (line {number})")
