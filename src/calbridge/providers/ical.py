@@ -12,6 +12,10 @@ Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock time
 ``X-LIC-LOCATION`` are mapped to IANA names; a TZID none of these explain is a rejection.
 iCalendar text cannot carry a carriage return: CR and CRLF in text come back as LF.
 
+What icalendar forgives is not imported: an object cut short (not ending with END:VCALENDAR,
+BEGIN/END unpaired) and a line that is no property — a long line folded without its leading
+space, which would silently cut a SUMMARY short — are rejections (:func:`check_structure`).
+
 Not modelled (kept untouched, but not interpreted): ``RANGE=THISANDFUTURE`` overrides (treated
 as single-occurrence overrides), RDATE periods' own durations (the series' length is used), an
 EXDATE given as a DATE on a timed series (it matches no occurrence).

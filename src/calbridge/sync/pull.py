@@ -3,7 +3,9 @@
 Each ``ChangePage`` is applied in its own transaction; the provider's new token is stored with
 the last page only, so a run killed anywhere simply re-reads the same changes next time, and
 re-reading is harmless: objects are matched to bookings by (calendar, remote id, occurrence),
-or by our idempotency key for objects we created ourselves.
+or by our idempotency key for objects we created ourselves. One UID is one event: a new object
+whose UID another object of the calendar already holds is rejected, naming that object, instead
+of becoming a second booking.
 """
 
 from __future__ import annotations

@@ -319,6 +319,11 @@ def test_mutated_icalendar_objects_are_rejections_and_good_ones_bookings(
     derandomize="CALBRIDGE_FUZZ_EXAMPLES" not in os.environ,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.xfail(
+    reason="the multistatus reader's handling of damaged calendar-data lands with branch "
+    "caldav-interop (issue 12 §1); until then the whole calendar fails with a one-line error",
+    strict=False,
+)
 @given(objects=collection(reader_level=True))
 def test_damaged_calendar_data_in_a_multistatus_is_that_objects_rejection(
     world, fake: FakeCalDAV, objects: list[Obj]
