@@ -1,7 +1,7 @@
 """sync locks (one row per calendar being synced, SQLite) and links looked up by UID
 
-Revision ID: 0003_sync_locks
-Revises: 0002
+Revision ID: 0004_sync_locks
+Revises: 0003_former_links_venue_zone
 Create Date: 2026-12-01 14:45:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_sync_locks"
-down_revision = "0002"
+revision = "0004_sync_locks"
+down_revision = "0003_former_links_venue_zone"
 branch_labels = None
 depends_on = None
 
