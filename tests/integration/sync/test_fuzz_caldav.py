@@ -314,7 +314,7 @@ def test_mutated_icalendar_objects_are_rejections_and_good_ones_bookings(
 
 
 @settings(
-    max_examples=max(10, EXAMPLES // 3),
+    max_examples=max(10, EXAMPLES // 4),
     deadline=None,
     derandomize="CALBRIDGE_FUZZ_EXAMPLES" not in os.environ,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
