@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     """calbridge's process settings.
 
     ``database_url`` unset means SQLite in the data directory; ``data_dir`` unset means the
-    platform's user data directory (``~/.local/share/calbridge`` on Linux).
+    platform's user data directory (``~/.local/share/calbridge`` on Linux); ``log_file`` unset
+    means ``calbridge.log`` in the data directory (see ``logs.py``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CALBRIDGE_", extra="ignore")
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path | None = None
     secret_key: str | None = None
+    log_file: Path | None = None
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir or Path(platformdirs.user_data_dir("calbridge", appauthor=False))

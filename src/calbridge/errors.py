@@ -69,3 +69,7 @@ class TokenExpired(ProviderError):
 
 class Conflict(ProviderError):
     """A conditional write failed (etag changed, or the object already exists)."""
+
+
+class CalendarBusy(CalbridgeError):
+    """Another process is syncing this calendar right now (``sync/locks.py``); try later."""

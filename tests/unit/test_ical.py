@@ -504,7 +504,8 @@ EXTRAS = st.lists(
 def test_the_fast_reader_agrees_with_icalendar_on_generated_objects(
     fields: EventFields, extras: list[str]
 ) -> None:
-    text = new_object(RemoteEvent(fields, "bk"), "bk@calbridge", NOW).decode()
+    # unfolded first: dropping a property below must drop its continuation lines too
+    text = new_object(RemoteEvent(fields, "bk"), "bk@calbridge", NOW).decode().replace("\r\n ", "")
     for extra in extras:
         name = extra.split(":", 1)[0].split(";", 1)[0]
         if name in ("DESCRIPTION", "SUMMARY", "LOCATION", "STATUS", "DURATION") or (

@@ -13,7 +13,7 @@ from calbridge.cli.common import console, err_console, print_json, session
 from calbridge.errors import ConfigError
 from calbridge.ops.directory import export_directory, import_directory
 from calbridge.store.directory import shared_addresses
-from calbridge.store.directory_schema import directory_json_schema
+from calbridge.store.directory_schema import decode_directory, directory_json_schema
 from calbridge.store.lookup import settings_problems
 
 app = typer.Typer(help="Import and export the CRM directory (companies, contacts, users).")
@@ -33,7 +33,7 @@ def import_(
     (exit code 2). Importing the same file again changes nothing. Addresses that several users
     (or contacts) share are listed as warnings; with --strict they are problems.
     """
-    text = file.read_text(encoding="utf-8")
+    text = decode_directory(file.read_bytes(), str(file))
     with session() as s:
         report = import_directory(s, text, actor="cli", strict=strict)
     if as_json:

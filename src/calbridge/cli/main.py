@@ -2,7 +2,8 @@
 
 Every expected failure is a ``CalbridgeError``: its message is printed on stderr (with the list
 of problems when there are several) and the process exits with the error's code — never a
-traceback.
+traceback. Log records (and the tracebacks of unexpected failures) go to the log file
+(``logs.py``), never to the terminal.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from calbridge.cli import (
     worker_cmd,
 )
 from calbridge.cli.common import err_console
+from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError, ValidationFailed
+from calbridge.logs import configure_logging
 
 app = typer.Typer(
     name="calbridge",
@@ -70,6 +73,7 @@ def report_error(exc: CalbridgeError) -> int:
 
 
 def main() -> None:
+    configure_logging(load_settings())
     try:
         code = app(standalone_mode=False)
     except CalbridgeError as exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import click
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from calbridge.cli.common import console, print_json, print_jsonl, session
@@ -71,6 +73,34 @@ def resolve(
         _batch(batch, lookup, settings, as_json)
 
 
+MAX_LINE = 4096  # bytes of one --batch line that are read; an address is at most 254 characters
+ECHO = 120  # characters of a malformed line echoed back
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[str, int]]:
+    """Each line decoded (at most MAX_LINE bytes of it are kept) with its full length in bytes:
+    a 50 MB line is skipped through, not held in memory or echoed back."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        kept, length = line, len(line)
+        while not line.endswith(b"\n") and length > MAX_LINE:
+            line = stream.readline(1 << 20)
+            if not line:
+                break
+            length += len(line)
+        newline = 1 if line.endswith(b"\n") else 0
+        yield kept[:MAX_LINE].decode("utf-8", errors="replace"), length - newline
+
+
+def echo(text: str, length: int) -> str:
+    """What of a malformed line is shown back: at most ECHO characters, marked when cut."""
+    if len(text) <= ECHO and length <= MAX_LINE:
+        return text
+    return f"{text[:ECHO]}… ({length:,} bytes)"
+
+
 def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_json: bool) -> None:
     """One output per non-blank input line, in order; a bad line yields an error object.
 
@@ -84,20 +114,24 @@ def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_jso
     failures = 0
     table = None if as_json else Table("email", "client", "contact", "booked by", "manager", "!")
     with stream:
-        for line in stream:
-            raw = line.decode("utf-8", errors="replace")
+        for raw, length in _lines(stream):
             if not raw.strip():
                 continue
             try:
+                if length > MAX_LINE:
+                    raise BadEmail(
+                        f"the line is {length:,} bytes long; an address has at most 254 characters"
+                    )
                 if "\ufffd" in raw:
                     raise BadEmail("the line is not UTF-8 text")
                 a = assign(normalize_email(raw), lookup, settings)
             except BadEmail as exc:
                 failures += 1
+                shown = echo(raw.strip(), length)
                 if as_json:
-                    print_jsonl({"email": raw.strip(), "error": str(exc)})
+                    print_jsonl({"email": shown, "error": str(exc)})
                 elif table is not None:
-                    table.add_row(raw.strip(), f"[red]{exc}[/]", "", "", "", "")
+                    table.add_row(escape(shown), f"[red]{escape(str(exc))}[/]", "", "", "", "")
                 continue
             if as_json:
                 print_jsonl(assignment_json(a))

@@ -20,7 +20,12 @@ Rules of the expansion, matching RFC 5545:
 
 Guards, because a calendar is untrusted input: a series generating more than ``max_steps``
 starts before reaching the end of the window, or more than ``max_occurrences`` inside it, is a
-:class:`BadRemoteEvent` (recorded as a rejection), not a hang.
+:class:`BadRemoteEvent` (recorded as a rejection), not a hang. Each rule is checked *before*
+expansion (:func:`check_rule`, microseconds): FREQ must be known, INTERVAL and COUNT positive
+whole numbers (dateutil loops forever on ``INTERVAL=0``), UNTIL not before DTSTART (a series that
+ends before it begins is an error to report, not an empty series to drop silently), and the
+number of periods dateutil would walk through to reach the window's end — ``FREQ=SECONDLY``
+over a year is 31 million — must stay within ``max_steps``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,17 @@ MAX_STEPS = 200_000
 # Wall-clock offsets from UTC lie within -12 h … +14 h; a day on each side covers them.
 _MARGIN = timedelta(days=1)
 _UNTIL = re.compile(r"UNTIL=([0-9]{8})(T[0-9]{6})?(Z)?", re.IGNORECASE)
+_PERIOD = {
+    "SECONDLY": timedelta(seconds=1),
+    "MINUTELY": timedelta(minutes=1),
+    "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1),
+    "WEEKLY": timedelta(weeks=1),
+    "MONTHLY": timedelta(days=28),
+    "YEARLY": timedelta(days=365),
+}
+# BY-parts finer than the frequency multiply the starts of each period (RFC 5545 "expand").
+_EXPANDS = {"BYSECOND": 1, "BYMINUTE": 60, "BYHOUR": 3600}
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ def expand(
     overrides applied and EXDATEs left out."""
     times = series.fields.times
     found: list[tuple[datetime, RemoteOccurrence]] = []
-    for start in _starts(series, window, max_steps):
+    for start in _starts(series, window, max_steps, max_occurrences):
         rid = recurrence_id(start, times.timezone)
         if rid in series.exdates or rid in series.overrides:
             continue
@@ -117,7 +133,9 @@ def expand(
     return [occurrence for _, occurrence in found]
 
 
-def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime | date]:
+def _starts(
+    series: Series, window: Window, max_steps: int, max_occurrences: int = MAX_OCCURRENCES
+) -> Iterable[datetime | date]:
     """Original starts (wall-clock, or dates) the rules and RDATEs generate up to the window's
     end. Starts before the window are produced too (cheaply) and filtered by the caller."""
     times = series.fields.times
@@ -126,13 +144,20 @@ def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime
     ends: list[datetime | None] = []
     try:
         for text in series.rules:
+            check_rule(text, anchor, window, max_steps, max_occurrences)
             wall_clock = _until_as_wall_clock(text, times)
             rule = rrulestr(wall_clock, dtstart=anchor)
             if not isinstance(rule, rrule):
                 raise ValueError(f"'{text}' is not a single rule")
             rules.rrule(rule)
-            ends.append(_until(wall_clock))
-    except (ValueError, TypeError) as exc:
+            until = _until(wall_clock)
+            if until is not None and until < anchor:
+                raise BadRemoteEvent(
+                    f"the recurrence rule '{_shown(text)}' ends (UNTIL) before the series starts "
+                    f"(DTSTART {anchor:%Y-%m-%d %H:%M}); correct UNTIL or DTSTART in the calendar"
+                )
+            ends.append(until)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadRemoteEvent(f"the recurrence rule is not valid ({exc})") from exc
     if not ends or None in ends or anchor <= max(e for e in ends if e is not None):
         # DTSTART is the first instance (RFC 5545 §3.8.5.3) — unless every rule ended before
@@ -150,6 +175,72 @@ def _starts(series: Series, window: Window, max_steps: int) -> Iterable[datetime
                 "window; it is too dense to import"
             )
         yield start.date() if times.all_day else start
+
+
+def check_rule(
+    text: str,
+    start: datetime,
+    window: Window,
+    max_steps: int = MAX_STEPS,
+    max_occurrences: int = MAX_OCCURRENCES,
+) -> None:
+    """Refuse, before any expansion, a rule that is malformed, would walk through more than
+    ``max_steps`` periods between ``start`` (the series' first start) and the window's end, or
+    would certainly put more than ``max_occurrences`` inside the window."""
+    parts: dict[str, str] = {}
+    for part in text.strip().split(";"):
+        name, _, value = part.partition("=")
+        parts[name.strip().upper()] = value.strip()
+    shown = _shown(text)
+    freq = parts.get("FREQ", "").upper()
+    if freq not in _PERIOD:
+        raise BadRemoteEvent(
+            f"the recurrence rule is not valid ('{shown}': FREQ must be one of SECONDLY … YEARLY)"
+        )
+    numbers = {}
+    for name in ("INTERVAL", "COUNT"):
+        if name in parts:
+            value = parts[name]
+            if not value.isdigit() or int(value) < 1 or len(value) > 9:
+                raise BadRemoteEvent(
+                    f"the recurrence rule is not valid ('{shown}': {name} must be a whole "
+                    "number from 1 up)"
+                )
+            numbers[name] = int(value)
+    interval = numbers.get("INTERVAL", 1)
+    end = window.end + _MARGIN
+    until = _until(text)
+    if until is not None:
+        end = min(end, until + _MARGIN)
+    periods = max(0.0, (end - start) / (_PERIOD[freq] * interval))
+    expand = 1
+    for name, seconds in _EXPANDS.items():
+        if name in parts and _PERIOD[freq] > timedelta(seconds=seconds):
+            expand *= max(1, len(parts[name].split(",")))
+    filtered = any(n.startswith("BY") and n not in _EXPANDS for n in parts)  # may thin out
+    count = numbers.get("COUNT")
+    if count is not None and not filtered:
+        periods = min(periods, count / expand)
+    if periods * expand > max_steps:
+        raise BadRemoteEvent(
+            f"the recurrence rule '{shown}' repeats about {periods * expand:,.0f} times before "
+            f"the end of the sync window; the limit is {max_steps:,}: the series is too dense to "
+            f"import (a {freq.lower()} rule is for reminders, not bookings)"
+        )
+    inside = max(0.0, (end - _MARGIN - max(start, window.start)) / (_PERIOD[freq] * interval))
+    inside *= expand
+    if count is not None:
+        inside = min(inside, count)
+    if not filtered and inside > max_occurrences * 1.1:  # a margin: the estimate is rough
+        raise BadRemoteEvent(
+            f"the series has about {inside:,.0f} occurrences within the sync window "
+            f"(rule '{shown}'); the limit is {max_occurrences:,} (shorten the window or the "
+            "series)"
+        )
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 80 else text[:80] + "…"
 
 
 def _naive(value: datetime | date) -> datetime:

@@ -12,6 +12,10 @@ Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock time
 ``X-LIC-LOCATION`` are mapped to IANA names; a TZID none of these explain is a rejection.
 iCalendar text cannot carry a carriage return: CR and CRLF in text come back as LF.
 
+What icalendar forgives is not imported: an object cut short (not ending with END:VCALENDAR,
+BEGIN/END unpaired) and a line that is no property — a long line folded without its leading
+space, which would silently cut a SUMMARY short — are rejections (:func:`check_structure`).
+
 Not modelled (kept untouched, but not interpreted): ``RANGE=THISANDFUTURE`` overrides (treated
 as single-occurrence overrides), RDATE periods' own durations (the series' length is used), an
 EXDATE given as a DATE on a timed series (it matches no occurrence).
@@ -56,6 +60,9 @@ Zones = dict[str, str]  # TZID of each VTIMEZONE → its X-LIC-LOCATION ("" when
 
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\r?\n.*?^END:VTIMEZONE\r?\n", re.M | re.S)
 _TZID_LINE = re.compile(r"^TZID:([^\r\n]*)\r?\n(?![ \t])", re.M)
+_UNFOLD = re.compile(r"\r?\n[ \t]")
+_UID_LINE = re.compile(r"^UID:([^\r\n]{0,1024})", re.M)
+_CONTENT_LINE = re.compile(r"([A-Za-z0-9-]+)(?:;[^:]*)?:")
 
 
 # ---------------------------------------------------------------- reading
@@ -72,7 +79,11 @@ def parse_full(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem 
     """:func:`parse_item` by icalendar alone, for any object (and to check ``ical_fast``)."""
     uid: str | None = None
     try:
-        calendar = load(_without_iana_zones(data))
+        text = _without_iana_zones(data)
+        found = _UID_LINE.search(text)
+        uid = found.group(1).strip() or None if found else None
+        check_structure(text)
+        calendar = load(text)
         events = events_of(calendar)
         uid = str(events[0].get("UID", "")).strip() or None
         return _item(ref, uid, events, zones_of(calendar), window)
@@ -83,6 +94,46 @@ def parse_full(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem 
         return RemoteRejection(
             ref.id, uid, f"the calendar object could not be read ({type(exc).__name__}: {exc})"
         )
+
+
+def check_structure(text: str) -> None:
+    """What icalendar forgives but must not be imported: an object cut short (its last line is
+    not ``END:VCALENDAR``, or BEGIN/END do not pair up) and a line that is not a property — a
+    long line folded without the leading space, which would silently cut a SUMMARY short."""
+    stack: list[str] = []
+    closed = False
+    # only CRLF/LF end a content line (str.splitlines would also split at U+2028 and the like)
+    for number, line in enumerate(_UNFOLD.sub("", text).split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip(" \t"):
+            continue
+        if closed:
+            raise BadRemoteEvent(f"the calendar object goes on after END:VCALENDAR (line {number})")
+        if not stack and line.strip().upper() != "BEGIN:VCALENDAR":
+            raise BadRemoteEvent(
+                f"the calendar object is not valid iCalendar (it begins with '{line[:40]}', "
+                "not BEGIN:VCALENDAR)"
+            )
+        match = _CONTENT_LINE.match(line)
+        if match is None:
+            raise BadRemoteEvent(
+                f"line {number} of the calendar object is not an iCalendar property "
+                f"('{line[:40]}'): a long line folded without its leading space? Importing it "
+                "would cut the text before it short"
+            )
+        name = match.group(1).upper()
+        if name in ("BEGIN", "END"):
+            component = line[match.end() :].strip().upper()
+            if name == "BEGIN":
+                stack.append(component)
+            elif not stack or stack.pop() != component:
+                raise BadRemoteEvent(
+                    f"END:{component[:40]} on line {number} closes no open component; "
+                    "the calendar object is cut or damaged"
+                )
+            closed = not stack
+    if not closed:
+        raise BadRemoteEvent("the calendar object is cut short: it does not end with END:VCALENDAR")
 
 
 def load(data: str | bytes) -> Calendar:

@@ -36,7 +36,13 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from calbridge.errors import NotFound, ProviderAuthError, ProviderError, RateLimited
+from calbridge.errors import (
+    CalendarBusy,
+    NotFound,
+    ProviderAuthError,
+    ProviderError,
+    RateLimited,
+)
 from calbridge.service.jobs import JobContext, check_trigger
 from calbridge.store.models import Calendar, SyncRun
 from calbridge.sync.engine import sync_calendar
@@ -49,8 +55,9 @@ MAILBOX_WAIT = 30.0  # seconds a Graph sync waits for a free mailbox slot before
 STATES = ("ok", "syncing", "error", "auth_expired", "paused", "needs_confirmation")
 
 
-class Interrupted(Exception):
-    """Raised at the engine's next committed step when the worker is shutting down."""
+class Interrupted(BaseException):
+    """Raised at the engine's next committed step when the worker is shutting down (a
+    BaseException, so the engine's catch-all for one calendar's bugs lets it through)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,8 @@ def _classify(ctx: JobContext, report: SyncReport, attempt: int) -> tuple[str, f
         return NEEDS_CONFIRMATION, None
     if isinstance(failure, ProviderAuthError):
         return "auth_expired", None
+    if isinstance(failure, CalendarBusy) and attempt < ctx.settings.retry_attempts:
+        return "retry", retry_delay(ctx, attempt, None)  # another process syncs it right now
     if is_transient(failure) and attempt < ctx.settings.retry_attempts:
         return "retry", retry_delay(ctx, attempt, getattr(failure, "retry_after", None))
     return "error", None

@@ -144,13 +144,36 @@ def parse_directory(text: str) -> DirectoryIn:
     except json.JSONDecodeError as exc:
         problem = f"$: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         raise ValidationFailed("the directory file is not valid JSON", [problem]) from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
     try:
         return DirectoryIn.model_validate(raw)
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except ValidationError as exc:
         problems = [f"{_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise ValidationFailed(
             f"the directory file has {len(problems)} problem(s)", problems
         ) from exc
+
+
+def decode_directory(data: bytes, name: str) -> str:
+    """The text of a directory file, which must be UTF-8 (a BOM is allowed)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValidationFailed(
+            f"the directory file {name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+            f"{line}); save it as UTF-8 and import it again; nothing was imported"
+        ) from exc
+
+
+def _too_deep() -> ValidationFailed:
+    return ValidationFailed(
+        "the directory file nests JSON too deeply to be a directory (a directory is a few "
+        "levels deep: objects holding lists of objects); nothing was imported"
+    )
 
 
 def check_directory(d: DirectoryIn, known: KnownIds) -> list[str]:

@@ -188,6 +188,9 @@ def create_event(
 
 
 def get_event(session: Session, event_id: int) -> Event:
+    """The booking with ``event_id``; NotFound (never a driver error) for any other number."""
+    if not 0 < event_id < 2**63:  # ids are positive 64-bit integers on every database
+        raise NotFound(f"no event has id {event_id}; `calbridge events list` shows the ids")
     event = session.get(Event, event_id)
     if event is None:
         raise NotFound(f"no event has id {event_id}")

@@ -254,6 +254,7 @@ class Link(Base):
         UniqueConstraint("calendar_id", "remote_id", "recurrence_id", name="uq_link_remote"),
         Index("ix_links_calendar_key", "calendar_id", "key"),
         Index("ix_links_event", "event_id"),
+        Index("ix_links_calendar_uid", "calendar_id", "uid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -355,3 +356,19 @@ class CalendarAlert(Base):
     )
     state: Mapped[str] = mapped_column(String(32))
     notified_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SyncLock(Base):
+    """Who is syncing a calendar right now, on SQLite (PostgreSQL uses an advisory lock
+    instead; see ``sync/locks.py``). ``host``/``pid`` let a later process tell a crashed
+    holder's row from a live one."""
+
+    __tablename__ = "sync_locks"
+
+    calendar_id: Mapped[int] = mapped_column(
+        ForeignKey("calendars.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)

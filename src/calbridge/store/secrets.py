@@ -2,7 +2,10 @@
 
 The key comes from ``CALBRIDGE_SECRET_KEY`` (any string; it is stretched with SHA-256), else from
 ``secret.key`` in the data directory, created on first use with mode 0600. Losing the key means
-re-entering the calendars' credentials; the message says so.
+re-entering the calendars' credentials; the message says so. A key file that is missing while
+the database holds sealed secrets is *not* silently recreated (a new key could open none of
+them): that is a :class:`ConfigError` saying how to restore the key or re-enter credentials, as
+is a key file that is not a key (corrupted, truncated, edited).
 """
 
 from __future__ import annotations
@@ -29,7 +32,19 @@ class SecretBox:
         if settings.secret_key:
             digest = hashlib.sha256(settings.secret_key.encode()).digest()
             return cls(base64.urlsafe_b64encode(digest))
-        return cls(_key_file(settings.resolved_data_dir() / "secret.key"))
+        path = settings.resolved_data_dir() / "secret.key"
+        if not path.exists():
+            _refuse_if_sealed(settings, path)
+        key = _key_file(path)
+        try:
+            return cls(key)
+        except ValueError as exc:
+            raise ConfigError(
+                f"the secret key file {path} is damaged (it does not hold a key: 32 url-safe "
+                "base64-encoded bytes); restore it from a backup, or — if there is none — move it "
+                "away and add each calendar again with its credentials "
+                "(`calbridge calendars remove NAME`, then `calbridge calendars add NAME …`)"
+            ) from exc
 
     @staticmethod
     def generate_key() -> bytes:
@@ -54,6 +69,32 @@ class SecretBox:
                 )
             ) from exc
         return data
+
+
+def _refuse_if_sealed(settings: Settings, path: Path) -> None:
+    """A missing key file is only created when no stored secret needs the old key."""
+    from sqlalchemy import select
+
+    from calbridge.store.db import open_store
+    from calbridge.store.models import Calendar
+
+    store = open_store(settings.resolved_database_url())
+    try:
+        with store.session() as session:
+            sealed = session.scalars(
+                select(Calendar.name).where(Calendar.secret.is_not(None)).order_by(Calendar.name)
+            ).all()
+    finally:
+        store.dispose()
+    if sealed:
+        names = ", ".join(f"'{n}'" for n in sealed[:5]) + (" …" if len(sealed) > 5 else "")
+        raise ConfigError(
+            f"the secret key file {path} is missing, but the database holds the sealed "
+            f"credentials of {len(sealed)} calendar(s) ({names}) that only that key opens; "
+            "restore secret.key from a backup (or set CALBRIDGE_SECRET_KEY to the key used "
+            "before) — or, to start over, re-enter the credentials: `calbridge calendars remove "
+            "NAME` and `calbridge calendars add NAME …` for each (a new key is then created)"
+        )
 
 
 def _key_file(path: Path) -> bytes:

@@ -1,9 +1,14 @@
 """The sync engine: for each calendar, pull then push, each in small committed steps.
 
-``sync_calendar`` never raises for a calendar's own trouble (server down, credentials revoked):
-it records the error on the calendar and in the report, so the other calendars still sync.
-A calendar whose cancellations the mass-cancellation guard held back (:mod:`.guard`) does not
-sync until they are confirmed; its report's ``failure`` is a ``NeedsConfirmation``.
+``sync_calendar`` never raises for a calendar's own trouble — server down, credentials revoked,
+a reply no reader expected, another process syncing it (``locks.py``), or a plain bug: it
+records the error on the calendar and in the report (one line naming the calendar; an
+unexpected error's traceback goes to the log, ``logs.py``), so the other calendars still sync;
+the report's ``failure`` keeps the exception (the service tells transient failures from
+refused credentials by it). A calendar whose cancellations the mass-cancellation guard held
+back (:mod:`.guard`) does not sync until they are confirmed; its ``failure`` is a
+``NeedsConfirmation``. A ``BaseException`` raised by ``progress`` (the service's shutdown)
+goes through, after the provider is closed and the lock released.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from calbridge.domain.remote import CalendarProvider, Window
-from calbridge.errors import CalbridgeError, TokenExpired
+from calbridge.errors import CalbridgeError, NotFound, TokenExpired
+from calbridge.logs import log_location
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.sync.guard import check_not_held
+from calbridge.sync.locks import calendar_lock
 from calbridge.sync.pull import mark_generation, pull_pages
 from calbridge.sync.push import Pusher
 from calbridge.sync.report import SyncReport
@@ -42,41 +49,77 @@ def sync_calendar(
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> SyncReport:
+    """Sync one calendar under its lock (``locks.py``). Never raises for the calendar's own
+    trouble: any failure — expected or not — is the report's ``error`` (and the calendar's
+    ``last_error``); an unexpected one is logged with its traceback."""
     started = time.perf_counter()
+    with store.session() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            raise NotFound(f"no calendar has id {calendar_id}")
+        report = SyncReport(calendar.name)
+    try:
+        with calendar_lock(store, calendar_id):
+            _locked_sync(store, calendar_id, provider_factory, now, progress, report)
+    except CalbridgeError as exc:
+        _fail(report, str(exc), exc)
+    except Exception as exc:  # one calendar's bug must not stop the others
+        log.exception("unexpected error", extra={"calendar": report.calendar})
+        _fail(report, unexpected(exc, f"calendar '{report.calendar}'"), exc)
+    report.seconds = round(time.perf_counter() - started, 3)
+    try:
+        with store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is not None:
+                calendar.last_sync_at = utcnow()
+                calendar.last_error = report.error
+                calendar.last_report = report.as_dict()
+    except Exception:  # the report still reaches the caller
+        log.exception("could not record the sync report", extra={"calendar": report.calendar})
+    return report
+
+
+def unexpected(exc: BaseException, what: str) -> str:
+    """The one line a person sees for a failure nobody planned for (the log has the rest)."""
+    detail = " ".join(str(exc).split())[:200]
+    return (
+        f"{what}: the sync stopped on an unexpected error ({type(exc).__name__}"
+        f"{': ' + detail if detail else ''}); the traceback is in {log_location()} — "
+        "please report it; the other calendars were not affected"
+    )
+
+
+def _fail(report: SyncReport, message: str, failure: BaseException) -> None:
+    report.ok, report.error, report.failure = False, message, failure
+    log.warning("sync failed", extra={"calendar": report.calendar, "error": message})
+
+
+def _locked_sync(
+    store: Store,
+    calendar_id: int,
+    provider_factory: ProviderFactory,
+    now: datetime | None,
+    progress: Progress | None,
+    report: SyncReport,
+) -> None:
     tick: Progress = progress or (lambda _n: None)
     with store.session() as session:
         calendar = session.get(Calendar, calendar_id)
         assert calendar is not None
-        report = SyncReport(calendar.name)
         window = window_for(calendar, now or utcnow())
         direction = calendar.direction
-        provider: CalendarProvider | None = None
-        try:
-            check_not_held(session, calendar)  # the guard: a person must confirm first
-            provider = provider_factory(calendar)
-        except CalbridgeError as exc:
-            report.ok, report.error, report.failure = False, str(exc), exc
-    if provider is not None:
-        try:
-            if direction in ("both", "pull"):
-                _pull(store, calendar_id, provider, window, report, tick)
-            if direction in ("both", "push"):
-                Pusher(store, calendar_id, provider, window, report).run(tick)
-        except CalbridgeError as exc:
-            report.ok, report.error, report.failure = False, str(exc), exc
-            log.warning("sync failed", extra={"calendar": report.calendar, "error": str(exc)})
+        check_not_held(session, calendar)  # the guard: a person must confirm first
+        provider = provider_factory(calendar)
+    try:
+        if direction in ("both", "pull"):
+            _pull(store, calendar_id, provider, window, report, tick)
+        if direction in ("both", "push"):
+            Pusher(store, calendar_id, provider, window, report).run(tick)
+    finally:
         report.requests = provider.requests
         close = getattr(provider, "close", None)
         if callable(close):
             close()
-    report.seconds = round(time.perf_counter() - started, 3)
-    with store.session() as session:
-        calendar = session.get(Calendar, calendar_id)
-        if calendar is not None:
-            calendar.last_sync_at = utcnow()
-            calendar.last_error = report.error
-            calendar.last_report = report.as_dict()
-    return report
 
 
 def _pull(

@@ -3,7 +3,9 @@
 Each ``ChangePage`` is applied in its own transaction; the provider's new token is stored with
 the last page only, so a run killed anywhere simply re-reads the same changes next time, and
 re-reading is harmless: objects are matched to bookings by (calendar, remote id, occurrence),
-or by our idempotency key for objects we created ourselves.
+or by our idempotency key for objects we created ourselves. One UID is one event: a new object
+whose UID another object of the calendar already holds is rejected, naming that object, instead
+of becoming a second booking.
 
 Cancellations (deleted events, occurrences removed from a series, what a full resync's listing
 no longer holds) are not applied page by page: they are collected and settled by the
@@ -65,6 +67,7 @@ class PageApplier:
         self.arrivals: list[tuple[Event, dict[str, Any]]] = []  # inserted at the page's end
         self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
         self.prefetched: set[str] = set()
+        self.uid_owner: dict[str, str] = {}  # UID → the href that holds it (see _duplicate)
         self.rejected: set[str] = set(
             session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
         )
@@ -96,6 +99,20 @@ class PageApplier:
             ):
                 self.by_remote.setdefault(link.remote_id or "", []).append(link)
         self.prefetched = set(ids)
+        uids = list({i.uid for i in page.items if isinstance(i, RemoteItem) and _whole(i)})
+        gone = set(page.deleted)  # an object moved to a new href within this page is no clash
+        for start in range(0, len(uids), 500):
+            for uid, remote_id in self.session.execute(
+                select(Link.uid, Link.remote_id).where(
+                    Link.calendar_id == self.calendar.id,
+                    Link.uid.in_(uids[start : start + 500]),
+                    Link.state != "gone",
+                    Link.remote_id.is_not(None),
+                    (Link.is_series.is_(False)) | (Link.recurrence_id != ""),
+                )
+            ):
+                if uid is not None and remote_id is not None and remote_id not in gone:
+                    self.uid_owner.setdefault(uid, remote_id)
 
     def _links_for(self, item: RemoteItem) -> dict[str, Link]:
         if item.ref.id in self.prefetched:
@@ -117,6 +134,8 @@ class PageApplier:
     def apply_item(self, item: RemoteItem, gen: int | None) -> None:
         self._clear_rejection(item.ref.id)
         links = self._links_for(item)
+        if not links and self._duplicate(item):
+            return
         if gen is not None:
             for link in links.values():
                 link.seen_gen = gen
@@ -135,6 +154,24 @@ class PageApplier:
         for rid, link in links.items():
             if rid and rid not in seen and link.state != "gone" and self._in_window(rid):
                 self._cancel(link, "the occurrence was removed from the series")
+
+    def _duplicate(self, item: RemoteItem) -> bool:
+        """A new object whose UID another object of this calendar already has: one UID is one
+        event (RFC 4791), so the second is rejected — naming the first — rather than booked
+        twice. Occurrence-per-object providers (Graph instances of one series) are exempt."""
+        if not _whole(item) or not item.uid:
+            return False
+        owner = self.uid_owner.setdefault(item.uid, item.ref.id)
+        if owner == item.ref.id:
+            return False
+        self._reject(
+            item.ref.id,
+            item.uid,
+            f"UID {item.uid[:200]} is already used by {owner[:300]} on this calendar; this "
+            "copy was not imported (one UID is one event): delete the duplicate or give it a "
+            "new UID",
+        )
+        return True
 
     def _in_window(self, recurrence_id: str) -> bool:
         start = parse_recurrence_id(recurrence_id, None)  # naive UTC, floating, or a date
@@ -284,6 +321,12 @@ class PageApplier:
         ).first()
         if row is not None:
             self.session.delete(row)
+
+
+def _whole(item: RemoteItem) -> bool:
+    """Whether ``item`` is a whole event (a single event, or a series with its occurrences),
+    not one occurrence of a series delivered as its own object."""
+    return not item.is_series or any(o.recurrence_id for o in item.occurrences)
 
 
 def arrival_key(calendar: Calendar, remote_id: str, recurrence_id: str) -> str:

@@ -1,7 +1,7 @@
 """service run state: calendar state columns, sync_runs history, worker heartbeats
 
 Revision ID: 0005_service_runs
-Revises: 0003_former_links_venue_zone
+Revises: 0004_sync_locks
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_service_runs"
-down_revision = "0003_former_links_venue_zone"
+down_revision = "0004_sync_locks"
 branch_labels = None
 depends_on = None
 
