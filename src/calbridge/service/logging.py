@@ -66,5 +66,9 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    ours = logging.getLogger("calbridge")
+    if not ours.propagate:  # the CLI sends calbridge's records to its log file only
+        ours.addHandler(handler)
+        ours.setLevel(level)
     for noisy in ("httpx", "httpcore", "procrastinate", "uvicorn.access", "googleapiclient"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
