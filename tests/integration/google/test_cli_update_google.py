@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from google_world import GoogleWorld, soon, timed
 
-from calbridge.domain.event import make_times
-from calbridge.store.events import ManualAssignment, create_event
-from calbridge_cli import Cli, make_cli
+from calbridge_cli import Cli, make_cli, sync_one
+from worlds import book
 
 EMAIL = "tom@harbour.example"
 ACCOUNT = "rotating@calbridge-tests.iam.gserviceaccount.com"
@@ -34,13 +33,6 @@ def _key(world: GoogleWorld, path: Path) -> tuple[Path, str]:
     return path, info["private_key_id"]
 
 
-def _sync(cli: Cli) -> dict[str, object]:
-    done = cli("sync", "--json")
-    assert "Traceback" not in done.err
-    [report] = done.json()  # type: ignore[misc]
-    return dict(report)
-
-
 def test_a_new_key_through_the_cli_keeps_links_and_token_and_duplicates_nothing(
     world: GoogleWorld, cli: Cli, tmp_path: Path
 ) -> None:
@@ -55,13 +47,8 @@ def test_a_new_key_through_the_cli_keeps_links_and_token_and_duplicates_nothing(
     start = soon(3)
     world.insert("toms", {"summary": "Made in Google", **timed(start, start + timedelta(hours=1))})
     with world.store.session() as session:
-        create_event(
-            session,
-            name="Made in bookings",
-            times=make_times(start, start + timedelta(hours=2), all_day=False, timezone="UTC"),
-            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
-        )
-    first = _sync(cli)
+        book(session, "Made in bookings", start, start + timedelta(hours=2))
+    first = sync_one(cli)
     assert (first["ok"], first["created"], first["pushed_created"]) == (True, 1, 1), first
 
     new_key, _ = _key(world, tmp_path / "new.json")
@@ -72,7 +59,7 @@ def test_a_new_key_through_the_cli_keeps_links_and_token_and_duplicates_nothing(
     assert isinstance(shown, dict)
     assert (shown["links"], shown["token"]) == ({"ok": 2}, "set")
 
-    again = _sync(cli)
+    again = sync_one(cli)
     assert again["ok"] is True, again
     assert (again["created"], again["pushed_created"], again["full_resync"]) == (0, 0, False)
     assert len(world.bookings()) == 2

@@ -6,16 +6,16 @@ either side."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from calbridge.domain.event import make_times
-from calbridge.store.events import ManualAssignment, create_event
 from calbridge.store.models import Event
-from calbridge_cli import Cli, make_cli
+from calbridge_cli import Cli, make_cli, sync_one
+from worlds import book
 
 GraphWorld = Any  # conftest.GraphWorld (conftest modules are not imported by name)
 
@@ -26,13 +26,6 @@ def cli(world: GraphWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
     monkeypatch.setenv("NEW_SECRET", "secret-after-rotation")
     url = world.store.engine.url.render_as_string(hide_password=False)
     return make_cli(tmp_path / "data", url)
-
-
-def _sync(cli: Cli) -> dict[str, object]:
-    done = cli("sync", "--json")
-    assert "Traceback" not in done.err
-    [report] = done.json()  # type: ignore[misc]
-    return dict(report)
 
 
 def test_a_rotated_secret_through_the_cli_keeps_links_and_token_and_duplicates_nothing(
@@ -50,20 +43,17 @@ def test_a_rotated_secret_through_the_cli_keeps_links_and_token_and_duplicates_n
         "--owner", "u-tom",
     )  # fmt: skip
     assert added.code == 0, added.err
-    world.create("front", "Made in Outlook", "2027-04-01T09:00:00", "2027-04-01T10:00:00")
+    # the CLI syncs with the real clock: dates relative to today stay inside its window
+    day = date.today() + timedelta(days=60)
+    world.create("front", "Made in Outlook", f"{day}T09:00:00", f"{day}T10:00:00")
     with world.store.session() as session:
-        create_event(
-            session,
-            name="Made in bookings",
-            times=make_times("2027-04-02T09:00", "2027-04-02T11:00", all_day=False, timezone="UTC"),
-            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
-        )
-    first = _sync(cli)
+        book(session, "Made in bookings", f"{day}T13:00", f"{day}T15:00")
+    first = sync_one(cli)
     assert (first["ok"], first["created"], first["pushed_created"]) == (True, 1, 1), first
 
     with graph.emulator.store.lock:
         app.secrets[:] = ["secret-after-rotation"]  # the old secret revoked
-    refused = _sync(cli)
+    refused = sync_one(cli)
     assert refused["ok"] is False
     assert str(refused["error"]).endswith(
         "then run `calbridge calendars update front --client-secret-env VAR`"
@@ -75,7 +65,7 @@ def test_a_rotated_secret_through_the_cli_keeps_links_and_token_and_duplicates_n
     assert isinstance(shown, dict)
     assert (shown["links"], shown["token"]) == ({"ok": 2}, "set")
 
-    again = _sync(cli)
+    again = sync_one(cli)
     assert again["ok"] is True, again
     assert (again["created"], again["pushed_created"], again["full_resync"]) == (0, 0, False)
     with world.store.session() as session:
