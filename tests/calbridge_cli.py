@@ -83,3 +83,12 @@ def make_inprocess_cli(data_dir: Path, database_url: str | None) -> Cli:
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+def sync_one(cli: Cli) -> dict[str, object]:
+    """``calbridge sync --json`` with one calendar linked: its report (any exit code; never a
+    traceback)."""
+    done = cli("sync", "--json")
+    assert "Traceback" not in done.err, done.err
+    [report] = json.loads(done.out)
+    return dict(report)

@@ -1,15 +1,22 @@
 """What the integration tests' worlds share: a fresh booking store holding the example
-directory (test directories have no ``__init__``; this module's name is unique on purpose)."""
+directory, and a booking made in it (test directories have no ``__init__``; this module's name
+is unique on purpose)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 import calbridge.demo
+from calbridge.domain.event import make_times
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
+from calbridge.store.events import ManualAssignment, create_event
+from calbridge.store.models import Event
 
 EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 
@@ -25,3 +32,12 @@ def example_store(folder: Path) -> Iterator[Store]:
         yield store
     finally:
         store.dispose()
+
+
+def book(session: Session, name: str, start: datetime | str, end: datetime | str) -> Event:
+    """A booking made in the booking system: Acme's, booked and managed by Tom (``u-tom`` of
+    the example directory), in UTC."""
+    times = make_times(start, end, all_day=False, timezone="UTC")
+    return create_event(
+        session, name=name, times=times, manual=ManualAssignment("co-acme", None, "u-tom", "u-tom")
+    )

@@ -145,3 +145,22 @@ def test_check_names_a_stored_venue_zone_that_is_not_a_zone(run: Cli, sqlite_url
     checked = run("check")
     assert checked.code == 1 and "Traceback" not in checked.err
     assert "the venue time zone 'Mars/Olympus' is not an IANA zone" in checked.err
+
+
+def test_check_warns_that_without_a_venue_zone_typed_times_are_floating(
+    run: Cli, tmp_path: Path, example_directory: dict[str, Any]
+) -> None:
+    del example_directory["settings"]["venue_timezone"]
+    assert _import(run, tmp_path, example_directory).code == 0
+    checked = run("check")
+    assert checked.code == 0 and "Traceback" not in checked.err
+    [warning] = checked.err.splitlines()
+    assert warning.startswith("warning: no venue time zone is set: times typed without an offset")
+    assert "are stored floating" in warning
+    assert '"venue_timezone"' in warning and "`calbridge directory import`" in warning
+    report = json.loads(run("check", "--json").out)
+    assert report["ok"] is True and report["warnings"] == [warning.removeprefix("warning: ")]
+    assert run("check", "--strict").code == 0  # --strict is about shared addresses
+    example_directory["settings"]["venue_timezone"] = "Europe/London"
+    assert _import(run, tmp_path, example_directory).code == 0
+    assert json.loads(run("check", "--json").out)["warnings"] == []

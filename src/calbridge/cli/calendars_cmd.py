@@ -50,41 +50,60 @@ def _read_password(password_env: str | None, password_file: Path | None) -> str:
         raise ConfigError(f"--password-file: cannot read {password_file}: {exc.strerror}") from exc
 
 
+# The connection options `add` and `update` share (with `update`, None leaves a setting as it is)
+CalDAVUrl = Annotated[str | None, typer.Option("--caldav", help="CalDAV collection URL")]
+Username = Annotated[str | None, typer.Option("--username")]
+PasswordEnv = Annotated[str | None, typer.Option("--password-env", help="Env var")]
+PasswordFile = Annotated[Path | None, typer.Option("--password-file")]
+Owner = Annotated[str | None, typer.Option("--owner", help="User id owning it")]
+Mailbox = Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")]
+Tenant = Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")]
+ClientId = Annotated[str | None, typer.Option("--client-id", help="App (client) id")]
+ClientSecretEnv = Annotated[
+    str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
+]
+Certificate = Annotated[
+    Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
+]
+CalendarId = Annotated[str | None, typer.Option("--calendar-id")]
+ApiBase = Annotated[str | None, typer.Option("--api-base", help="API root URL")]
+LoginBase = Annotated[str | None, typer.Option("--login-base", help="Identity URL")]
+CaFile = Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")]
+GoogleId = Annotated[str | None, typer.Option("--google", help="Google calendar id")]
+ServiceAccount = Annotated[
+    Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
+]
+Subject = Annotated[str | None, typer.Option("--subject", help="User the service account acts as")]
+OAuthClientFile = Annotated[
+    Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
+]
+
+
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A short name for this calendar")],
-    caldav: Annotated[str | None, typer.Option("--caldav", help="CalDAV collection URL")] = None,
-    username: Annotated[str | None, typer.Option("--username")] = None,
-    password_env: Annotated[str | None, typer.Option("--password-env", help="Env var")] = None,
-    password_file: Annotated[Path | None, typer.Option("--password-file")] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="User id owning it")] = None,
+    caldav: CalDAVUrl = None,
+    username: Username = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    owner: Owner = None,
     policy: Annotated[str, typer.Option("--policy", help="|".join(POLICIES))] = "booking-wins",
     direction: Annotated[str, typer.Option("--direction", help="both|pull|push")] = "both",
     horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=3650)] = 365,
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    graph: Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")] = None,
-    client_id: Annotated[str | None, typer.Option("--client-id", help="App (client) id")] = None,
-    client_secret_env: Annotated[
-        str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
-    ] = None,
-    certificate: Annotated[
-        Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
-    ] = None,
-    calendar_id: Annotated[str | None, typer.Option("--calendar-id")] = None,
-    api_base: Annotated[str | None, typer.Option("--api-base", help="API root URL")] = None,
-    login_base: Annotated[str | None, typer.Option("--login-base", help="Identity URL")] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")] = None,
-    google: Annotated[str | None, typer.Option("--google", help="Google calendar id")] = None,
-    service_account: Annotated[
-        Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
-    ] = None,
-    subject: Annotated[
-        str | None, typer.Option("--subject", help="User the service account acts as")
-    ] = None,
-    oauth_client: Annotated[
-        Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
-    ] = None,
+    graph: Mailbox = None,
+    tenant: Tenant = None,
+    client_id: ClientId = None,
+    client_secret_env: ClientSecretEnv = None,
+    certificate: Certificate = None,
+    calendar_id: CalendarId = None,
+    api_base: ApiBase = None,
+    login_base: LoginBase = None,
+    ca_file: CaFile = None,
+    google: GoogleId = None,
+    service_account: ServiceAccount = None,
+    subject: Subject = None,
+    oauth_client: OAuthClientFile = None,
 ) -> None:
     """Link a calendar, after checking that it can be reached with these credentials."""
     if sum(value is not None for value in (caldav, graph, google)) != 1:
@@ -378,39 +397,29 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
 @app.command("update")
 def update(
     name: Annotated[str, typer.Argument(help="The calendar to change")],
-    caldav: Annotated[str | None, typer.Option("--caldav", help="CalDAV collection URL")] = None,
-    username: Annotated[str | None, typer.Option("--username")] = None,
-    password_env: Annotated[str | None, typer.Option("--password-env", help="Env var")] = None,
-    password_file: Annotated[Path | None, typer.Option("--password-file")] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="User id owning it")] = None,
+    caldav: CalDAVUrl = None,
+    username: Username = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    owner: Owner = None,
     no_owner: Annotated[bool, typer.Option("--no-owner", help="It has no owner")] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="|".join(POLICIES))] = None,
     direction: Annotated[str | None, typer.Option("--direction", help="both|pull|push")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, max=3650)] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    graph: Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")] = None,
-    client_id: Annotated[str | None, typer.Option("--client-id", help="App (client) id")] = None,
-    client_secret_env: Annotated[
-        str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
-    ] = None,
-    certificate: Annotated[
-        Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
-    ] = None,
-    calendar_id: Annotated[str | None, typer.Option("--calendar-id")] = None,
-    api_base: Annotated[str | None, typer.Option("--api-base", help="API root URL")] = None,
-    login_base: Annotated[str | None, typer.Option("--login-base", help="Identity URL")] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")] = None,
-    google: Annotated[str | None, typer.Option("--google", help="Google calendar id")] = None,
-    service_account: Annotated[
-        Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
-    ] = None,
-    subject: Annotated[
-        str | None, typer.Option("--subject", help="User the service account acts as")
-    ] = None,
-    oauth_client: Annotated[
-        Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
-    ] = None,
+    graph: Mailbox = None,
+    tenant: Tenant = None,
+    client_id: ClientId = None,
+    client_secret_env: ClientSecretEnv = None,
+    certificate: Certificate = None,
+    calendar_id: CalendarId = None,
+    api_base: ApiBase = None,
+    login_base: LoginBase = None,
+    ca_file: CaFile = None,
+    google: GoogleId = None,
+    service_account: ServiceAccount = None,
+    subject: Subject = None,
+    oauth_client: OAuthClientFile = None,
 ) -> None:
     """Change a calendar's credentials or settings in place (checked like `add`); its links,
     sync token and snapshots are kept."""

@@ -14,7 +14,7 @@ from calbridge.errors import ConfigError
 from calbridge.ops.directory import export_directory, import_directory
 from calbridge.store.directory import shared_addresses
 from calbridge.store.directory_schema import decode_directory, directory_json_schema
-from calbridge.store.lookup import settings_problems
+from calbridge.store.lookup import settings_problems, settings_warnings
 
 app = typer.Typer(help="Import and export the CRM directory (companies, contacts, users).")
 
@@ -90,12 +90,15 @@ def check(
     ] = False,
 ) -> None:
     """Validate the stored configuration and directory, and say what to fix. Addresses that
-    several users (or contacts) share are warnings (exit 0 unless --strict)."""
+    several users (or contacts) share are warnings (exit 0 unless --strict); so is a venue
+    without a time zone (times typed without one are stored floating)."""
     with session() as s:
         problems = settings_problems(s)
-        warnings = [w.message() for w in shared_addresses(s)]
+        shared = [w.message() for w in shared_addresses(s)]
+        warnings = settings_warnings(s)
     if strict:
-        problems, warnings = problems + warnings, []
+        problems, shared = problems + shared, []
+    warnings += shared
     if as_json:
         print_json({"ok": not problems, "problems": problems, "warnings": warnings})
         if problems:

@@ -83,6 +83,7 @@ class CalDAVProvider:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] | None = None,
         fix: str | None = None,
+        url_fix: str | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.collection = dav.normalize_href(self.url)
@@ -102,6 +103,8 @@ class CalDAVProvider:
             label=self._label,
             fix=fix
             or (f"check them and run `calbridge calendars update {self.name} --password-env VAR`"),
+            url_fix=url_fix
+            or f"run `calbridge calendars update {self.name} --caldav URL` with its own address",
             timeout=timeout,
             retry=retry or RetryPolicy(),
             transport=transport,
@@ -119,8 +122,7 @@ class CalDAVProvider:
         )
         if response.status_code == 404:
             raise ConfigError(
-                f"{self._label}: there is no collection at {self.url}; check the URL (the "
-                "calendar's own address, e.g. https://host/dav/user/calendar/)"
+                f"{self._label}: there is no collection at {self.url}; {self._http.url_fix}"
             )
         found = [
             r
@@ -130,7 +132,7 @@ class CalDAVProvider:
         if not found or not found[0].has("D:resourcetype", "C:calendar"):
             raise ConfigError(
                 f"{self._label}: {self.url} is not a calendar collection (its resourcetype "
-                "lacks C:calendar); give the address of a calendar, not of an account or folder"
+                f"lacks C:calendar), perhaps an account or folder; {self._http.url_fix}"
             )
         if self._forced is None:
             self._supports_sync = found[0].has("D:supported-report-set", "D:sync-collection")

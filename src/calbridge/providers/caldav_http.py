@@ -56,11 +56,13 @@ class DavSession:
         label: str,
         timeout: float,
         fix: str = "check them and run `calbridge calendars update NAME --password-env VAR`",
+        url_fix: str = "run `calbridge calendars update NAME --caldav URL` with its own address",
         retry: RetryPolicy,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, self.username, self.label, self.retry = url, username, label, retry
         self.fix = fix  # what a person runs when the credentials are refused
+        self.url_fix = url_fix  # ... when the URL is not a calendar they may use
         parts = urlsplit(url)
         default_port = 443 if parts.scheme == "https" else 80
         self.server = f"{parts.hostname}:{parts.port or default_port}"
@@ -117,7 +119,7 @@ class DavSession:
         if status == 403:
             raise ProviderAuthError(
                 f"{self.label}: user '{self.username}' may not access {url}; check the "
-                "calendar's sharing settings or the URL"
+                f"calendar's sharing settings, or {self.url_fix}"
             )
         if status == 429:
             raise RateLimited(

@@ -233,6 +233,20 @@ def settings_problems(session: Session) -> list[str]:
     return _StoredSettings.read(session).problems()
 
 
+def settings_warnings(session: Session) -> list[str]:
+    """What the stored Event System Settings leave to a default an admin may not expect."""
+    row = session.get(SystemSettings, 1)
+    if row is None or row.venue_timezone is not None:
+        return []  # no settings at all is a problem (settings_problems), not a warning
+    return [
+        "no venue time zone is set: times typed without an offset or --timezone "
+        "(`calbridge events create/update`) are stored floating, the same wall-clock time in "
+        "every zone, and times typed with an offset are kept in UTC; set "
+        '"venue_timezone" (an IANA name, e.g. Europe/London) in the directory file\'s '
+        '"settings" and run `calbridge directory import`'
+    ]
+
+
 def load_assignment_settings(session: Session) -> AssignmentSettings:
     """The settings the rules need; ConfigError (listing what to fix) when they are unusable."""
     stored = _StoredSettings.read(session)

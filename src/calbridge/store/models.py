@@ -240,7 +240,24 @@ class ServiceWorker(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class Link(Base):
+class LinkState:
+    """The columns a link keeps about one booking's remote object, shared by :class:`Link` and
+    :class:`FormerLink` (a link kept after its calendar was removed); see :class:`Link`."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    remote_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    recurrence_id: Mapped[str] = mapped_column(String(32), default="")
+    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    key: Mapped[str] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    synced_seq: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    origin: Mapped[str] = mapped_column(String(16), default="booking")  # booking | calendar
+    is_series: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Link(LinkState, Base):
     """One booking ⇄ one calendar object (or one occurrence of a series).
 
     ``state``: ``pending`` (to be created on the calendar), ``creating`` (create sent or about to
@@ -259,26 +276,16 @@ class Link(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    remote_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    recurrence_id: Mapped[str] = mapped_column(String(32), default="")
-    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    key: Mapped[str] = mapped_column(String(200))
-    etag: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    synced_seq: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    origin: Mapped[str] = mapped_column(String(16), default="booking")  # booking | calendar
-    is_series: Mapped[bool] = mapped_column(Boolean, default=False)
     seen_gen: Mapped[int] = mapped_column(Integer, default=0)
 
     event: Mapped[Event] = relationship()
 
 
-class FormerLink(Base):
+class FormerLink(LinkState, Base):
     """A link of a calendar that was removed, kept under the remote calendar's identity
     (:func:`calbridge.sync.relink.remote_identity`) so that linking the same calendar again
-    adopts what both sides already hold instead of duplicating it. Columns mirror ``links``."""
+    adopts what both sides already hold instead of duplicating it. Its :class:`LinkState`
+    columns are those of the link it was."""
 
     __tablename__ = "former_links"
     __table_args__ = (Index("ix_former_links_identity", "identity"),)
@@ -286,17 +293,6 @@ class FormerLink(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity: Mapped[str] = mapped_column(String(1100))
     key_prefix: Mapped[str] = mapped_column(String(32))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    remote_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    recurrence_id: Mapped[str] = mapped_column(String(32), default="")
-    uid: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    key: Mapped[str] = mapped_column(String(200))
-    etag: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    synced_seq: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    origin: Mapped[str] = mapped_column(String(16), default="booking")
-    is_series: Mapped[bool] = mapped_column(Boolean, default=False)
     removed_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.errors import ConfigError, NotFound
+from calbridge.errors import ConfigError
 from calbridge.providers.google import GoogleProvider
 from calbridge.providers.google_watch import (
     DEFAULT_TTL,
@@ -38,6 +38,7 @@ from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import find_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
@@ -260,11 +261,7 @@ def _watched(session: Session, channel_id: str) -> Calendar | None:
 
 
 def _google(session: Session, name: str) -> Calendar:
-    calendar: Calendar | None = session.scalars(
-        select(Calendar).where(Calendar.name == name)
-    ).first()
-    if calendar is None:
-        raise NotFound(f"no calendar is called '{name}' (see `calbridge calendars list`)")
+    calendar = find_calendar(session, name)
     if calendar.kind != "google":
         raise ConfigError(f"calendar '{name}' is not a Google calendar: it has no push channels")
     return calendar

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.errors import CalbridgeError, ConfigError, NotFound
+from calbridge.errors import CalbridgeError, ConfigError
 from calbridge.providers.graph import GraphProvider
 from calbridge.providers.graph_subscriptions import (
     LIFETIME,
@@ -49,6 +49,7 @@ from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import find_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
@@ -102,13 +103,6 @@ def _subscriptions(
         provider.close()
 
 
-def _find(session: Session, name: str) -> Calendar:
-    calendar = session.scalars(select(Calendar).where(Calendar.name == name)).first()
-    if calendar is None:
-        raise NotFound(f"no calendar is called '{name}' (see `calbridge calendars list`)")
-    return calendar
-
-
 def _store(
     calendar: Calendar, box: SecretBox, subscription: Subscription | None, state: str | None
 ) -> None:
@@ -139,7 +133,7 @@ def subscribe_calendar(
     """Subscribe to the calendar's changes (replacing a previous subscription); lifecycle
     notifications go to ``lifecycle_url`` when given."""
     with store.session() as session:
-        calendar = _find(session, name)
+        calendar = find_calendar(session, name)
         old = calendar.settings.get(SETTINGS_KEY) if calendar.settings else None
         state = new_client_state()
         with _subscriptions(calendar, box, provider_factory, lifetime) as subs:
@@ -156,7 +150,7 @@ def unsubscribe_calendar(
 ) -> bool:
     """Delete the calendar's subscription; False when it had none."""
     with store.session() as session:
-        calendar = _find(session, name)
+        calendar = find_calendar(session, name)
         old = (calendar.settings or {}).get(SETTINGS_KEY)
         if not isinstance(old, Mapping):
             return False

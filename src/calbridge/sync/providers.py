@@ -29,6 +29,7 @@ def open_provider(calendar: Calendar, box: SecretBox, *, adding: bool = False) -
             name=calendar.name,
             timeout=float(settings.get("timeout", 30)),
             fix=caldav_fix(calendar.name, str(settings["url"]), adding),
+            url_fix=caldav_url_fix(calendar.name, adding),
         )
     if calendar.kind == "graph":
         from calbridge.providers.graph import open_graph
@@ -54,6 +55,17 @@ def caldav_fix(name: str, url: str, adding: bool) -> str:
         f"check them and run `calbridge calendars update {quote(name)} --password-env VAR` "
         "(with --username USER if the user changed)"
     )
+
+
+def caldav_url_fix(name: str, adding: bool) -> str:
+    """What to run when the stored URL is not a calendar collection the user may use."""
+    example = "the calendar's own address, e.g. https://host/dav/user/calendar/"
+    if adding:
+        return (
+            f"run `calbridge calendars add {quote(name)} --caldav URL --username USER "
+            f"--password-env VAR` again with {example}"
+        )
+    return f"run `calbridge calendars update {quote(name)} --caldav URL` with {example}"
 
 
 CREDENTIAL_OPTIONS = {

@@ -20,23 +20,11 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from calbridge.errors import ConfigError
-from calbridge.store.models import Calendar, FormerLink, Link
+from calbridge.store.models import Calendar, FormerLink, Link, LinkState
 
 GOOGLE_API = "https://www.googleapis.com"
 GRAPH_API = "https://graph.microsoft.com/v1.0"
-_LINK_COLUMNS = (
-    "event_id",
-    "remote_id",
-    "recurrence_id",
-    "uid",
-    "key",
-    "etag",
-    "snapshot",
-    "synced_seq",
-    "state",
-    "origin",
-    "is_series",
-)
+_LINK_COLUMNS = tuple(LinkState.__annotations__)  # what a former link keeps
 
 
 def normalize_url(url: str) -> str:

@@ -9,15 +9,14 @@ from datetime import timedelta
 import pytest
 from google_world import FAST_RETRY, GoogleWorld, soon, timed
 
-from calbridge.domain.event import make_times
 from calbridge.errors import ConfigError
-from calbridge.store.events import ManualAssignment, create_event
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_google_calendar,
     remove_calendar,
     update_calendar,
 )
+from worlds import book
 
 EMAIL = "tom@harbour.example"
 
@@ -42,12 +41,7 @@ def _seed(world: GoogleWorld) -> None:
     start = soon(3)
     world.insert("toms", {"summary": "Made in Google", **timed(start, start + timedelta(hours=1))})
     with world.store.session() as session:
-        create_event(
-            session,
-            name="Made in bookings",
-            times=make_times(start, start + timedelta(hours=2), all_day=False, timezone="UTC"),
-            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
-        )
+        book(session, "Made in bookings", start, start + timedelta(hours=2))
     report = world.sync("toms")
     assert (report.created, report.pushed_created) == (1, 1), report
 
@@ -109,12 +103,7 @@ def test_a_read_only_calendar_names_the_update_that_makes_it_pull_only(world: Go
         )
         calendar.settings = {**calendar.settings, "retry": FAST_RETRY}
         start = soon(2)
-        create_event(
-            session,
-            name="Made in bookings",
-            times=make_times(start, start + timedelta(hours=1), all_day=False, timezone="UTC"),
-            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
-        )
+        book(session, "Made in bookings", start, start + timedelta(hours=1))
     failed = world.sync("shared")
     assert not failed.ok
     assert "calendar 'shared' (Google): reader@harbour.example may not change calendar" in (

@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from calbridge.domain.event import make_times
 from calbridge.errors import ConfigError
-from calbridge.store.events import ManualAssignment, create_event
 from calbridge.store.models import Event
 from calbridge.sync.calendars import (
     CalendarUpdate,
@@ -19,6 +17,7 @@ from calbridge.sync.calendars import (
     remove_calendar,
     update_calendar,
 )
+from worlds import book
 
 GraphWorld = Any  # conftest.GraphWorld (conftest modules are not imported by name)
 MAILBOX = "bookings@harbour.example"
@@ -48,12 +47,7 @@ def _seed(world: GraphWorld) -> None:
     world.add_calendar("front", owner="u-tom")
     world.create("front", "Made in Outlook", "2027-04-01T09:00:00", "2027-04-01T10:00:00")
     with world.store.session() as session:
-        create_event(
-            session,
-            name="Made in bookings",
-            times=make_times("2027-04-02T09:00", "2027-04-02T11:00", all_day=False, timezone="UTC"),
-            manual=ManualAssignment("co-acme", None, "u-tom", "u-tom"),
-        )
+        book(session, "Made in bookings", "2027-04-02T09:00", "2027-04-02T11:00")
     report = world.sync("front")
     assert (report.created, report.pushed_created) == (1, 1), report
 
