@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,7 @@ class _DavServer:
     users: dict[str, str]
     process: subprocess.Popen[bytes]
     prefix: str = ""  # the path under which users' homes live ("/caldav.php" for DAViCal)
+    own_group: bool = False  # started in its own process group (stopped as a whole)
     _clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     def client(self, user: str) -> httpx.Client:
@@ -129,7 +131,7 @@ class _DavServer:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-        _stop(self.process)
+        _stop(self.process, group=self.own_group)
 
     def _client_for(self, url: str) -> httpx.Client:
         path = urlsplit(url).path[len(self.prefix) :]
@@ -167,14 +169,26 @@ class DavicalServer(_DavServer):
             )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
+def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """Stop ``process``; with ``group``, its whole process group (PHP's built-in server forks
+    worker processes that outlive their parent when only the parent is stopped)."""
+
+    def signal_it(number: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(process.pid, number)
+            else:
+                process.send_signal(number)
+
+    if process.poll() is None or group:
+        signal_it(signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            signal_it(signal.SIGKILL)
             process.wait()
+        if group:  # the workers, whatever the parent did
+            signal_it(signal.SIGKILL)
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, what: str) -> None:
@@ -296,12 +310,14 @@ def running_davical(
             stderr=subprocess.STDOUT,
             env=env,
             cwd=data_dir,
+            start_new_session=True,  # its workers share its process group: stopped together
         )
         server = DavicalServer(
             f"http://127.0.0.1:{port}",
             dict(users),
             process,
             prefix="/caldav.php",
+            own_group=True,
             database=database,
             pg_env=pg_env,
         )

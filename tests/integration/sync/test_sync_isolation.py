@@ -19,7 +19,7 @@ from sync_helpers import USERS
 from calbridge.demo.seed import vevent
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import CalendarBusy
-from calbridge.store.db import Store
+from calbridge.store.db import Store, open_store
 from calbridge.store.models import Calendar, Link, SyncLock
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
@@ -126,8 +126,6 @@ def test_a_calendar_being_synced_elsewhere_is_that_calendars_error_and_the_other
 def test_the_sync_lock_admits_one_holder_per_calendar(
     db: str, request: pytest.FixtureRequest
 ) -> None:
-    from calbridge.store.db import open_store
-
     url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "postgres_url")
     store = open_store(url)
     try:
@@ -263,6 +261,30 @@ def test_sync_with_a_server_sending_broken_xml_fails_that_calendar_alone(
     assert [e["name"] for e in json.loads(shown.stdout)] == [
         f"Booking good-{request.node.callspec.id}"
     ]
+
+
+def test_a_second_sync_process_says_the_calendar_is_being_synced_and_syncs_the_others(
+    cli, radicale
+) -> None:  # type: ignore[no-untyped-def]
+    for name in ("held", "other"):
+        url = radicale.make_calendar("staff", f"second-process-{name}")
+        radicale.put_ics(url + "e1.ics", _event(f"second-{name}", 1))
+        added = cli("calendars", "add", name, "--caldav", url, "--username", "staff",
+                    "--password-env", "CALBRIDGE_PW")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    store = open_store(f"sqlite:///{cli.data_dir / 'calbridge.db'}")
+    try:
+        with calendar_lock(store, _calendar_id(store, "held")):  # this process is syncing it
+            done = cli("sync", "--json")
+    finally:
+        store.dispose()
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    reports = {r["calendar"]: r for r in json.loads(done.stdout)}
+    assert reports["held"]["error"].startswith(
+        "calendar 'held' is being synced by another process (pid "
+    )
+    assert reports["other"]["ok"] and reports["other"]["created"] == 1
 
 
 def test_log_records_and_tracebacks_go_to_the_log_file_not_the_terminal(tmp_path: Path) -> None:
