@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from calbridge.cli.common import console, print_json
+from calbridge.cli.common import console, make_console, print_json
 
 
 def demo(
@@ -14,11 +14,9 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the sync figures as JSON")] = False,
 ) -> None:
     """Start a local CalDAV server with two staff calendars, sync both ways, and explain."""
-    from rich.console import Console
-
     from calbridge.demo.run import run_demo
 
-    out = Console(stderr=True) if as_json else console
+    out = make_console(stderr=True) if as_json else console
     result = run_demo(out, keep)
     if as_json:
         print_json(result)

@@ -17,10 +17,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
-from calbridge.cli.common import report_table
+from calbridge.cli.common import Rows, line, report_rows
 from calbridge.demo.cloud import google_calendar, graph_calendar
 from calbridge.demo.seed import seed_events, vevent
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
@@ -114,9 +113,8 @@ def change_both_sides(world: DemoWorld, today: date) -> list[str]:
     ]
 
 
-def bookings_table(world: DemoWorld) -> Table:
-    table = Table(title="Bookings, and why they were assigned as they are", show_lines=True)
-    for column in (
+def bookings_table(world: DemoWorld) -> Rows:
+    table = Rows(
         "#",
         "booking",
         "when",
@@ -126,19 +124,19 @@ def bookings_table(world: DemoWorld) -> Table:
         "booked by",
         "manager",
         "why",
-    ):
-        table.add_column(column)
+        title="Bookings, and why they were assigned as they are",
+    )
     with world.store.session() as session:
         for event in session.scalars(select(Event).order_by(Event.start_utc, Event.id)):
             data = event_json(session, event)
             why = short_why(data["booker_email"], data["trace"])
-            table.add_row(
+            table.add(
                 str(data["id"]),
                 data["name"],
                 data["start"].replace("T", " ")[:16],
                 data["status"],
                 data["client"]["name"],
-                (data["client_contact"] or {}).get("name", "—"),
+                (data["client_contact"] or {}).get("name"),
                 data["booked_by"]["name"],
                 data["event_manager"]["name"],
                 why,
@@ -163,13 +161,11 @@ def short_why(address: str | None, trace: list[dict[str, object]]) -> str:
     return why
 
 
-def rejections_table(world: DemoWorld) -> Table:
-    table = Table(title="Rejected calendar events (skipped; the rest synced)")
-    table.add_column("uid")
-    table.add_column("reason")
+def rejections_table(world: DemoWorld) -> Rows:
+    table = Rows("uid", "reason", title="Rejected calendar events (skipped; the rest synced)")
     with world.store.session() as session:
         for r in session.scalars(select(Rejection)):
-            table.add_row(r.uid or r.remote_id, r.reason)
+            table.add(r.uid or r.remote_id, r.reason)
     return table
 
 
@@ -189,27 +185,25 @@ def _scenario(
 ) -> dict[str, object]:
     today = date.today()
     with demo_world(folder) as world:
-        console.print(f"Radicale running at {world.radicale.url} (data in {folder})")
+        console.print(line(f"Radicale running at {world.radicale.url} (data in {folder})"))
         seed_calendars(world, today)
         cloud = ExitStack()
         cloud.enter_context(google_calendar(world.store, world.box, today))
         cloud.enter_context(graph_calendar(world.store, world.box, today))
         console.print("Google Calendar and Microsoft 365 emulators running (real client libraries)")
         first = sync_all(world)
-        console.print(report_table(first, "1. First sync: calendars → booking system"))
+        report_rows(first, "1. First sync: calendars → booking system").print(console)
         changes = change_both_sides(world, today)
         for change in changes:
-            console.print(f"  • {change}")
+            console.print(line(f"  • {change}"))
         second = sync_all(world)
-        console.print(report_table(second, "2. Sync after a change on each side"))
+        report_rows(second, "2. Sync after a change on each side").print(console)
         third = sync_all(world)
-        console.print(
-            report_table(
-                third, "3. Sync again: only the echoes of our own writes come back, recognised"
-            )
-        )
-        console.print(bookings_table(world))
-        console.print(rejections_table(world))
+        report_rows(
+            third, "3. Sync again: only the echoes of our own writes come back, recognised"
+        ).print(console)
+        bookings_table(world).print(console)
+        rejections_table(world).print(console)
         with world.store.session() as session:
             links = session.scalar(select(Link.id).limit(1))
         result = {
