@@ -10,9 +10,12 @@ traceback. Log records (and the tracebacks of unexpected failures) go to the log
 from __future__ import annotations
 
 import sys
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import typer
 
     from calbridge.errors import CalbridgeError
@@ -75,6 +78,15 @@ def build_app() -> typer.Typer:
     return app
 
 
+@cache
+def command() -> Callable[..., Any]:
+    """The click command behind the Typer app, built once per process (Typer inspects every
+    command's signature to build it)."""
+    import typer.main
+
+    return typer.main.get_command(build_app())
+
+
 def report_error(exc: CalbridgeError) -> int:
     from calbridge.cli.common import say
     from calbridge.errors import ValidationFailed
@@ -100,7 +112,7 @@ def main() -> None:
 
     configure_logging(load_settings())
     try:
-        code = build_app()(standalone_mode=False)
+        code = command()(standalone_mode=False)
     except CalbridgeError as exc:
         sys.exit(report_error(exc))
     except typer.Exit as exc:
