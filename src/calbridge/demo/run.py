@@ -267,8 +267,7 @@ def keep_lines(world: DemoWorld, google_url: str, graph_url: str, login_url: str
         "CALBRIDGE_SECRET_KEY": world.secret_key,
     }
     return [
-        "Keeping it running (Ctrl-C or SIGTERM stops everything and removes "
-        f"{world.folder}).",
+        f"Keeping it running (Ctrl-C or SIGTERM stops everything and removes {world.folder}).",
         f"  CalDAV (Radicale): {world.urls['mia']} (user mia, password {STAFF['mia'][1]}), "
         f"{world.urls['tom']} (user tom, password {STAFF['tom'][1]})",
         f"  Google Calendar API emulator: {google_url}",
