@@ -51,15 +51,19 @@ def make_cli(data_dir: Path, database_url: str | None) -> Cli:
     return run
 
 
-def make_inprocess_cli(data_dir: Path, database_url: str | None) -> Cli:
+def make_inprocess_cli(
+    data_dir: Path, database_url: str | None, extra_env: dict[str, str] | None = None
+) -> Cli:
     """Like :func:`make_cli`, but calls ``calbridge.cli.main.main`` in this process.
 
     Same argument parsing, error reporting and exit codes, without a process start-up (~1 s);
-    for integration tests. tests/e2e runs the real console script instead.
+    for integration tests. tests/e2e runs the real console script instead. ``extra_env`` adds
+    variables (``TTY_COMPATIBLE=1`` makes rich print as on a terminal).
     """
     from calbridge.cli.main import main
 
     env = {"CALBRIDGE_DATA_DIR": str(data_dir), "COLUMNS": "200", "NO_COLOR": "1"}
+    env |= extra_env or {}
     if database_url is not None:
         env["CALBRIDGE_DATABASE_URL"] = database_url
 

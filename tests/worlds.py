@@ -20,6 +20,11 @@ from calbridge.store.models import Event
 
 EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 
+# The sync tests' clock: the engine's "now" (UTC, naive) unless a test passes another. Their
+# fixed dates (March 2027…) lie inside its sync window whatever the real date is, so no test
+# starts failing on some future day without a code change.
+NOW = datetime(2027, 2, 1)
+
 
 @contextmanager
 def example_store(folder: Path) -> Iterator[Store]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import platformdirs
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from calbridge.errors import ConfigError
+
 
 class Settings(BaseSettings):
     """calbridge's process settings.
@@ -27,8 +29,27 @@ class Settings(BaseSettings):
     log_file: Path | None = None
 
     def resolved_data_dir(self) -> Path:
+        """The data directory, created private (0700) when missing; a folder that cannot be
+        created is a :class:`ConfigError` naming it and the variable that moves it."""
         path = self.data_dir or Path(platformdirs.user_data_dir("calbridge", appauthor=False))
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ConfigError(
+                f"the data directory {path} is a file, not a folder; "
+                "set CALBRIDGE_DATA_DIR to a folder you can write"
+            ) from exc
+        except OSError as exc:
+            reason = exc.strerror or exc.__class__.__name__
+            raise ConfigError(
+                f"cannot create the data directory {path}: {reason}; "
+                "set CALBRIDGE_DATA_DIR to a folder you can write"
+            ) from exc
+        if not path.is_dir():
+            raise ConfigError(
+                f"the data directory {path} is not a folder; "
+                "set CALBRIDGE_DATA_DIR to a folder you can write"
+            )
         return path
 
     def resolved_database_url(self) -> str:

@@ -16,6 +16,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from calbridge.config import Settings
+from calbridge.errors import ConfigError
 
 LOG_NAME = "calbridge.log"
 _logger = logging.getLogger("calbridge")
@@ -39,7 +40,7 @@ def configure_logging(settings: Settings) -> Path | None:
         handler_out.setFormatter(
             logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
         )
-    except OSError:
+    except (OSError, ConfigError):  # e.g. a data directory that cannot be created
         path, handler_out = None, logging.NullHandler()
     _logger.addHandler(handler_out)
     _logger.setLevel(logging.INFO)

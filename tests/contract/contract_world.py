@@ -23,6 +23,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from worlds import NOW
 
 USERS = {"staff": "staff-pw", "tom": "tom-pw"}
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
@@ -118,7 +119,7 @@ class World:
 
     def sync(self, name: str) -> SyncReport:
         return sync_calendar(
-            self.store, self.calendar_id(name), lambda c: open_provider(c, self.box)
+            self.store, self.calendar_id(name), lambda c: open_provider(c, self.box), now=NOW
         )
 
     def token(self, name: str) -> str | None:

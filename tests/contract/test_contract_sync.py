@@ -15,6 +15,7 @@ from calbridge.demo.seed import vevent
 from calbridge.domain.event import make_times
 from calbridge.store.events import ManualAssignment, create_event, update_event
 from calbridge.store.models import ConflictRecord, Event, Link, Rejection
+from worlds import NOW
 
 BASE = datetime(2027, 3, 1, 9, 0)
 
@@ -233,7 +234,7 @@ def test_bad_event_is_rejected_with_reason_and_rest_syncs(world: World) -> None:
 
 def test_recurring_series_becomes_one_booking_per_occurrence(world: World) -> None:
     world.add_calendar("front", horizon_days=3650)
-    start = datetime.now().replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    start = NOW.replace(hour=8) + timedelta(days=1)
     world.put(
         "front",
         "s.ics",
@@ -259,7 +260,7 @@ def test_recurring_series_becomes_one_booking_per_occurrence(world: World) -> No
 
 def test_cancelled_occurrence_follows_both_ways(world: World) -> None:
     world.add_calendar("front", horizon_days=3650)
-    start = datetime.now().replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=2)
+    start = NOW.replace(hour=8) + timedelta(days=2)
     series = vevent("s", "Yoga", start, start + timedelta(hours=1), rrule="FREQ=DAILY;COUNT=5")
     world.put("front", "s.ics", series)
     assert world.sync("front").created == 5

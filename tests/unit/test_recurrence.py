@@ -6,7 +6,6 @@ implementation — ``recurring-ical-events`` over the same series written as iCa
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -155,12 +154,11 @@ def test_a_series_too_dense_to_reach_the_window_is_rejected() -> None:
         expand(series, YEAR_2027, max_steps=10_000)
 
 
-def test_a_daily_series_over_a_year_expands_quickly() -> None:
-    """Not a timing assertion: a guard against accidentally quadratic expansion."""
+def test_a_daily_series_from_long_ago_is_walked_once_per_start() -> None:
+    """No timing here (benchmarks measure time): 38 years of a daily rule reach a 2027 window
+    within 14,000 steps, one per start, so the expansion's work is bounded by the starts."""
     series = Series(timed(datetime(1990, 1, 1, 9)), rules=("FREQ=DAILY",))
-    began = time.perf_counter()
-    assert len(expand(series, YEAR_2027)) == 365
-    assert time.perf_counter() - began < 5
+    assert len(expand(series, YEAR_2027, max_steps=14_000)) == 365
 
 
 # ------------------------------------------------------------------ properties

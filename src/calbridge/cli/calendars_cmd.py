@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from calbridge.cli.common import console, err_console, print_json, session
+from calbridge.cli.common import Rows, print_json, readable, say, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError
 from calbridge.providers.caldav_http import cleartext_warning
+from calbridge.providers.http_client import check_http_url
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import (
@@ -110,6 +110,13 @@ def add(
         raise ConfigError(
             "give exactly one of --caldav URL, --graph MAILBOX or --google CALENDAR_ID"
         )
+    for option, url in (
+        ("--caldav", caldav),
+        ("--api-base", api_base),
+        ("--login-base", login_base),
+    ):
+        if url is not None:
+            check_http_url(url, option)
     if google is not None:
         options = dict(owner=owner, policy=policy, direction=direction, horizon_days=horizon_days)
         needs_auth = _add_google(
@@ -120,9 +127,9 @@ def add(
         if as_json:
             print_json(data)
             return
-        console.print(f"Added calendar '{name}' (Google: {google}).")
+        say(f"Added calendar '{name}' (Google: {google}).")
         if needs_auth:
-            console.print(f"Next, authorize it: `calbridge calendars auth {name}`.")
+            say(f"Next, authorize it: `calbridge calendars auth {name}`.")
         return
     if graph is not None:
         secret, pem = _graph_credential(client_secret_env, certificate)
@@ -147,7 +154,7 @@ def add(
                 horizon_days=horizon_days,
             )
             data = calendar_json(s, calendar)
-        print_json(data) if as_json else console.print(f"Added calendar '{name}' ({graph}).")
+        print_json(data) if as_json else say(f"Added calendar '{name}' ({graph}).")
         return
     assert caldav is not None
     password = _read_password(password_env, password_file)
@@ -167,14 +174,14 @@ def add(
             horizon_days=horizon_days,
         )
         data = calendar_json(s, calendar)
-    print_json(data) if as_json else console.print(f"Added calendar '{name}' ({caldav}).")
+    print_json(data) if as_json else say(f"Added calendar '{name}' ({caldav}).")
 
 
 def _warn_cleartext(url: str, username: str) -> None:
     """One stderr line when the password would cross the network unencrypted."""
     warning = cleartext_warning(url, username)
     if warning:
-        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        say(("warning:", "yellow"), " ", warning, err=True)
 
 
 def _required(value: str | None, option: str) -> str:
@@ -309,7 +316,7 @@ def auth(
         )
     with session() as s:
         authorize_google_calendar(box, find_calendar(s, name), token, oauth_client=client)
-    console.print(f"Authorized calendar '{name}'; its refresh token is stored encrypted.")
+    say(f"Authorized calendar '{name}'; its refresh token is stored encrypted.")
 
 
 def _show_consent_url(url: str, opened: bool) -> None:
@@ -365,19 +372,67 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "kind", "url", "owner", "policy", "direction", "last sync", "error")
+    table = Rows("name", "kind", "where", "owner", "policy", "direction", "last sync", "error")
     for r in rows:
-        table.add_row(
+        table.add(
             r["name"],
             r["kind"],
-            r["url"] or r["mailbox"] or (r["google"] or {}).get("calendar_id") or "",
-            r["owner"] or "—",
+            _where(r),
+            r["owner"],
             r["policy"],
             r["direction"],
             r["last_sync_at"] or "never",
-            (r["last_error"] or "")[:60],
+            r["last_error"] or "",
         )
-    console.print(table)
+    table.print()
+
+
+def _where(data: dict[str, Any]) -> str:
+    """The calendar's address: CalDAV URL, Microsoft 365 mailbox or Google calendar id."""
+    return str(data["url"] or data["mailbox"] or (data["google"] or {}).get("calendar_id") or "")
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    """``{"synced": 3, "pending": 1}`` as "synced 3, pending 1" ("none" when empty)."""
+    return ", ".join(f"{key} {value}" for key, value in counts.items()) or "none"
+
+
+def _report_summary(report: dict[str, Any] | None) -> str:
+    """The last sync report in one line: its non-zero figures, then ok or the error."""
+    if not report:
+        return "none"
+    figures = ["pulled", "created", "updated", "cancelled", "pushed_created", "pushed_updated"]
+    figures += ["pushed_deleted", "conflicts", "rejected", "failed", "requests"]
+    parts = [f"{key.replace('_', ' ')} {report[key]}" for key in figures if report.get(key)]
+    if report.get("full_resync"):
+        parts.append("full resync")
+    parts.append("ok" if report.get("ok", True) else f"failed: {report.get('error')}")
+    return ", ".join(parts)
+
+
+def show_fields(data: dict[str, Any]) -> Rows:
+    """``calendars show`` as readable fields: nested settings flattened, absent ones left out,
+    counts and the last report in words."""
+    rows = Rows(fields=True)
+    rows.add("name", data["name"])
+    rows.add("kind", data["kind"])
+    for key in ("url", "username", "mailbox"):
+        if data.get(key) is not None:
+            rows.add(key, data[key])
+    for key, value in (data.get("graph") or data.get("google") or {}).items():
+        if value is not None:
+            rows.add(key.replace("_", " "), readable(value))
+    rows.add("owner", data["owner"] or "none")
+    rows.add("policy", data["policy"])
+    rows.add("direction", data["direction"])
+    rows.add("horizon", f"{data['horizon_days']} days")
+    rows.add("sync token", data["token"])
+    rows.add("last sync", data["last_sync_at"] or "never")
+    rows.add("last error", data["last_error"] or "none")
+    rows.add("last report", _report_summary(data.get("last_report")))
+    rows.add("links", _counts(data["links"]))
+    rows.add("rejections", str(data["rejections"]))
+    return rows
 
 
 @app.command("show")
@@ -388,10 +443,7 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     if as_json:
         print_json(data)
         return
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    for key, value in data.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    show_fields(data).print()
 
 
 @app.command("update")
@@ -465,7 +517,7 @@ def update(
     box = SecretBox.from_settings(load_settings())
     with session() as s:
         data = calendar_json(s, update_calendar(s, box, name, change))
-    print_json(data) if as_json else console.print(f"Updated calendar '{name}'.")
+    print_json(data) if as_json else say(f"Updated calendar '{name}'.")
 
 
 @app.command("remove")
@@ -474,4 +526,4 @@ def remove(name: str) -> None:
     so that linking the same calendar again adopts its events instead of duplicating them."""
     with session() as s:
         remove_calendar(s, name)
-    console.print(f"Removed calendar '{name}'; its bookings stay.")
+    say(f"Removed calendar '{name}'; its bookings stay.")

@@ -1,4 +1,15 @@
-"""What every command shares: opening the store, printing JSON, turning errors into messages."""
+"""What every command shares: opening the store, printing JSON, printing tables and lines.
+
+Text from outside (event titles, names, locations, notes, server replies, file paths) is never
+read as rich markup: both consoles are made with ``markup=False``, ``emoji=False`` and
+``highlight=False``, and our own styling is applied with :class:`rich.text.Text` styles, never
+with ``[markup]`` in a string. :class:`Rows` is the one way commands print tables: on a terminal
+a rich table whose columns wrap instead of truncating; in a pipe (stdout not a terminal) plain,
+untruncated lines — tab-separated fields under a header line, or ``key: value`` lines — so
+``grep``/``cut`` work; ``--json`` remains the format for scripts. Control characters in outside
+text are shown escaped (``\\n``, ``\\x1b``), so a hostile title cannot drive the terminal or
+split a record over two lines.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +19,134 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from calbridge.config import load_settings
 from calbridge.store.db import Store, open_store
 from calbridge.sync.report import SyncReport
 
-console = Console()
-err_console = Console(stderr=True)
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that prints strings as they are: no markup, no emoji codes, no highlighting."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+Cell = str | Text | None
+
+
+def shown(value: object) -> str:
+    """``value`` as text for a person: control characters (C0, DEL, C1) escaped, the rest as
+    it is. ``None`` is shown as an em dash."""
+    if value is None:
+        return "—"
+    text = str(value)
+    if not any(_is_control(ch) for ch in text):
+        return text
+    return "".join(_escape_control(ch) if _is_control(ch) else ch for ch in text)
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code < 0xA0
+
+
+def _escape_control(ch: str) -> str:
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return named.get(ch) or f"\\x{ord(ch):02x}"
+
+
+def readable(value: object) -> str:
+    """A stored value for a person: ``None`` as an em dash, booleans as yes/no, dicts and lists
+    as compact JSON (never Python's repr), anything else as :func:`shown` text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return shown(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
+    return shown(value)
+
+
+def styled(value: object, style: str) -> Text:
+    """Outside text (or our own) in a style, never parsed as markup."""
+    return Text(shown(value), style=style)
+
+
+def line(*parts: Cell | tuple[object, str]) -> Text:
+    """One line from parts: plain strings (outside text is safe here), ``Text``, or
+    ``(value, style)`` pairs."""
+    text = Text()
+    for part in parts:
+        if isinstance(part, tuple):
+            text.append(shown(part[0]), style=part[1])
+        elif isinstance(part, Text):
+            text.append_text(part)
+        else:
+            text.append(shown(part))
+    return text
+
+
+def say(*parts: Cell | tuple[object, str], err: bool = False) -> None:
+    """Print one line built by :func:`line`; on a pipe the styles simply fall away."""
+    (err_console if err else console).print(line(*parts), soft_wrap=True)
+
+
+def _cell(value: Cell) -> Text:
+    return value.copy() if isinstance(value, Text) else Text(shown(value))
+
+
+class Rows:
+    """A table of outside text, printed as a rich table on a terminal and as plain lines in a
+    pipe. ``fields=True`` makes a two-column ``key: value`` listing (no header)."""
+
+    def __init__(self, *columns: str, title: str | None = None, fields: bool = False) -> None:
+        self.columns = list(columns) if columns else ["field", "value"]
+        self.title = title
+        self.fields = fields
+        self.rows: list[list[Text]] = []
+
+    def add(self, *cells: Cell) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([_cell(c) for c in cells])
+
+    def table(self) -> Table:
+        """The rich table (columns wrap; nothing is cut with an ellipsis)."""
+        table = Table(
+            title=self.title,
+            show_header=not self.fields,
+            box=None if self.fields else box.HEAVY_HEAD,
+            padding=(0, 2) if self.fields else (0, 1),
+        )
+        for column in self.columns:
+            table.add_column(column, overflow="fold")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def plain_lines(self) -> list[str]:
+        """The rows as plain lines: ``key: value`` for fields, else a tab-separated header and
+        one tab-separated line per row (a title becomes a ``# title`` line)."""
+        lines = [f"# {self.title}"] if self.title else []
+        if self.fields:
+            lines += [f"{key.plain}: {value.plain}" for key, value in self.rows]
+            return lines
+        lines.append("\t".join(self.columns))
+        lines += ["\t".join(cell.plain for cell in row) for row in self.rows]
+        return lines
+
+    def print(self, to: Console | None = None) -> None:
+        target = to or console
+        if target.is_terminal:
+            target.print(self.table())
+        else:
+            target.file.write("".join(text + "\n" for text in self.plain_lines()))
+            target.file.flush()
 
 
 def store() -> Store:
@@ -42,9 +171,9 @@ def print_jsonl(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def report_table(reports: list[SyncReport], title: str | None = None) -> Table:
+def report_rows(reports: list[SyncReport], title: str | None = None) -> Rows:
     """What ``calbridge sync`` did per calendar, as the CLI and the demo show it."""
-    table = Table(
+    rows = Rows(
         "calendar",
         "pulled",
         "created",
@@ -58,7 +187,7 @@ def report_table(reports: list[SyncReport], title: str | None = None) -> Table:
         title=title,
     )
     for r in reports:
-        table.add_row(
+        rows.add(
             r.calendar,
             str(r.pulled),
             str(r.created),
@@ -68,6 +197,6 @@ def report_table(reports: list[SyncReport], title: str | None = None) -> Table:
             str(r.conflicts),
             str(r.rejected),
             str(r.requests),
-            "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
+            styled("ok", "green") if r.ok else styled(r.error, "red"),
         )
-    return table
+    return rows

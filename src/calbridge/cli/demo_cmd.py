@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from calbridge.cli.common import console, print_json
+from calbridge.cli.common import console, make_console, print_json
 
 
 def demo(
@@ -21,17 +21,15 @@ def demo(
     port: Annotated[int, typer.Option(help="with --serve: the service's port")] = 8080,
 ) -> None:
     """Start a local CalDAV server with two staff calendars, sync both ways, and explain."""
-    from rich.console import Console
-
     if serve:
         from calbridge.demo.serve import serve_demo
 
-        shown = Console(stderr=True) if as_json else console
+        shown = make_console(stderr=True) if as_json else console
         serve_demo(shown, port, announce=_flush_json if as_json else None)
         return
     from calbridge.demo.run import run_demo
 
-    out = Console(stderr=True) if as_json else console
+    out = make_console(stderr=True) if as_json else console
     result = run_demo(out, keep)
     if as_json:
         print_json(result)

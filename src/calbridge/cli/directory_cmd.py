@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from calbridge.cli.common import console, err_console, print_json, session
+from calbridge.cli.common import Rows, print_json, say, session, styled
 from calbridge.errors import ConfigError
 from calbridge.ops.directory import export_directory, import_directory
 from calbridge.store.directory import shared_addresses
@@ -40,19 +39,19 @@ def import_(
         print_json(report.as_dict())
         return
     _warn([w.message() for w in report.warnings])
-    table = Table("kind", "created", "updated", "unchanged", title=f"Imported {file.name}")
+    table = Rows("kind", "created", "updated", "unchanged", title=f"Imported {file.name}")
     for kind in report.created:
-        table.add_row(
+        table.add(
             kind,
             str(report.created[kind]),
             str(report.updated[kind]),
             str(report.unchanged[kind]),
         )
-    console.print(table)
+    table.print()
     if report.settings_changed:
-        console.print("Event System Settings updated.")
+        say("Event System Settings updated.")
     if not report.changed:
-        console.print("Nothing changed: the database already matched this file.")
+        say("Nothing changed: the database already matched this file.")
 
 
 @app.command("export")
@@ -69,7 +68,7 @@ def export(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        console.print(f"Wrote {output}")
+        say(f"Wrote {output}")
 
 
 @app.command("schema")
@@ -80,7 +79,7 @@ def schema() -> None:
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        say(("warning:", "yellow"), " ", warning, err=True)
 
 
 def check(
@@ -109,4 +108,4 @@ def check(
         raise ConfigError(
             f"{len(problems)} problem(s) in the stored configuration: " + "; ".join(problems)
         )
-    console.print("[green]ok[/]: the booking system is configured for assignment and sync.")
+    say(styled("ok", "green"), ": the booking system is configured for assignment and sync.")

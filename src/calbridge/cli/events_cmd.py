@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from calbridge.cli.common import console, print_json, session
+from calbridge.cli.common import Rows, print_json, say, session, styled
 from calbridge.domain.shown_times import shown_range
 from calbridge.errors import BadEvent
 from calbridge.ops.bookings import (
@@ -66,27 +65,27 @@ def _notes(notes: str | None, notes_file: Path | None) -> str | None:
 
 
 def _show(data: dict[str, Any]) -> None:
-    console.print(f"[bold]#{data['id']} {data['name']}[/]  [dim]{data['status']}[/]")
+    say((f"#{data['id']} {data['name']}", "bold"), "  ", (data["status"], "dim"))
     start, end = shown_range(data)
     when = f"{start} → {end}"
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("When", when)
-    table.add_row("Location", data["location"] or "—")
+    rows = Rows(fields=True)
+    rows.add("When", when)
+    rows.add("Location", data["location"])
     client = data["client"]
-    table.add_row("Event Client", f"{client['name']} ({client['kind']} {client['id']})")
+    rows.add("Event Client", f"{client['name']} ({client['kind']} {client['id']})")
     contact = data["client_contact"]
-    table.add_row(
-        "Event Client Contact", f"{contact['name']} ({contact['id']})" if contact else "—"
-    )
-    table.add_row("Booked By", data["booked_by"]["name"])
-    table.add_row("Event Manager", data["event_manager"]["name"])
+    rows.add("Event Client Contact", f"{contact['name']} ({contact['id']})" if contact else None)
+    rows.add("Booked By", data["booked_by"]["name"])
+    rows.add("Event Manager", data["event_manager"]["name"])
     if data["booker_email"]:
-        table.add_row("Booker address", data["booker_email"])
+        rows.add("Booker address", data["booker_email"])
     if data["ambiguous"]:
-        table.add_row("Review", "[yellow]ambiguous assignment: see the trace[/]")
-    console.print(table)
+        rows.add("Review", styled("ambiguous assignment: see the trace", "yellow"))
+    if data.get("notes"):
+        rows.add("Notes", data["notes"])
+    rows.print()
     for step in data["trace"]:
-        console.print(f"  [cyan]step {step['step']}[/] {step['outcome']}", highlight=False)
+        say("  ", (f"step {step['step']}", "cyan"), " ", step["outcome"])
 
 
 @app.command("create")
@@ -157,19 +156,19 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "start", "end", "status", "client", "manager")
+    table = Rows("id", "name", "start", "end", "status", "client", "manager")
     for r in rows:
         start, end = shown_range(r)
-        table.add_row(
+        table.add(
             str(r["id"]),
             r["name"],
             start,
             end,
             r["status"],
-            r["client"]["name"] if r["client"] else "—",
-            r["event_manager"]["name"] if r["event_manager"] else "—",
+            r["client"]["name"] if r["client"] else None,
+            r["event_manager"]["name"] if r["event_manager"] else None,
         )
-    console.print(table)
+    table.print()
 
 
 @app.command("show")

@@ -9,10 +9,8 @@ from typing import IO, Annotated, Any
 
 import click
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from calbridge.cli.common import console, print_json, print_jsonl, session
+from calbridge.cli.common import Rows, line, print_json, print_jsonl, say, session, styled
 from calbridge.domain.assignment import Assignment, AssignmentSettings, assign
 from calbridge.domain.email import normalize_email
 from calbridge.errors import BadEmail, CalbridgeError
@@ -35,20 +33,22 @@ def assignment_json(a: Assignment) -> dict[str, Any]:
 
 
 def explain(a: Assignment) -> None:
-    console.print(f"[bold]{a.email}[/]" + ("  [yellow](ambiguous)[/]" if a.ambiguous else ""))
+    say((a.email, "bold"), ("  (ambiguous)", "yellow") if a.ambiguous else "")
     for step in a.trace:
-        console.print(f"  [cyan]step {step.step}[/] {step.rule}", highlight=False)
-        console.print(f"         → {step.outcome}", highlight=False)
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    client = f"{a.client.name} [dim]({a.client.kind} {a.client.id})[/]"
+        say("  ", (f"step {step.step}", "cyan"), " ", step.rule)
+        say("         → ", step.outcome)
+    rows = Rows(fields=True)
+    client = line(a.client.name, (f" ({a.client.kind} {a.client.id})", "dim"))
     contact = (
-        f"{a.client_contact.name} [dim]({a.client_contact.id})[/]" if a.client_contact else "—"
+        line(a.client_contact.name, (f" ({a.client_contact.id})", "dim"))
+        if a.client_contact
+        else None
     )
-    table.add_row("Event Client", client)
-    table.add_row("Event Client Contact", contact)
-    table.add_row("Booked By", f"{a.booked_by.name} [dim]— {a.booked_by_reason}[/]")
-    table.add_row("Event Manager", f"{a.event_manager.name} [dim]— {a.event_manager_reason}[/]")
-    console.print(table)
+    rows.add("Event Client", client)
+    rows.add("Event Client Contact", contact)
+    rows.add("Booked By", line(a.booked_by.name, (f" — {a.booked_by_reason}", "dim")))
+    rows.add("Event Manager", line(a.event_manager.name, (f" — {a.event_manager_reason}", "dim")))
+    rows.print()
 
 
 def resolve(
@@ -59,7 +59,8 @@ def resolve(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON (JSON Lines with --batch)")] = False,
 ) -> None:
-    """Apply the client/user assignment rules (SPEC §2) to an address and explain each step."""
+    """Apply the client/user assignment rules (docs/assignment.md) to an address, explaining
+    each step."""
     if (email is None) == (batch is None):
         raise click.UsageError("give exactly one of EMAIL or --batch FILE")
     with session() as s:
@@ -112,7 +113,7 @@ def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_jso
     except OSError as exc:
         raise CalbridgeError(f"cannot read the --batch file {path}: {exc.strerror}") from exc
     failures = 0
-    table = None if as_json else Table("email", "client", "contact", "booked by", "manager", "!")
+    table = None if as_json else Rows("email", "client", "contact", "booked by", "manager", "!")
     with stream:
         for raw, length in _lines(stream):
             if not raw.strip():
@@ -131,20 +132,20 @@ def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_jso
                 if as_json:
                     print_jsonl({"email": shown, "error": str(exc)})
                 elif table is not None:
-                    table.add_row(escape(shown), f"[red]{escape(str(exc))}[/]", "", "", "", "")
+                    table.add(shown, styled(exc, "red"), "", "", "", "")
                 continue
             if as_json:
                 print_jsonl(assignment_json(a))
             elif table is not None:
-                table.add_row(
+                table.add(
                     a.email,
                     a.client.name,
-                    a.client_contact.name if a.client_contact else "—",
+                    a.client_contact.name if a.client_contact else None,
                     a.booked_by.name,
                     a.event_manager.name,
                     "ambiguous" if a.ambiguous else "",
                 )
     if table is not None:
-        console.print(table)
+        table.print()
     if failures:
         raise typer.Exit(3)

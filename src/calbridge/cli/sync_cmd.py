@@ -14,15 +14,17 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from sqlalchemy import select
 
 from calbridge.cli.calendars_cmd import find_calendar
 from calbridge.cli.common import (
-    console,
+    Cell,
+    Rows,
     err_console,
     print_json,
-    report_table,
+    readable,
+    report_rows,
+    say,
     session,
     store,
 )
@@ -56,7 +58,7 @@ def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
             )
         reports = []
         with Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -89,7 +91,7 @@ def sync(
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
-        console.print(report_table(reports))
+        report_rows(reports).print()
     if any(not r.ok for r in reports):
         raise typer.Exit(4)
 
@@ -110,7 +112,7 @@ def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         }
         for c, calendar in _per_calendar(ConflictRecord)
     ]
-    table = Table("when", "calendar", "event", "field", "booking", "calendar value", "winner")
+    table = Rows("when", "calendar", "event", "field", "booking", "calendar value", "winner")
     _print_list(
         data,
         as_json,
@@ -120,8 +122,8 @@ def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
             d["calendar"],
             str(d["event_id"]),
             d["field"],
-            str(d["booking_value"])[:40],
-            str(d["calendar_value"])[:40],
+            readable(d["booking_value"]),
+            readable(d["calendar_value"]),
             d["winner"],
         ],
     )
@@ -140,7 +142,7 @@ def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
         }
         for r, calendar in _per_calendar(Rejection)
     ]
-    table = Table("when", "calendar", "uid", "reason")
+    table = Rows("when", "calendar", "uid", "reason")
     _print_list(
         data,
         as_json,
@@ -166,15 +168,15 @@ def _per_calendar(model: type[Record]) -> list[tuple[Record, str]]:
 def _print_list(
     data: list[dict[str, Any]],
     as_json: bool,
-    table: Table,
-    cells: Callable[[dict[str, Any]], list[str]],
+    table: Rows,
+    cells: Callable[[dict[str, Any]], list[Cell]],
 ) -> None:
     if as_json:
         print_json(data)
         return
     for d in data:
-        table.add_row(*cells(d))
-    console.print(table)
+        table.add(*cells(d))
+    table.print()
 
 
 def events_link(
@@ -185,4 +187,4 @@ def events_link(
     with session() as s:
         event = get_event(s, event_id)
         link_event(s, event, find_calendar(s, calendar))
-    console.print(f"Event {event_id} will be written to '{calendar}' at the next sync.")
+    say(f"Event {event_id} will be written to '{calendar}' at the next sync.")

@@ -3,12 +3,23 @@
 Starts a real Radicale with two staff calendars seeded with bookings, imports the example
 directory into a fresh SQLite database, syncs both ways, changes something on each side, syncs
 again, and shows what happened and why. Everything lives in a temporary folder that is removed
-at the end, unless ``keep`` is set.
+at the end — also after Ctrl-C or SIGTERM (what systemd and docker send), which stop Radicale and
+the emulators the same way.
+
+With ``keep`` the servers stay up until Ctrl-C/SIGTERM, and the demo prints the emulators' URLs
+and the environment lines (``CALBRIDGE_DATABASE_URL``, ``CALBRIDGE_DATA_DIR``,
+``CALBRIDGE_SECRET_KEY``) under which other ``calbridge`` commands use the demo's database and
+can open its sealed credentials: the demo's secret key is a passphrase, as
+``CALBRIDGE_SECRET_KEY`` takes it.
 """
 
 from __future__ import annotations
 
+import secrets
+import shlex
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,10 +28,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
-from calbridge.cli.common import report_table
+from calbridge.cli.common import Rows, line, report_rows
+from calbridge.config import Settings
 from calbridge.demo.cloud import google_calendar, graph_calendar
 from calbridge.demo.seed import seed_events, vevent
 from calbridge.emulators.radicale import RadicaleServer, running_radicale
@@ -44,6 +55,8 @@ class DemoWorld:
     box: SecretBox
     urls: dict[str, str]
     folder: Path
+    secret_key: str  # the passphrase behind ``box`` (CALBRIDGE_SECRET_KEY)
+    database_url: str
 
 
 @contextmanager
@@ -52,8 +65,10 @@ def demo_world(folder: Path) -> Iterator[DemoWorld]:
     users = {name: password for name, (_uid, password) in STAFF.items()}
     (folder / "radicale").mkdir(parents=True, exist_ok=True)
     with running_radicale(folder / "radicale", users) as radicale:
-        store = open_store(f"sqlite:///{folder / 'calbridge.db'}")
-        box = SecretBox(SecretBox.generate_key())
+        database_url = f"sqlite:///{folder / 'calbridge.db'}"
+        store = open_store(database_url)
+        secret_key = secrets.token_urlsafe(32)
+        box = SecretBox.from_settings(Settings(secret_key=secret_key, data_dir=folder))
         directory = (Path(__file__).parent / "directory.json").read_text(encoding="utf-8")
         with store.session() as session:
             import_directory(session, directory)
@@ -61,7 +76,7 @@ def demo_world(folder: Path) -> Iterator[DemoWorld]:
             name: radicale.make_calendar(name, "bookings", f"{name}'s bookings") for name in STAFF
         }
         try:
-            yield DemoWorld(store, radicale, box, urls, folder)
+            yield DemoWorld(store, radicale, box, urls, folder, secret_key, database_url)
         finally:
             store.dispose()
 
@@ -114,9 +129,8 @@ def change_both_sides(world: DemoWorld, today: date) -> list[str]:
     ]
 
 
-def bookings_table(world: DemoWorld) -> Table:
-    table = Table(title="Bookings, and why they were assigned as they are", show_lines=True)
-    for column in (
+def bookings_table(world: DemoWorld) -> Rows:
+    table = Rows(
         "#",
         "booking",
         "when",
@@ -126,19 +140,19 @@ def bookings_table(world: DemoWorld) -> Table:
         "booked by",
         "manager",
         "why",
-    ):
-        table.add_column(column)
+        title="Bookings, and why they were assigned as they are",
+    )
     with world.store.session() as session:
         for event in session.scalars(select(Event).order_by(Event.start_utc, Event.id)):
             data = event_json(session, event)
             why = short_why(data["booker_email"], data["trace"])
-            table.add_row(
+            table.add(
                 str(data["id"]),
                 data["name"],
                 data["start"].replace("T", " ")[:16],
                 data["status"],
                 data["client"]["name"],
-                (data["client_contact"] or {}).get("name", "—"),
+                (data["client_contact"] or {}).get("name"),
                 data["booked_by"]["name"],
                 data["event_manager"]["name"],
                 why,
@@ -163,13 +177,11 @@ def short_why(address: str | None, trace: list[dict[str, object]]) -> str:
     return why
 
 
-def rejections_table(world: DemoWorld) -> Table:
-    table = Table(title="Rejected calendar events (skipped; the rest synced)")
-    table.add_column("uid")
-    table.add_column("reason")
+def rejections_table(world: DemoWorld) -> Rows:
+    table = Rows("uid", "reason", title="Rejected calendar events (skipped; the rest synced)")
     with world.store.session() as session:
         for r in session.scalars(select(Rejection)):
-            table.add_row(r.uid or r.remote_id, r.reason)
+            table.add(r.uid or r.remote_id, r.reason)
     return table
 
 
@@ -179,9 +191,32 @@ def run_demo(
     """Run the scenario; return the figures (for tests and ``--json``)."""
     folder = Path(tempfile.mkdtemp(prefix="calbridge-demo-"))
     try:
-        return _scenario(console, folder, keep, wait)
-    finally:  # also after Ctrl-C, or when a step fails: leave nothing behind
+        with _sigterm_as_interrupt():
+            return _scenario(console, folder, keep, wait)
+    finally:  # also after Ctrl-C, SIGTERM, or when a step fails: leave nothing behind
         _remove(folder)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so every server is stopped and the folder goes."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the demo runs, SIGTERM raises :class:`Terminated` (only the main thread can set
+    signal handlers; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _scenario(
@@ -189,27 +224,25 @@ def _scenario(
 ) -> dict[str, object]:
     today = date.today()
     with demo_world(folder) as world:
-        console.print(f"Radicale running at {world.radicale.url} (data in {folder})")
+        console.print(line(f"Radicale running at {world.radicale.url} (data in {folder})"))
         seed_calendars(world, today)
         cloud = ExitStack()
-        cloud.enter_context(google_calendar(world.store, world.box, today))
-        cloud.enter_context(graph_calendar(world.store, world.box, today))
+        google = cloud.enter_context(google_calendar(world.store, world.box, today))
+        graph = cloud.enter_context(graph_calendar(world.store, world.box, today))
         console.print("Google Calendar and Microsoft 365 emulators running (real client libraries)")
         first = sync_all(world)
-        console.print(report_table(first, "1. First sync: calendars → booking system"))
+        report_rows(first, "1. First sync: calendars → booking system").print(console)
         changes = change_both_sides(world, today)
         for change in changes:
-            console.print(f"  • {change}")
+            console.print(line(f"  • {change}"))
         second = sync_all(world)
-        console.print(report_table(second, "2. Sync after a change on each side"))
+        report_rows(second, "2. Sync after a change on each side").print(console)
         third = sync_all(world)
-        console.print(
-            report_table(
-                third, "3. Sync again: only the echoes of our own writes come back, recognised"
-            )
-        )
-        console.print(bookings_table(world))
-        console.print(rejections_table(world))
+        report_rows(
+            third, "3. Sync again: only the echoes of our own writes come back, recognised"
+        ).print(console)
+        bookings_table(world).print(console)
+        rejections_table(world).print(console)
         with world.store.session() as session:
             links = session.scalar(select(Link.id).limit(1))
         result = {
@@ -219,14 +252,30 @@ def _scenario(
             "has_links": links is not None,
         }
         if keep:
-            console.print(
-                f"Keeping it running. Point a calendar client at {world.urls['mia']} "
-                f"(user mia, password {STAFF['mia'][1]}) or {world.urls['tom']} "
-                f"(user tom, password {STAFF['tom'][1]}). Ctrl-C stops it."
-            )
+            for text in keep_lines(world, google.base_url, graph.graph_url, graph.login_base):
+                console.print(line(text), soft_wrap=True)
             (wait or _wait_forever)()
         cloud.close()
     return result
+
+
+def keep_lines(world: DemoWorld, google_url: str, graph_url: str, login_url: str) -> list[str]:
+    """What ``--keep`` prints: where everything runs, and the shell lines for exploring."""
+    env = {
+        "CALBRIDGE_DATABASE_URL": world.database_url,
+        "CALBRIDGE_DATA_DIR": str(world.folder),
+        "CALBRIDGE_SECRET_KEY": world.secret_key,
+    }
+    return [
+        f"Keeping it running (Ctrl-C or SIGTERM stops everything and removes {world.folder}).",
+        f"  CalDAV (Radicale): {world.urls['mia']} (user mia, password {STAFF['mia'][1]}), "
+        f"{world.urls['tom']} (user tom, password {STAFF['tom'][1]})",
+        f"  Google Calendar API emulator: {google_url}",
+        f"  Microsoft Graph emulator: {graph_url} (sign-in: {login_url})",
+        "To explore the demo's database with calbridge in another shell, first run:",
+        *(f"  export {name}={shlex.quote(value)}" for name, value in env.items()),
+        "  then e.g. `calbridge events list`, `calbridge calendars list`, `calbridge sync`.",
+    ]
 
 
 def _wait_forever() -> None:

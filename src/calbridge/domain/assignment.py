@@ -1,10 +1,11 @@
-"""Who is the client of an event that arrives from a calendar (SPEC §2), as a pure function.
+"""Who is the client of an event that arrives from a calendar, as a pure function; the rules
+are written out in ``docs/assignment.md``.
 
 :func:`assign` walks the five steps over a :class:`DirectoryLookup` (the store implements it
 with indexed queries) and returns an :class:`Assignment` carrying a trace of every step, so an
 admin can always answer "why is Acme the client of this event?".
 
-Tie-breaks (SPEC §2): among several matching users (or contacts), one whose *primary* address is
+Tie-breaks: among several matching users (or contacts), one whose *primary* address is
 the booker's address wins over one where it is a secondary address; then the smallest id in plain
 string order. Whenever more than one user (or contact) matched, the result is flagged
 ``ambiguous`` even if the primary flag decided, because an admin should look at a directory

@@ -9,6 +9,10 @@ The wait is exponential with jitter (``base · 2ⁿ`` plus up to ``jitter`` of i
 fleet of workers does not retry in lock-step), or the server's ``Retry-After`` when it sends one,
 never more than ``cap`` seconds. Tests pass tiny values and a fake ``sleep``; the Google and
 Graph providers reuse the same policy.
+
+A connection that cannot be opened (refused, unknown host, connect timeout) is tried at most
+``connect_attempts`` times: a server that is down is reported in seconds. A URL httpx cannot
+send to at all (no scheme) is never retried.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     retry_if_result,
     stop_after_attempt,
+    stop_any,
 )
+from tenacity.stop import stop_base
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -60,6 +66,7 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 30.0
     jitter: float = 0.5
+    connect_attempts: int = 2
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
     @classmethod
@@ -96,15 +103,36 @@ class RetryPolicy:
                 response = outcome.result()
             return self.wait(state.attempt_number, response)
 
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, httpx.TransportError) and not isinstance(
+                exc, httpx.UnsupportedProtocol
+            )
+
         retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.attempts)),
+            stop=stop_any(
+                stop_after_attempt(max(1, self.attempts)), _ConnectFailed(self.connect_attempts)
+            ),
             wait=wait,
-            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(is_retryable),
+            retry=retry_if_exception(transient) | retry_if_result(is_retryable),
             sleep=self.sleep,
             retry_error_callback=_last_outcome,
             reraise=True,
         )
         return retrying(send)
+
+
+class _ConnectFailed(stop_base):
+    """Stop once a connection could not be opened ``attempts`` times in a row."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = max(1, attempts)
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        cannot_connect = isinstance(outcome.exception(), httpx.ConnectError | httpx.ConnectTimeout)
+        return cannot_connect and retry_state.attempt_number >= self.attempts
 
 
 def _last_outcome(state: RetryCallState) -> httpx.Response:

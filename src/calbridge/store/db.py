@@ -8,6 +8,7 @@ A URL that cannot be opened raises :class:`ConfigError` with a one-line reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,7 @@ def create_store_engine(url: str) -> Engine:
             parent = Path(database).expanduser().parent
             if not parent.is_dir():
                 raise ConfigError(f"cannot open database {url}: the folder {parent} does not exist")
+            _create_private(Path(database).expanduser())
         kwargs["connect_args"] = {"timeout": 30}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -72,6 +74,17 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite database file readable by its owner only (0600) before SQLite opens
+    it (its -wal and -shm files take the same mode); an existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database file {path}: {exc.strerror}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -29,6 +29,7 @@ from calbridge.emulators.google.testing import (
     notification_receiver,
     running_emulator,
 )
+from waits import wait_until
 
 if TYPE_CHECKING:  # the fixture's type; conftest modules are not importable by name
     from conftest import GoogleSetup
@@ -851,7 +852,6 @@ def test_large_calendar_paging_and_sync(gcal: GoogleSetup) -> None:
             for i in range(n)
         ),
     )
-    t0 = time.monotonic()
     items, token, pages = all_pages(gcal.service, calendarId="primary", maxResults=2500)
     assert pages == 2 and len(items) == n
     singles, _, pages = all_pages(
@@ -861,7 +861,6 @@ def test_large_calendar_paging_and_sync(gcal: GoogleSetup) -> None:
     gcal.service.events().delete(calendarId="primary", eventId=ids[1234]).execute()
     changed = gcal.service.events().list(calendarId="primary", syncToken=token).execute()
     assert [c["id"] for c in changed["items"]] == [ids[1234]]
-    assert time.monotonic() - t0 < 20  # generous; typically well under 2 s
 
 
 def test_cli_serve_prints_base_url(tmp_path: Path) -> None:
@@ -877,12 +876,11 @@ def test_cli_serve_prints_base_url(tmp_path: Path) -> None:
         line = proc.stdout.readline().strip()
         base = line.rsplit(" ", 1)[-1]
         assert base.startswith("http://127.0.0.1:")
-        for _ in range(100):
-            try:
-                r = httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        r = wait_until(
+            lambda: httpx.get(base + "/", timeout=1),
+            f"the emulator to answer at {base}",
+            ignore=(httpx.TransportError,),
+        )
         assert r.json()["batch_uri"] == base + "/batch/calendar/v3"
         sa = httpx.post(f"{base}/_emulator/service-accounts", json={}).json()
         assert sa["token_uri"] == base + "/token" and "PRIVATE KEY" in sa["private_key"]

@@ -30,6 +30,7 @@ from calbridge.sync.calendars import add_google_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from worlds import NOW
 
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]
 _names = itertools.count()
@@ -51,7 +52,7 @@ def all_day(first: date, end: date) -> dict[str, Any]:
 
 def soon(days: int = 1, hour: int = 9) -> datetime:
     """A wall-clock time ``days`` from today: inside the engine's sync window."""
-    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
     return today + timedelta(days=days, hours=hour)
 
 
@@ -117,6 +118,7 @@ class GoogleWorld:
         factory = options.pop("factory", None) or self.factory()
         with self.store.session() as session:
             calendar_id = self.calendar_row(session, name).id
+        options.setdefault("now", NOW)
         return sync_calendar(self.store, calendar_id, factory, **options)
 
     # ----------------------------------------------------------- the calendar side

@@ -232,6 +232,7 @@ def test_stray_requests_to_the_loopback_address_do_not_end_the_flow(gcal: Emulat
         entry["client_id"], entry["client_secret"], entry["token_uri"], entry["auth_uri"]
     )
     seen: list[httpx.Response] = []
+    visitors: list[threading.Thread] = []
 
     def browser(url: str, opened: bool) -> None:
         def visit() -> None:
@@ -240,9 +241,15 @@ def test_stray_requests_to_the_loopback_address_do_not_end_the_flow(gcal: Emulat
             seen.append(httpx.get(redirect_uri + "?" + urlencode({"code": "x", "state": "forged"})))
             seen.append(httpx.get(url, follow_redirects=True))
 
-        threading.Thread(target=visit, daemon=True).start()
+        visitors.append(threading.Thread(target=visit, daemon=True))
+        visitors[-1].start()
 
     token = run_consent_flow(client, "mine", show=browser, open_browser=False, timeout=20)
+    # The flow ends once the receiver has answered the third request; the "browser" may still
+    # be reading that answer: wait for it to finish before looking at what it saw.
+    [visitor] = visitors
+    visitor.join(timeout=30)
+    assert not visitor.is_alive(), "the browser thread did not finish within 30 s"
     assert [r.status_code for r in seen] == [404, 400, 200]
     assert gcal.emulator.store.refresh_tokens[token].principal == PERSON
     assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ  # allowed for the flow only

@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import Window
-from calbridge.store.events import ManualAssignment, create_event, update_event, utcnow
+from calbridge.store.events import ManualAssignment, create_event, update_event
 from calbridge.store.models import ConflictRecord, Event, Link, Rejection
+from worlds import NOW
 
 
 def window_of_links(world: GoogleWorld) -> Window:
-    now = utcnow()
-    return Window(now - timedelta(days=30), now + timedelta(days=365))
+    return Window(NOW - timedelta(days=30), NOW + timedelta(days=365))
 
 
 def instant(value: dict[str, str]) -> datetime:

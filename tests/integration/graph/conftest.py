@@ -31,7 +31,7 @@ from calbridge.sync.calendars import add_graph_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
-from worlds import example_store
+from worlds import NOW, example_store
 
 MAILBOX = "bookings@harbour.example"
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]
@@ -59,6 +59,7 @@ class GraphWorld:
     box: SecretBox
 
     mailbox = MAILBOX
+    now = NOW
     dttz = staticmethod(dttz)
 
     def __post_init__(self) -> None:
@@ -149,7 +150,7 @@ class GraphWorld:
             self.store,
             self.calendar_id(name),
             factory or (lambda c: open_provider(c, self.box)),
-            now=now,
+            now=now or self.now,
         )
 
 

@@ -294,7 +294,7 @@ def test_failing_server_is_reported_and_other_calendars_sync(world: World) -> No
 
 def test_recurring_series_one_booking_per_occurrence_both_ways(world: World) -> None:
     world.add_calendar("front")
-    first = (datetime.now() + timedelta(days=2)).date()
+    first = (world.now + timedelta(days=2)).date()
     weekly = {
         "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [first.strftime("%A").lower()]},
         "range": {"type": "numbered", "startDate": first.isoformat(), "numberOfOccurrences": 4},

@@ -20,7 +20,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
-from worlds import example_store
+from worlds import NOW, example_store
 
 _names = itertools.count()
 
@@ -52,7 +52,7 @@ class World:
     def sync(self, name: str) -> SyncReport:
         with self.store.session() as session:
             cal_id = session.scalars(select(Calendar.id).where(Calendar.name == name)).one()
-        return sync_calendar(self.store, cal_id, lambda c: open_provider(c, self.box))
+        return sync_calendar(self.store, cal_id, lambda c: open_provider(c, self.box), now=NOW)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ Radicale."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,12 +41,15 @@ def _add(cli, name: str, url: str):  # type: ignore[no-untyped-def]
 
 def test_update_remove_and_add_again_through_the_cli_never_duplicate(cli, radicale) -> None:  # type: ignore[no-untyped-def]
     url = radicale.make_calendar("staff", "cli-relink")
-    start = datetime(2027, 5, 3, 9)
+    # The CLI syncs with the real clock: dates relative to today stay inside its window.
+    day = date.today() + timedelta(days=60)
+    start = datetime(day.year, day.month, day.day, 9)
     radicale.put_ics(url + "a.ics", vevent("a", "Acme offsite", start, start + timedelta(hours=2)))
     assert _add(cli, "front", url).code == 0
+    dinner = start + timedelta(days=1)
     created = cli(
-        "events", "create", "--name", "Board dinner", "--start", "2027-05-04T19:00",
-        "--end", "2027-05-04T22:00", "--timezone", "Europe/Berlin",
+        "events", "create", "--name", "Board dinner", "--start", f"{dinner:%Y-%m-%d}T19:00",
+        "--end", f"{dinner:%Y-%m-%d}T22:00", "--timezone", "Europe/Berlin",
         "--booker", "mia@harbour.example", "--calendar", "front", "--json",
     )  # fmt: skip
     assert created.code == 0, created.err

@@ -130,9 +130,9 @@ def test_sync_json_summary_links_conflicts_rejections_and_remove(cli, radicale) 
         "--name",
         "Board dinner",
         "--start",
-        "2027-04-01T19:00",
+        f"{_dt(31, 19):%Y-%m-%dT%H:%M}",
         "--end",
-        "2027-04-01T22:00",
+        f"{_dt(31, 22):%Y-%m-%dT%H:%M}",
         "--timezone",
         "Europe/Berlin",
         "--booker",
@@ -176,6 +176,9 @@ def test_sync_of_unknown_calendar_is_a_clear_error(cli) -> None:  # type: ignore
 
 
 def _dt(day: int, hour: int):  # type: ignore[no-untyped-def]
-    from datetime import datetime, timedelta
+    """``day`` days after a date 60 days from today (the CLI syncs with the real clock, so the
+    test's events are placed relative to today: always inside the sync window)."""
+    from datetime import date, datetime, timedelta
 
-    return datetime(2027, 3, 1, hour) + timedelta(days=day)
+    base = date.today() + timedelta(days=60 + day)
+    return datetime(base.year, base.month, base.day, hour)

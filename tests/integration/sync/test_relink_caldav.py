@@ -3,7 +3,7 @@ then adding it again adopts what both sides hold — nothing is created twice.""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -23,8 +23,9 @@ from calbridge.sync.calendars import (
     update_calendar,
 )
 from calbridge.sync.relink import normalize_url
+from worlds import NOW
 
-START = datetime.now().replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=3)
+START = NOW.replace(hour=9) + timedelta(days=3)  # the sync tests' clock (worlds.NOW)
 
 
 def _count(world, model) -> int:  # type: ignore[no-untyped-def]
