@@ -43,6 +43,25 @@ def _before(cursor: str | None, kind: str) -> int | None:
     return position[0]
 
 
+def _calendar_records(
+    session: Any, model: Any, calendar: str | None, before: int | None, limit: int
+) -> list[Any]:
+    """One page of a per-calendar record table (conflicts, rejections), newest first, with the
+    calendar's name beside each row."""
+    query = (
+        select(model, Calendar.name)
+        .join(Calendar, Calendar.id == model.calendar_id)
+        .order_by(model.id.desc())
+        .limit(limit)
+    )
+    cal_id = _calendar_id(session, calendar)
+    if cal_id is not None:
+        query = query.where(model.calendar_id == cal_id)
+    if before is not None:
+        query = query.where(model.id < before)
+    return list(session.execute(query).all())
+
+
 @router.get("/conflicts", summary="Fields changed on both sides, and who won")
 def list_conflicts(
     request: Request,
@@ -54,18 +73,7 @@ def list_conflicts(
 ) -> dict[str, Any]:
     before = _before(cursor, "conflicts")
     with transaction(request) as session:
-        query = (
-            select(ConflictRecord, Calendar.name)
-            .join(Calendar, Calendar.id == ConflictRecord.calendar_id)
-            .order_by(ConflictRecord.id.desc())
-            .limit(limit)
-        )
-        cal_id = _calendar_id(session, calendar)
-        if cal_id is not None:
-            query = query.where(ConflictRecord.calendar_id == cal_id)
-        if before is not None:
-            query = query.where(ConflictRecord.id < before)
-        rows = session.execute(query).all()
+        rows = _calendar_records(session, ConflictRecord, calendar, before, limit)
     items = [
         {
             "id": c.id,
@@ -96,18 +104,7 @@ def list_rejections(
 ) -> dict[str, Any]:
     before = _before(cursor, "rejections")
     with transaction(request) as session:
-        query = (
-            select(Rejection, Calendar.name)
-            .join(Calendar, Calendar.id == Rejection.calendar_id)
-            .order_by(Rejection.id.desc())
-            .limit(limit)
-        )
-        cal_id = _calendar_id(session, calendar)
-        if cal_id is not None:
-            query = query.where(Rejection.calendar_id == cal_id)
-        if before is not None:
-            query = query.where(Rejection.id < before)
-        rows = session.execute(query).all()
+        rows = _calendar_records(session, Rejection, calendar, before, limit)
     items = [
         {
             "id": r.id,
