@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,30 +16,20 @@ import httpx
 import pytest
 from api_client import RADICALE_USERS
 
+import waits
 from calbridge.emulators.radicale import RadicaleServer
 from calbridge.ops.directory import import_directory
 from calbridge.store.db import open_store
+from postgres_server import free_port
 
 CALBRIDGE = str(Path(sys.executable).parent / "calbridge")
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    """Poll ``check`` until it returns something truthy (``waits.wait_until``, argument order
+    of these service tests)."""
+    return waits.wait_until(check, what, timeout=timeout, interval=0.1)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import func, select
 
+import waits
 from calbridge.config import Settings
 from calbridge.demo.seed import vevent
 from calbridge.domain.event import make_times
@@ -38,6 +38,7 @@ from calbridge.store.events import ManualAssignment, create_event
 from calbridge.store.models import Calendar, Event, Link, SyncRun
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
+from postgres_server import free_port
 from worlds import EXAMPLE
 
 T = TypeVar("T")
@@ -52,22 +53,10 @@ def box() -> SecretBox:
     return SecretBox.from_settings(Settings(secret_key=SECRET_KEY))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+    """Poll ``check`` until it returns something truthy (``waits.wait_until``, argument order
+    of these service tests)."""
+    return waits.wait_until(check, what, timeout=timeout, interval=0.05)
 
 
 def at(day: int, hour: int = 9) -> datetime:

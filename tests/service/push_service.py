@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,10 +23,12 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
+import waits
 from calbridge.config import Settings
 from calbridge.store.db import Store
 from calbridge.store.models import SyncRun
 from calbridge.store.secrets import SecretBox
+from postgres_server import free_port
 
 T = TypeVar("T")
 SECRET_KEY = "push-tests-secret-key"
@@ -40,22 +40,10 @@ def shared_box() -> SecretBox:
     return SecretBox.from_settings(Settings(secret_key=SECRET_KEY))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    """Poll ``check`` until it returns something truthy (``waits.wait_until``, argument order
+    of these service tests)."""
+    return waits.wait_until(check, what, timeout=timeout, interval=0.1)
 
 
 @dataclass
