@@ -4,7 +4,9 @@ Every expected failure is a ``CalbridgeError``: its message is printed on stderr
 of problems when there are several) and the process exits with the error's code — never a
 traceback. Log records (and the tracebacks of unexpected failures) go to the log file
 (``logs.py``), never to the terminal. ``calbridge --version`` answers before any command module
-(SQLAlchemy, providers…) is imported, so it is instant.
+(SQLAlchemy, providers…) is imported, so it is instant; ``calbridge --help`` imports Typer and
+the help lines of :data:`COMMANDS` only, and a command imports its own module and no other
+(``tests/e2e/test_cli_start.py`` checks which libraries each one loads).
 """
 
 from __future__ import annotations
@@ -32,25 +34,182 @@ def version() -> str:
         return "0+unknown"
 
 
-def build_app() -> typer.Typer:
-    """The Typer application with every command group."""
+#: The top-level commands: name → (loader, the help line ``calbridge --help`` shows). The
+#: loaders import a command's module only when that command runs (or its own ``--help`` is
+#: asked for), so ``calbridge --help`` imports Typer and nothing of the program. A test checks
+#: these lines against the commands' own help, so they cannot drift apart.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "resolve": (
+        "_resolve",
+        "Apply the client/user assignment rules (docs/assignment.md) to an address, explaining "
+        "each step.",
+    ),
+    "check": (
+        "_check",
+        "Validate the stored configuration and directory, and say what to fix. Addresses that "
+        "several users (or contacts) share are warnings (exit 0 unless --strict); so is a venue "
+        "without a time zone (times typed without one are stored floating).",
+    ),
+    "sync": ("_sync", "Pull then push every calendar (or the named ones), incrementally."),
+    "demo": (
+        "_demo",
+        "Start a local CalDAV server with two staff calendars, sync both ways, and explain.",
+    ),
+    "serve": (
+        "_serve",
+        "Run the service: web app, API, push endpoints, scheduler and sync workers.",
+    ),
+    "worker": (
+        "_worker",
+        "Run a sync worker on PostgreSQL (procrastinate); any number may run, anywhere.",
+    ),
+    "directory": (
+        "_directory",
+        "Import and export the CRM directory (companies, contacts, users).",
+    ),
+    "events": ("_events", "Bookings: create, list, show, update, cancel, re-assign."),
+    "emulate": ("_emulate", "Run a local emulator of a calendar API (for tests and demos)."),
+    "calendars": ("_calendars", "Calendars kept in sync with the booking system."),
+    "conflicts": ("_conflicts", "Fields changed on both sides, and who won."),
+    "rejections": ("_rejections", "Calendar events that could not be imported."),
+    "admin": ("_admin", "Admin accounts for the web UI."),
+    "runs": ("_runs", "Sync-run history."),
+    "tokens": ("_tokens", "API tokens for the REST API (shown once, stored hashed)."),
+}
+
+
+def _single(function: Callable[..., Any], name: str) -> Any:
+    """The click command of one Typer command function."""
+    import typer
+    import typer.main
+
+    holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    holder.command(name)(function)
+    return typer.main.get_command(holder)
+
+
+def _group(app: typer.Typer) -> Any:
+    import typer.main
+
+    return typer.main.get_group(app)
+
+
+def _resolve() -> Any:
+    from calbridge.cli import resolve_cmd
+
+    return _single(resolve_cmd.resolve, "resolve")
+
+
+def _check() -> Any:
+    from calbridge.cli import directory_cmd
+
+    return _single(directory_cmd.check, "check")
+
+
+def _sync() -> Any:
+    from calbridge.cli import sync_cmd
+
+    return _single(sync_cmd.sync, "sync")
+
+
+def _demo() -> Any:
+    from calbridge.cli import demo_cmd
+
+    return _single(demo_cmd.demo, "demo")
+
+
+def _serve() -> Any:
+    from calbridge.cli import serve_cmd
+
+    return _single(serve_cmd.serve, "serve")
+
+
+def _worker() -> Any:
+    from calbridge.cli import worker_cmd
+
+    return _single(worker_cmd.worker, "worker")
+
+
+def _directory() -> Any:
+    from calbridge.cli import directory_cmd
+
+    return _group(directory_cmd.app)
+
+
+def _events() -> Any:
     import typer
 
-    from calbridge.cli import (
-        admin_cmd,
-        calendars_cmd,
-        demo_cmd,
-        directory_cmd,
-        emulate_cmd,
-        events_cmd,
-        guard_cmd,
-        resolve_cmd,
-        runs_cmd,
-        serve_cmd,
-        sync_cmd,
-        tokens_cmd,
-        worker_cmd,
-    )
+    from calbridge.cli import events_cmd, sync_cmd
+
+    app = typer.Typer(help=events_cmd.app.info.help)
+    app.registered_commands = list(events_cmd.app.registered_commands)
+    app.command("link")(sync_cmd.events_link)
+    return _group(app)
+
+
+def _emulate() -> Any:
+    from calbridge.cli import emulate_cmd
+
+    return _group(emulate_cmd.app)
+
+
+def _calendars() -> Any:
+    import typer
+
+    from calbridge.cli import calendars_cmd, guard_cmd, runs_cmd
+
+    app = typer.Typer(help=calendars_cmd.app.info.help)
+    app.registered_commands = list(calendars_cmd.app.registered_commands)
+    app.command("sync-now")(runs_cmd.sync_now)
+    app.command("resync")(runs_cmd.resync)
+    app.command("pause")(runs_cmd.pause)
+    app.command("resume")(runs_cmd.resume)
+    app.command("confirm")(guard_cmd.confirm)
+    return _group(app)
+
+
+def _conflicts() -> Any:
+    from calbridge.cli import sync_cmd
+
+    return _group(sync_cmd.conflicts_app)
+
+
+def _rejections() -> Any:
+    from calbridge.cli import sync_cmd
+
+    return _group(sync_cmd.rejections_app)
+
+
+def _admin() -> Any:
+    from calbridge.cli import admin_cmd
+
+    return _group(admin_cmd.app)
+
+
+def _runs() -> Any:
+    from calbridge.cli import runs_cmd
+
+    return _group(runs_cmd.app)
+
+
+def _tokens() -> Any:
+    from calbridge.cli import tokens_cmd
+
+    return _group(tokens_cmd.app)
+
+
+def load_command(name: str) -> Any:
+    """The real click command behind top-level command ``name`` (imports its module)."""
+    loader: Callable[[], Any] = globals()[COMMANDS[name][0]]
+    command = loader()
+    command.name = name
+    return command
+
+
+def build_app() -> typer.Typer:
+    """The Typer application: the root options (``--version``), and logging set up before any
+    command runs. The commands themselves are added lazily by :func:`command`."""
+    import typer
 
     app = typer.Typer(
         name="calbridge",
@@ -69,38 +228,39 @@ def build_app() -> typer.Typer:
         if show_version:  # reached only when --version follows other options
             typer.echo(f"calbridge {version()}")
             raise typer.Exit(0)
+        from calbridge.config import load_settings
+        from calbridge.logs import configure_logging
 
-    app.add_typer(directory_cmd.app, name="directory")
-    app.add_typer(events_cmd.app, name="events")
-    app.add_typer(emulate_cmd.app, name="emulate")
-    app.command("resolve")(resolve_cmd.resolve)
-    app.command("check")(directory_cmd.check)
-    app.add_typer(calendars_cmd.app, name="calendars")
-    app.command("sync")(sync_cmd.sync)
-    app.command("demo")(demo_cmd.demo)
-    app.add_typer(sync_cmd.conflicts_app, name="conflicts")
-    app.add_typer(sync_cmd.rejections_app, name="rejections")
-    app.add_typer(admin_cmd.app, name="admin")
-    events_cmd.app.command("link")(sync_cmd.events_link)
-    app.command("serve")(serve_cmd.serve)
-    app.command("worker")(worker_cmd.worker)
-    app.add_typer(runs_cmd.app, name="runs")
-    calendars_cmd.app.command("sync-now")(runs_cmd.sync_now)
-    calendars_cmd.app.command("resync")(runs_cmd.resync)
-    calendars_cmd.app.command("pause")(runs_cmd.pause)
-    calendars_cmd.app.command("resume")(runs_cmd.resume)
-    calendars_cmd.app.command("confirm")(guard_cmd.confirm)
-    app.add_typer(tokens_cmd.app, name="tokens")
+        configure_logging(load_settings())
+
     return app
 
 
 @cache
 def command() -> Callable[..., Any]:
-    """The click command behind the Typer app, built once per process (Typer inspects every
-    command's signature to build it)."""
+    """The click command behind the Typer app, built once per process. Each command is a
+    stand-in carrying its help line until it is used: then its module is imported and the
+    real command parses the arguments and runs."""
     import typer.main
+    from typer.core import TyperCommand
 
-    return typer.main.get_command(build_app())
+    class LazyCommand(TyperCommand):
+        def __init__(self, name: str, help_line: str) -> None:
+            super().__init__(name, help=help_line)
+            self._real: Any = None
+
+        def real(self) -> Any:
+            if self._real is None:
+                self._real = load_command(str(self.name))
+            return self._real
+
+        def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+            return self.real().make_context(info_name, args, parent=parent, **extra)
+
+    group: Any = typer.main.get_command(build_app())
+    for name, (_loader, help_line) in COMMANDS.items():
+        group.add_command(LazyCommand(name, help_line), name)
+    return group  # type: ignore[no-any-return]
 
 
 def report_error(exc: CalbridgeError) -> int:
@@ -118,15 +278,10 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         sys.stdout.write(f"calbridge {version()}\n")
         sys.exit(0)
-    import click
     import typer
 
-    from calbridge.cli.common import err_console
-    from calbridge.config import load_settings
     from calbridge.errors import CalbridgeError
-    from calbridge.logs import configure_logging
 
-    configure_logging(load_settings())
     try:
         code = command()(standalone_mode=False)
     except CalbridgeError as exc:
@@ -134,13 +289,31 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("aborted")
+        sys.stderr.write("aborted\n")
         sys.exit(1)
-    except (typer.TyperException, click.ClickException) as exc:  # usage errors
-        show: Any = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            err_console.print(f"error: {exc}")
-        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.TyperException as exc:  # usage errors
+        sys.exit(_usage_error(exc))
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        sys.exit(_usage_error(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """A usage error raised with the ``click`` package itself (a command may; importing click
+    only to test for it would cost every start)."""
+    if "click" not in sys.modules:
+        return False
+    import click
+
+    return isinstance(exc, click.ClickException)
+
+
+def _usage_error(exc: Exception) -> int:
+    show: Any = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        sys.stderr.write(f"error: {exc}\n")
+    return int(getattr(exc, "exit_code", 2))

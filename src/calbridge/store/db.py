@@ -4,28 +4,36 @@
 WAL mode with foreign keys on, or PostgreSQL through psycopg 3), applies any Alembic migration
 that is missing — so a new database is ready on first use — and returns a :class:`Store`.
 A URL that cannot be opened raises :class:`ConfigError` with a one-line reason.
+
+Opening an up-to-date database does not import Alembic (with Mako and every dialect, a large
+part of a command's start-up): :func:`head_revision` reads the newest revision id straight from
+the migration scripts (their ``revision =`` / ``down_revision =`` lines; a test checks it
+against Alembic's own answer), one ``SELECT version_num FROM alembic_version`` reads the
+database's, and Alembic runs only when they differ.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calbridge.errors import ConfigError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.M)
 
 
 class Store:
@@ -96,13 +104,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
+@cache
+def head_revision() -> str | None:
+    """The newest migration's revision id, read from the scripts without importing Alembic:
+    the one revision no other script names as its ``down_revision``. None when the scripts
+    do not have exactly one head (then Alembic decides, and says what is wrong)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        values = dict(_REVISION_LINE.findall(script.read_text(encoding="utf-8")))
+        revision = values.get("revision", "").strip("\"'")
+        if not revision:
+            return None
+        revisions.add(revision)
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", values.get("down_revision", "")))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None for a new database), by one cheap query."""
+    with engine.connect() as connection:
+        if not engine.dialect.has_table(connection, "alembic_version"):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (a no-op when it already is)."""
+    """Bring the schema to the newest migration (a no-op when it already is; Alembic is
+    imported only when a migration is due)."""
+    head = head_revision()
+    if head is not None and current_revision(engine) == head:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = _alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.begin() as connection:

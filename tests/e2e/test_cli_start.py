@@ -1,0 +1,148 @@
+"""Start-up: each command loads only what it needs, and ``open_store`` imports Alembic only
+when a migration is due. These check *which* libraries a process imported (``sys.modules`` in a
+fresh interpreter), never how long it took — the time is the benchmark's business
+(benchmarks/sync_caldav.py prints ``calbridge --help`` start-up)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from calbridge.cli.main import COMMANDS, load_command
+from calbridge.store.db import _alembic_config, head_revision, open_store
+
+HEAVY = (
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "alembic",
+    "mako",
+    "googleapiclient",
+    "google.auth",
+    "msal",
+    "httpx",
+    "fastapi",
+    "pydantic_settings",
+    "calbridge.store",
+)
+
+
+def loaded_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run ``calbridge ARGS`` through ``main()`` in a fresh interpreter; the exit code and which
+    of the listed libraries were imported by then."""
+    code = (
+        "import json, sys\n"
+        f"sys.argv = ['calbridge', *{args!r}]\n"
+        "from calbridge.cli.main import main\n"
+        "try:\n    main()\n    code = 0\n"
+        "except SystemExit as exc:\n    code = exc.code or 0\n"
+        f"heavy = [m for m in {list(HEAVY)!r} + ['alembic', 'googleapiclient', 'msal'] "
+        "if m in sys.modules]\n"
+        "sys.stderr.write('LOADED ' + json.dumps([code, sorted(set(heavy))]) + '\\n')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**(env or {}), "COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=120,
+    )
+    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED ")]
+    assert marker, done.stderr
+    exit_code, loaded = json.loads(marker[-1][len("LOADED ") :])
+    return exit_code, loaded
+
+
+def test_importing_the_cli_loads_no_database_alembic_or_provider_library() -> None:
+    code = (
+        "import sys\nimport calbridge.cli.main\n"
+        "print([m for m in ('sqlalchemy.orm', 'alembic', 'googleapiclient', 'msal', 'sqlalchemy',"
+        " 'typer', 'rich', 'httpx') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command_without_loading_any_command_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "calbridge.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    listed = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("│ ")]
+    assert set(COMMANDS) <= set(listed)
+    assert loaded_after(["--help"]) == (0, [])
+
+
+def test_the_help_lines_are_the_commands_own() -> None:
+    """``calbridge --help`` shows stand-in lines (no command module imported): each is the
+    first paragraph of the real command's help, word for word."""
+    for name, (_loader, line) in COMMANDS.items():
+        real = load_command(name)
+        first = (real.help or "").split("\n\n")[0]
+        assert " ".join(line.split()) == " ".join(first.split()), name
+
+
+def test_a_command_on_an_up_to_date_database_loads_neither_alembic_nor_provider_libraries(
+    tmp_path: Path,
+) -> None:
+    env = {"CALBRIDGE_DATA_DIR": str(tmp_path)}
+    open_store(f"sqlite:///{tmp_path / 'calbridge.db'}").dispose()  # created and migrated
+    # sync stops on the empty directory's settings (exit 1): by then it has opened the store
+    for args, expected in ((["events", "list"], 0), (["sync"], 1), (["calendars", "list"], 0)):
+        code, loaded = loaded_after(args, env)
+        assert code == expected, args
+        assert not {"alembic", "mako", "googleapiclient", "msal", "fastapi"} & set(loaded), args
+
+
+def test_a_new_database_is_migrated_through_the_cli(tmp_path: Path) -> None:
+    code, loaded = loaded_after(["events", "list"], {"CALBRIDGE_DATA_DIR": str(tmp_path)})
+    assert code == 0
+    assert "alembic" in loaded  # a migration was due: Alembic ran it
+    opened = open_store(f"sqlite:///{tmp_path / 'calbridge.db'}")
+    try:
+        from sqlalchemy import text
+
+        with opened.engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        assert version == head_revision()
+    finally:
+        opened.dispose()
+
+
+def test_the_head_revision_read_from_the_scripts_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def test_a_database_one_migration_behind_is_brought_to_the_head(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, text
+
+    config = _alembic_config()
+    head = ScriptDirectory.from_config(config).get_revision(head_revision())
+    assert head is not None
+    previous = head.down_revision
+    if not isinstance(previous, str):
+        pytest.skip("only one migration")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, previous)
+    engine.dispose()
+    opened = open_store(url)
+    try:
+        with opened.engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        assert version == head_revision()
+    finally:
+        opened.dispose()
