@@ -8,7 +8,8 @@ built with ``sync_collection=False``) is handled by comparing etags: one PROPFIN
 (href, etag) pairs and the previous listing travels inside the token itself
 (``etag:`` + compressed JSON), so the engine needs nothing beyond ``list_changes(token, window)``.
 The reading lives in ``caldav_pull``, the HTTP session (counting, retries, errors) in
-``caldav_http``, the XML in ``caldav_xml``, the iCalendar mapping in ``ical``/``ical_write``.
+``caldav_http``, the XML in ``caldav_xml``, the iCalendar mapping in ``ical``/``ical_write``
+(imported when an object is first read or written: a no-change sync never loads icalendar).
 
 Writes are conditional, which is what makes every retry safe: a create is a PUT with
 ``If-None-Match: *`` at an href derived from our idempotency key (a retried create meets a 412,
@@ -47,8 +48,6 @@ from calbridge.errors import BadEvent, ConfigError, Conflict, ProviderError, Tok
 from calbridge.providers import caldav_xml as dav
 from calbridge.providers.caldav_http import DavSession
 from calbridge.providers.caldav_pull import ETAG_TOKEN, Puller
-from calbridge.providers.ical import events_of, key_of, load, parse_item
-from calbridge.providers.ical_write import apply_event, exclude_occurrence, new_object
 from calbridge.providers.retry import RetryPolicy
 
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -162,11 +161,15 @@ class CalDAVProvider:
         stored = self._fetch(ref_id)
         if stored is None:
             return None
+        from calbridge.providers.ical import parse_item
+
         return parse_item(RemoteRef(ref_id, stored.etag), stored.data, window)
 
     def create(self, event: RemoteEvent) -> Written:
         href = self.collection + _file_name(event.key)
         uid = event.uid or f"{event.key}@calbridge"
+        from calbridge.providers.ical_write import new_object
+
         body = new_object(event, uid, self._clock())
         headers = {**ICS, "If-None-Match": "*"}
         response = self._request("PUT", href, body, headers, ok={200, 201, 204, 409, 412})
@@ -176,6 +179,8 @@ class CalDAVProvider:
         return Written(self.last_written, uid)
 
     def update(self, ref: RemoteRef, event: RemoteEvent) -> Written:
+        from calbridge.providers.ical_write import apply_event
+
         stored = self._current(ref)
         try:
             body = apply_event(stored.data, event, self._clock())
@@ -191,6 +196,8 @@ class CalDAVProvider:
         stored = self._current(ref, missing_ok=True)
         if stored is None:
             return  # the whole series is gone already
+        from calbridge.providers.ical_write import exclude_occurrence
+
         try:
             body = exclude_occurrence(stored.data, recurrence_id, self._clock())
         except BadEvent as exc:
@@ -213,6 +220,8 @@ class CalDAVProvider:
 
     def _adopt(self, href: str, key: str, uid: str, refused: httpx.Response) -> Written:
         """A create met an existing object: ours from a retried/crashed create, or a clash."""
+        from calbridge.providers.ical import key_of
+
         stored = self._fetch(href)
         if stored is not None and key_of(stored.data) == key:
             return Written(RemoteRef(href, stored.etag), _uid(stored.data), adopted=True)
@@ -303,6 +312,8 @@ def _file_name(key: str) -> str:
 
 
 def _uid(data: bytes) -> str:
+    from calbridge.providers.ical import events_of, load
+
     try:
         return str(events_of(load(data))[0].get("UID", ""))
     except BadEvent:

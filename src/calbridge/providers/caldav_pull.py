@@ -21,7 +21,6 @@ from calbridge.domain.remote import ChangePage, RemoteItem, RemoteRef, RemoteRej
 from calbridge.errors import ProviderError, TokenExpired
 from calbridge.providers import caldav_xml as dav
 from calbridge.providers.caldav_http import DavSession
-from calbridge.providers.ical import parse_item
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +154,8 @@ class Puller:
     def _multiget(
         self, hrefs: list[str], window: Window
     ) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
+        from calbridge.providers.ical import parse_item  # not needed when nothing changed
+
         items: list[RemoteItem | RemoteRejection] = []
         gone: list[str] = []
         answered: set[str] = set()
