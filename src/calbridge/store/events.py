@@ -77,19 +77,28 @@ def resolve_booker(session: Session, email: str) -> Assignment:
     return assign(normalize_email(email), StoreLookup(session), settings)
 
 
-def apply_assignment(event: Event, a: Assignment) -> None:
-    event.client_id = a.client.id
-    event.client_kind = a.client.kind
-    event.client_contact_id = a.client_contact.id if a.client_contact else None
-    event.booked_by_id = a.booked_by.id
-    event.event_manager_id = a.event_manager.id
-    event.booker_email = a.email
-    event.ambiguous = a.ambiguous
-    event.trace = [step.as_dict() for step in a.trace]
-    event.assignment_reasons = {
-        "booked_by": a.booked_by_reason,
-        "event_manager": a.event_manager_reason,
+def assignment_columns(a: Assignment) -> dict[str, Any]:
+    """The booking columns an assignment sets (one dict, shared by every booking a sync run
+    assigns to the same booker)."""
+    return {
+        "client_id": a.client.id,
+        "client_kind": a.client.kind,
+        "client_contact_id": a.client_contact.id if a.client_contact else None,
+        "booked_by_id": a.booked_by.id,
+        "event_manager_id": a.event_manager.id,
+        "booker_email": a.email,
+        "ambiguous": a.ambiguous,
+        "trace": [step.as_dict() for step in a.trace],
+        "assignment_reasons": {
+            "booked_by": a.booked_by_reason,
+            "event_manager": a.event_manager_reason,
+        },
     }
+
+
+def apply_assignment(event: Event, a: Assignment) -> None:
+    for key, value in assignment_columns(a).items():
+        setattr(event, key, value)
 
 
 def _apply_manual(session: Session, event: Event, m: ManualAssignment) -> None:
@@ -134,10 +143,23 @@ def _check_contact_of(contact: Contact, client: AccountRef) -> None:
     )
 
 
+def times_columns(times: EventTimes) -> dict[str, Any]:
+    """The booking columns that hold ``times``."""
+    start, end = times.iso()
+    start_utc, end_utc = times.utc_range()
+    return {
+        "start": start,
+        "end": end,
+        "all_day": times.all_day,
+        "timezone": times.timezone,
+        "start_utc": start_utc,
+        "end_utc": end_utc,
+    }
+
+
 def set_times(event: Event, times: EventTimes) -> None:
-    event.start, event.end = times.iso()
-    event.all_day, event.timezone = times.all_day, times.timezone
-    event.start_utc, event.end_utc = times.utc_range()
+    for key, value in times_columns(times).items():
+        setattr(event, key, value)
 
 
 def event_times(event: Event) -> EventTimes:

@@ -12,7 +12,14 @@ from calbridge.domain.assignment import Assignment, AssignmentSettings, TraceSte
 from calbridge.domain.email import normalize_email
 from calbridge.domain.remote import EventFields
 from calbridge.errors import BadEmail
-from calbridge.store.events import apply_assignment, event_times, set_times, touch, utcnow
+from calbridge.store.events import (
+    event_times,
+    next_change_seq,
+    set_times,
+    times_columns,
+    touch,
+    utcnow,
+)
 from calbridge.store.lookup import StoreLookup
 from calbridge.store.models import Calendar, Event, UserEmail
 
@@ -33,26 +40,22 @@ def apply_fields(session: Session, event: Event, fields: EventFields) -> bool:
     return True
 
 
-def new_booking(
-    session: Session, fields: EventFields, assignment: Assignment, *, add: bool = True
-) -> Event:
-    """A booking for an event first seen on a calendar; ``add=False`` leaves it to the caller
-    to insert (the pull inserts a page's arrivals in bulk)."""
+def booking_row(session: Session, fields: EventFields, assigned: dict[str, Any]) -> dict[str, Any]:
+    """The ``events`` row of a booking for an event first seen on a calendar, with the columns
+    ``assigned`` (:func:`~calbridge.store.events.assignment_columns`) of its booker: the pull
+    inserts a page's rows in one statement (no ORM object per booking)."""
     now = utcnow()
-    event = Event(
-        name=fields.name,
-        location=fields.location,
-        notes=fields.notes,
-        status=fields.status,
-        created_at=now,
-    )
-    set_times(event, fields.times)
-    apply_assignment(event, assignment)
-    event.booker_email = assignment.email or None
-    touch(session, event)
-    if add:
-        session.add(event)
-    return event
+    return {
+        "name": fields.name,
+        "location": fields.location,
+        "notes": fields.notes,
+        "status": fields.status,
+        **times_columns(fields.times),
+        **assigned,
+        "created_at": now,
+        "updated_at": now,
+        "change_seq": next_change_seq(session),
+    }
 
 
 def owner_address(session: Session, user_id: str) -> str | None:

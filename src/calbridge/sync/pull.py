@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from calbridge.domain.assignment import Assignment, AssignmentSettings
+from calbridge.domain.assignment import AssignmentSettings
 from calbridge.domain.merge import Policy, merge
 from calbridge.domain.recurrence import parse_recurrence_id
 from calbridge.domain.remote import (
@@ -35,19 +35,28 @@ from calbridge.domain.remote import (
 )
 from calbridge.errors import BadEmail, BadEvent
 from calbridge.store.db import Store
-from calbridge.store.events import utcnow
+from calbridge.store.events import assignment_columns, utcnow
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
-from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, new_booking
+from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, booking_row
 from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
 from calbridge.sync.readahead import read_ahead
 from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
+#: booker address → the booking columns its assignment sets (see :class:`PageApplier`)
+Assigned = dict[str, dict[str, Any]]
 
 
 class PageApplier:
-    """Applies pages for one calendar within a session the caller commits."""
+    """Applies pages for one calendar within a session the caller commits.
+
+    New bookings are set-based: a page's arrivals become plain rows, inserted with one
+    ``INSERT … RETURNING`` (executemany) for the bookings and one for their links, never an
+    ORM object per booking. ``assigned`` memoizes the assignment per booker address; the pull
+    passes one dict for the whole run (the directory does not change during a sync), so a
+    booker's rules run once per run, not once per event or page.
+    """
 
     def __init__(
         self,
@@ -56,15 +65,17 @@ class PageApplier:
         window: Window,
         report: SyncReport,
         pending: PendingCancellations | None = None,
+        assigned: Assigned | None = None,
+        settings: AssignmentSettings | None = None,
     ):
         self.session = session
         self.pending = pending  # None: cancel at once (no guard)
         self.calendar = calendar
         self.window = window
         self.report = report
-        self.settings: AssignmentSettings = load_assignment_settings(session)
-        self.assignments: dict[str, Assignment] = {}  # per page: same booker, same answer
-        self.arrivals: list[tuple[Event, dict[str, Any]]] = []  # inserted at the page's end
+        self.settings: AssignmentSettings = settings or load_assignment_settings(session)
+        self.assigned: Assigned = {} if assigned is None else assigned
+        self.arrivals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # page's new bookings
         self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
         self.prefetched: set[str] = set()
         self.uid_owner: dict[str, str] = {}  # UID → the href that holds it (see _duplicate)
@@ -183,13 +194,14 @@ class PageApplier:
         if fields.status == "cancelled":
             return  # nothing to book: it was cancelled before we ever saw it
         memo = (item.organizer or "").strip().lower()
-        assignment = self.assignments.get(memo)
-        if assignment is None:
+        assigned = self.assigned.get(memo)
+        if assigned is None:
             assignment = assign_arrival(
                 self.session, self.calendar, item.organizer, self.settings, "the event's"
             )
-            self.assignments[memo] = assignment
-        event = new_booking(self.session, fields, assignment, add=False)
+            assigned = {**assignment_columns(assignment), "booker_email": assignment.email or None}
+            self.assigned[memo] = assigned
+        event = booking_row(self.session, fields, assigned)
         link = {
             "calendar_id": self.calendar.id,
             "remote_id": item.ref.id,
@@ -198,7 +210,7 @@ class PageApplier:
             "key": item.key or arrival_key(self.calendar, item.ref.id, rid),
             "etag": item.ref.etag,
             "snapshot": fields.snapshot(),
-            "synced_seq": event.change_seq,
+            "synced_seq": event["change_seq"],
             "state": "ok",
             "origin": "calendar",
             "is_series": item.is_series,
@@ -208,20 +220,23 @@ class PageApplier:
         self.report.created += 1
 
     def insert_arrivals(self) -> None:
-        """New bookings and their links, inserted in two statements per page (a bulk
-        INSERT … RETURNING keeps the ids in order) instead of two ORM rows per event."""
+        """New bookings and their links, inserted in two Core statements per page (a bulk
+        INSERT … RETURNING keeps the ids in parameter order) instead of two ORM rows per
+        event."""
         if not self.arrivals:
             return
-        columns = [c.key for c in Event.__table__.columns if c.key != "id"]
-        rows = [{key: getattr(event, key) for key in columns} for event, _ in self.arrivals]
+        events, links = cast(Table, Event.__table__), cast(Table, Link.__table__)
+        rows = [row for row, _ in self.arrivals]
         ids = self.session.scalars(
-            insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
+            insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
         ).all()
-        links = [
-            {**link, "event_id": event_id}
-            for (_, link), event_id in zip(self.arrivals, ids, strict=True)
-        ]
-        self.session.execute(insert(Link), links)
+        self.session.execute(
+            insert(links),
+            [
+                {**link, "event_id": event_id}
+                for (_, link), event_id in zip(self.arrivals, ids, strict=True)
+            ],
+        )
         self.arrivals.clear()
 
     def _merge(self, item: RemoteItem, link: Link, remote: EventFields) -> None:
@@ -387,11 +402,14 @@ def pull_pages(
     held the cancellations back."""
     pending = PendingCancellations()
     held: str | None = None
+    assigned: Assigned = {}  # one memo for the whole run
+    settings: AssignmentSettings | None = None
     for page in read_ahead(pages):
         with store.session() as session:
             calendar = session.get(Calendar, calendar_id)
             assert calendar is not None
-            applier = PageApplier(session, calendar, window, report, pending)
+            applier = PageApplier(session, calendar, window, report, pending, assigned, settings)
+            settings = applier.settings
             applier.apply(page, gen)
             if page.done:
                 if gen is not None:
