@@ -76,6 +76,7 @@ class PageApplier:
         self.settings: AssignmentSettings = settings or load_assignment_settings(session)
         self.assigned: Assigned = {} if assigned is None else assigned
         self.arrivals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # page's new bookings
+        self.seen: list[int] = []  # links a full listing mentioned (see mark_seen)
         self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
         self.prefetched: set[str] = set()
         self.uid_owner: dict[str, str] = {}  # UID → the href that holds it (see _duplicate)
@@ -95,6 +96,8 @@ class PageApplier:
             except (BadEmail, BadEvent) as exc:
                 self._reject(item.ref.id, item.uid, str(exc))
         self.insert_arrivals()
+        if gen is not None:
+            self.mark_seen(gen)
         for ref_id in page.deleted:
             self.report.pulled += 1
             self.remote_gone(ref_id)
@@ -148,8 +151,7 @@ class PageApplier:
         if not links and self._duplicate(item):
             return
         if gen is not None:
-            for link in links.values():
-                link.seen_gen = gen
+            self.seen.extend(link.id for link in links.values())
         known = [link for link in links.values() if link.state != "gone"]
         if known and all(link.etag == item.ref.etag for link in known) and item.ref.etag:
             return  # our own write echoed back, or nothing new
@@ -238,6 +240,18 @@ class PageApplier:
             ],
         )
         self.arrivals.clear()
+
+    def mark_seen(self, gen: int) -> None:
+        """Record that a full listing mentioned the page's known links: one UPDATE per 500
+        links instead of one per link (a full resync of a large calendar touches them all)."""
+        for start in range(0, len(self.seen), 500):
+            self.session.execute(
+                update(Link)
+                .where(Link.id.in_(self.seen[start : start + 500]))
+                .values(seen_gen=gen)
+                .execution_options(synchronize_session=False)
+            )
+        self.seen.clear()
 
     def _merge(self, item: RemoteItem, link: Link, remote: EventFields) -> None:
         event = self.session.get(Event, link.event_id)

@@ -50,6 +50,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     assert run("directory", "import", str(EXAMPLE)).returncode == 0
     run.data_dir = tmp_path / "data"  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -66,6 +67,30 @@ def _add(cli, name: str, url: str, *extra: str):  # type: ignore[no-untyped-def]
         "CALBRIDGE_PW",
         *extra,
     )
+
+
+def test_a_no_change_sync_is_one_request_without_icalendar_or_alembic(cli, radicale) -> None:  # type: ignore[no-untyped-def]
+    url = radicale.make_calendar("staff", "cli-quiet")
+    radicale.put_ics(
+        url + "a.ics",
+        vevent("a", "Acme offsite", _dt(0, 9), _dt(0, 17), organizer="ann@acme-events.example"),
+    )
+    assert _add(cli, "front", url).returncode == 0
+    first = cli("sync", "--json")
+    assert json.loads(first.stdout)[0]["created"] == 1, first.stderr
+    code = (
+        "import json, sys\nsys.argv = ['calbridge', 'sync', '--json']\n"
+        "from calbridge.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('icalendar', 'alembic', 'googleapiclient', 'msal', 'fastapi')\n"
+        "sys.stderr.write('LOADED ' + json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    again = subprocess.run(
+        [sys.executable, "-c", code], env=cli.env, capture_output=True, text=True, timeout=120
+    )
+    [report] = json.loads(again.stdout)
+    assert (report["pulled"], report["requests"], report["ok"]) == (0, 1, True)
+    assert again.stderr.rsplit("LOADED ", 1)[1] == "[]"
 
 
 def test_calendars_add_checks_credentials_collection_and_reachability(cli, radicale) -> None:  # type: ignore[no-untyped-def]
