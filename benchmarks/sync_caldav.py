@@ -93,7 +93,10 @@ def ics(i: int, first_day: date, summary: str | None = None) -> str:
     kind = i % 20
     zone = ""
     if kind in (1, 2, 3):  # 15 % all-day
-        lines += [f"DTSTART;VALUE=DATE:{day:%Y%m%d}", f"DTEND;VALUE=DATE:{day + timedelta(1):%Y%m%d}"]
+        lines += [
+            f"DTSTART;VALUE=DATE:{day:%Y%m%d}",
+            f"DTEND;VALUE=DATE:{day + timedelta(1):%Y%m%d}",
+        ]
     elif kind < 12:  # 45 % (kinds 0 and 4…11) with a TZID
         zone = list(ZONES)[i % len(ZONES)]
         lines += [
@@ -158,9 +161,7 @@ def bare_import(url: str) -> tuple[float, str, int]:
             body = MULTIGET.format(
                 hrefs="".join(f"<D:href>{h}</D:href>" for h in hrefs[start : start + BATCH])
             )
-            size += len(
-                client.request("REPORT", url, content=body, headers={"Depth": "1"}).content
-            )
+            size += len(client.request("REPORT", url, content=body, headers={"Depth": "1"}).content)
     token = _TOKEN.search(listing)
     return time.perf_counter() - started, token.group(1).decode() if token else "", size
 
@@ -189,9 +190,7 @@ def prepare_calbridge(template: Path, url: str) -> None:
     box = SecretBox.from_settings(Settings(data_dir=template))
     with store.session() as session:
         import_directory(session, directory)
-        calendar = add_caldav_calendar(
-            session, box, "big", url, USER, PASSWORD, horizon_days=3650
-        )
+        calendar = add_caldav_calendar(session, box, "big", url, USER, PASSWORD, horizon_days=3650)
         # Radicale answers a request over a whole 20k-object collection slowly
         calendar.settings = {**calendar.settings, "timeout": 900}
     store.dispose()
@@ -309,7 +308,11 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
             url = server.calendar_url(USER, "big")
             bare_import(url)  # Radicale builds its item cache and sync history (untimed)
             prepare_calbridge(root / "template", url)
-            runs: dict[str, list[dict[str, float]]] = {"bare": [], "calbridge": [], "vdirsyncer": []}
+            runs: dict[str, list[dict[str, float]]] = {
+                "bare": [],
+                "calbridge": [],
+                "vdirsyncer": [],
+            }
             contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
                 ("bare", lambda: bare_figures(url)),
                 ("calbridge", lambda: calbridge_sync(root / "template", root / "cb")),
@@ -319,9 +322,14 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
                 order = contenders[rep % 3 :] + contenders[: rep % 3]  # rotate who goes first
                 for name, run in order:
                     runs[name].append(run())
-                print(f"N={n} rep {rep + 1}/{reps}: " + json.dumps(
-                    {k: {p: round(v, 3) for p, v in r[-1].items()} for k, r in runs.items()}
-                ), file=sys.stderr, flush=True)
+                print(
+                    f"N={n} rep {rep + 1}/{reps}: "
+                    + json.dumps(
+                        {k: {p: round(v, 3) for p, v in r[-1].items()} for k, r in runs.items()}
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
             result: dict[str, Any] = {"n": n, "runs": runs, "load": os.getloadavg()}
             if engine:
                 result["engine"] = engine_in_process(root / "template", root / "engine")
