@@ -7,7 +7,9 @@ google-api-python-client), phase by phase:
   4. 1,000 new bookings pushed: writes go in HTTP batches (≈ writes / 50 requests),
   5. the echo of those 1,000 creates: a no-change re-sync again.
 
-Prints seconds, HTTP requests made by calbridge (token requests and batch envelopes included;
+Before the import it times the lower bound: the same ``events.list`` pages fetched with plain
+HTTP (bytes and the page token only, no parsing, no database), and prints the import's ratio to
+it. Prints seconds, HTTP requests made by calbridge (token requests and batch envelopes included;
 calls inside a batch are not requests), the emulator's own count as a cross-check, and peak
 RSS. The emulator runs in this process (it must, for fast seeding), so RSS includes it; the
 RSS before the import — emulator with the events loaded — is printed as the baseline.
@@ -55,6 +57,32 @@ def event_body(i: int, summary: str | None = None) -> dict[str, Any]:
         "start": {"dateTime": start.isoformat(), "timeZone": "Europe/London"},
         "end": {"dateTime": end.isoformat(), "timeZone": "Europe/London"},
     }
+
+
+def list_lower_bound(gcal: Any, calendar_id: str, page_size: int) -> dict[str, Any]:
+    """The emulator's own listing time: every ``events.list`` page of a full sync (same
+    parameters as the provider), over HTTP, bytes only."""
+    from urllib.parse import quote
+
+    import httpx
+    from google.auth.transport.requests import Request
+
+    credentials = gcal.service_account_credentials(subject=VENUE)
+    credentials.refresh(Request())
+    url = f"{gcal.api_endpoint}calendars/{quote(calendar_id)}/events"
+    params = {"showDeleted": "true", "singleEvents": "false", "maxResults": str(page_size)}
+    started = time.perf_counter()
+    pages, size = 0, 0
+    with httpx.Client(headers={"Authorization": f"Bearer {credentials.token}"}) as client:
+        while True:
+            response = client.get(url, params=params)
+            response.raise_for_status()
+            pages, size = pages + 1, size + len(response.content)
+            token = json.loads(response.content).get("nextPageToken")
+            if not token:
+                break
+            params["pageToken"] = token
+    return {"seconds": round(time.perf_counter() - started, 3), "requests": pages, "mb": size / 1e6}
 
 
 def run_benchmark(n: int, page_size: int, pushed: int) -> dict[str, Any]:
@@ -119,7 +147,20 @@ def run_benchmark(n: int, page_size: int, pushed: int) -> dict[str, Any]:
             }
 
         pages = math.ceil(n / page_size)
+        bound = list_lower_bound(gcal, calendar_id, page_size)
+        phases["lower bound: events.list pages"] = {
+            "seconds": bound["seconds"],
+            "requests": bound["requests"],
+            "expected": f"{bound['mb']:.1f} MB",
+            "emulator_http": bound["requests"],
+            "batch_calls": 0,
+            "pulled": 0,
+            "pushed": 0,
+            "peak_rss_mb": rss_mb(),
+        }
         run("initial import", f"{pages} pages + 1 token = {pages + 1}")
+        ratio = phases["initial import"]["seconds"] / max(bound["seconds"], 1e-6)
+        phases["initial import"]["expected"] += f"; {ratio:.1f}x the lower bound"
         run("no-change re-sync", "≤ 2")
         changed = max(1, n // 100)
         emulator = gcal.emulator
