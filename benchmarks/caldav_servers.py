@@ -31,18 +31,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from calbridge.demo import __file__ as demo_file  # noqa: E402
-from calbridge.emulators.caldav_servers import (  # noqa: E402
-    SERVER_NAMES,
-    davical_missing,
-    running_server,
-)
-from calbridge.emulators.radicale import RadicaleServer  # noqa: E402
 from calbridge.store.db import open_store  # noqa: E402
 from calbridge.store.directory import import_directory  # noqa: E402
 from calbridge.store.secrets import SecretBox  # noqa: E402
 from calbridge.sync.calendars import add_caldav_calendar  # noqa: E402
 from calbridge.sync.engine import sync_calendar  # noqa: E402
 from calbridge.sync.providers import open_provider  # noqa: E402
+from calbridge_emulators.caldav_servers import (  # noqa: E402
+    SERVER_NAMES,
+    davical_missing,
+    running_server,
+)
+from calbridge_emulators.radicale import RadicaleServer  # noqa: E402
 from postgres_server import postgres_server  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-pw"

@@ -35,7 +35,6 @@ from sqlalchemy import func, select  # noqa: E402
 
 from calbridge.config import Settings  # noqa: E402
 from calbridge.demo.seed import vevent  # noqa: E402
-from calbridge.emulators.radicale import running_radicale  # noqa: E402
 from calbridge.service.jobs import JobContext  # noqa: E402
 from calbridge.service.queue_pg import PgJobs, conninfo_for  # noqa: E402
 from calbridge.service.runs import run_sync_job  # noqa: E402
@@ -45,6 +44,7 @@ from calbridge.store.models import ServiceWorker, SyncRun  # noqa: E402
 from calbridge.store.secrets import SecretBox  # noqa: E402
 from calbridge.sync.calendars import add_caldav_calendar  # noqa: E402
 from calbridge.sync.providers import open_provider  # noqa: E402
+from calbridge_emulators.radicale import running_radicale  # noqa: E402
 from postgres_server import admin_engine, fresh_database, postgres_server  # noqa: E402
 
 SECRET = "service-benchmark"

@@ -146,7 +146,7 @@ def settled(store: Store, key: str) -> bool:
 
 
 def google_figures(calendars: int, edits: int, api_bookings: int, rate: int) -> dict[str, Any]:
-    from calbridge.emulators.google.testing import running_emulator
+    from calbridge_emulators.google.testing import running_emulator
 
     box = SecretBox.from_settings(Settings(secret_key=KEY))
     with tempfile.TemporaryDirectory() as tmp, running_emulator() as gcal:
@@ -328,7 +328,7 @@ def fire(url: str, rate: int, requests: list[dict[str, Any]]) -> list[float]:
 
 
 def graph_webhook(rate: int, calendars: int = 10) -> dict[str, float]:
-    from calbridge.emulators.graph.testing import running_emulator
+    from calbridge_emulators.graph.testing import running_emulator
 
     box = SecretBox.from_settings(Settings(secret_key=KEY))
     with tempfile.TemporaryDirectory() as tmp, running_emulator(tls=True) as graph:

@@ -298,7 +298,7 @@ def start_times(reps: int) -> dict[str, list[float]]:
 
 
 def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
-    from calbridge.emulators.radicale import running_radicale
+    from calbridge_emulators.radicale import running_radicale
 
     with tempfile.TemporaryDirectory(prefix=f"cb-bench-{n}-") as tmp:
         root = Path(tmp)

@@ -90,8 +90,6 @@ def run_benchmark(n: int, page_size: int, pushed: int) -> dict[str, Any]:
 
     from calbridge.demo import __file__ as demo_file
     from calbridge.domain.event import make_times
-    from calbridge.emulators.google.events import update_event as update_on_calendar
-    from calbridge.emulators.google.testing import running_emulator
     from calbridge.store.db import open_store
     from calbridge.store.directory import import_directory
     from calbridge.store.events import ManualAssignment, create_event, update_event
@@ -100,6 +98,8 @@ def run_benchmark(n: int, page_size: int, pushed: int) -> dict[str, Any]:
     from calbridge.sync.calendars import add_google_calendar
     from calbridge.sync.engine import sync_calendar
     from calbridge.sync.providers import open_provider
+    from calbridge_emulators.google.events import update_event as update_on_calendar
+    from calbridge_emulators.google.testing import running_emulator
 
     phases: dict[str, dict[str, Any]] = {}
     with running_emulator() as gcal, tempfile.TemporaryDirectory(prefix="cb-gbench-") as root:

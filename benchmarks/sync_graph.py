@@ -52,7 +52,7 @@ def when(i: int) -> datetime:
 def serve_emulator(n: int) -> None:
     """Child process: an emulator with one mailbox calendar of ``n`` events; prints how to
     reach it as one JSON line, then serves until stdin closes."""
-    from calbridge.emulators.graph.testing import running_emulator
+    from calbridge_emulators.graph.testing import running_emulator
 
     with running_emulator(tls=True) as graph:
         graph.add_user(graph.tenant_id, MAILBOX, "Harbour Bookings")

@@ -12,11 +12,11 @@ import pytest
 from api_client import RADICALE_USERS, Api, bearer
 from fastapi.testclient import TestClient
 
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.ops.directory import import_directory
 from calbridge.service.app import create_app
 from calbridge.service.tokens import create_token
 from calbridge.store.db import Store
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 
 @pytest.fixture

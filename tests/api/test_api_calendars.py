@@ -11,7 +11,7 @@ import pytest
 from api_client import Api
 from api_problem import problem
 
-from calbridge.emulators.radicale import RadicaleServer
+from calbridge_emulators.radicale import RadicaleServer
 
 _names = itertools.count(1)
 

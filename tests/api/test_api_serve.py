@@ -17,9 +17,9 @@ import pytest
 from api_client import RADICALE_USERS
 
 import waits
-from calbridge.emulators.radicale import RadicaleServer
 from calbridge.ops.directory import import_directory
 from calbridge.store.db import open_store
+from calbridge_emulators.radicale import RadicaleServer
 from postgres_server import free_port
 
 CALBRIDGE = str(Path(sys.executable).parent / "calbridge")

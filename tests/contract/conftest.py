@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from contract_world import USERS, RemoteCalendar, World
 
-from calbridge.emulators.caldav_servers import (
+from calbridge.store.secrets import SecretBox
+from calbridge_emulators.caldav_servers import (
     SERVER_NAMES,
     CalDAVTestServer,
     davical_missing,
     running_server,
 )
-from calbridge.store.secrets import SecretBox
 from worlds import example_store
 
 

@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import ChangePage, EventFields, RemoteItem, Window
-from calbridge.emulators.caldav_servers import CalDAVTestServer
-from calbridge.providers.caldav import CalDAVProvider
+from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.retry import RetryPolicy
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event
@@ -23,6 +22,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from calbridge_emulators.caldav_servers import CalDAVTestServer
 from worlds import NOW
 
 USERS = {"staff": "staff-pw", "tom": "tom-pw"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from calbridge.emulators.caldav_servers import davical_missing, running_davical
+from calbridge_emulators.caldav_servers import davical_missing, running_davical
 
 
 def test_a_stopped_davical_leaves_no_php_worker_answering(

@@ -31,13 +31,13 @@ import waits
 from calbridge.config import Settings
 from calbridge.demo.seed import vevent
 from calbridge.domain.event import make_times
-from calbridge.emulators.radicale import RadicaleServer
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.events import ManualAssignment, create_event
 from calbridge.store.models import Calendar, Event, Link, SyncRun
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
+from calbridge_emulators.radicale import RadicaleServer
 from postgres_server import free_port
 from worlds import EXAMPLE
 

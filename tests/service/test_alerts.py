@@ -19,7 +19,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from push_service import free_port
 
-from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
 from calbridge.service.alerts import Alerter, AlertSettings
 from calbridge.service.jobs import JobContext
 from calbridge.service.runs import run_sync_job
@@ -29,6 +28,7 @@ from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_google_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.web.models import AdminUser
+from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 from worlds import example_store
 
 FAST_RETRY = {"attempts": 1, "base": 0.001, "cap": 0.01}

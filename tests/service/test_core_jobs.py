@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from core_service import USERS, World, box, free_port, wait_until, world_on
 
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.errors import NotFound
 from calbridge.ops import sync_control
 from calbridge.service.jobs import JobContext, UnknownTrigger, now_utc
@@ -23,6 +22,7 @@ from calbridge.service.settings import ServiceSettings
 from calbridge.store.models import Calendar
 from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.providers import open_provider
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from core_service import (
     world_on,
 )
 
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.models import Calendar
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from core_service import (
     world_on,
 )
 
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.service.jobs import JobContext
 from calbridge.service.queue_pg import PgJobs, conninfo_for
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 pytestmark = pytest.mark.postgres
 

@@ -28,14 +28,14 @@ from push_service import (
 )
 from sqlalchemy import select
 
-from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
-from calbridge.providers.google import GoogleProvider
-from calbridge.providers.google_watch import open_channel
+from calbridge.providers.google.provider import GoogleProvider
+from calbridge.providers.google.watch import open_channel
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.calendars import add_google_calendar
 from calbridge.sync.providers import open_provider
+from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 from postgres_server import fresh_database
 from worlds import EXAMPLE, example_store
 

@@ -18,10 +18,10 @@ import pytest
 from push_service import Service, running_service, runs, shared_box, wait_until
 from sqlalchemy import select
 
-from calbridge.emulators.graph.testing import GraphEmulatorHandle, running_emulator
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.calendars import add_graph_calendar
+from calbridge_emulators.graph.testing import GraphEmulatorHandle, running_emulator
 from worlds import example_store
 
 MAILBOX = "bookings@harbour.example"

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import select
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
 from calbridge.errors import ProviderError
 from calbridge.service.jobs import JobContext
 from calbridge.service.runs import run_sync_job
@@ -30,6 +29,7 @@ from calbridge.sync.calendars import add_google_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge_cli import make_inprocess_cli
+from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 from worlds import example_store
 
 FAST_RETRY = {"attempts": 2, "base": 0.001, "cap": 0.01}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calbridge.providers.caldav_http import cleartext_warning
+from calbridge.providers.caldav.http import cleartext_warning
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The streaming multistatus reader (providers/caldav_xml.py) on the shapes real servers send:
+"""The streaming multistatus reader (providers/caldav/xml.py) on the shapes real servers send:
 the sync-token before (Radicale) or after (RFC 6578, Xandikos, DAViCal) the responses, any
 namespace prefixes, a default namespace, 507 truncation, 404 propstats, and bodies that are
 not well-formed XML or carry bytes XML cannot hold."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from calbridge.errors import CalbridgeError, ProviderError
-from calbridge.providers import caldav_xml as dav
+from calbridge.providers.caldav import xml as dav
 
 COLLECTION = "/cal/work/"
 

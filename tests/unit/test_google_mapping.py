@@ -1,4 +1,4 @@
-"""Google ``Event`` JSON ⇄ neutral values (providers/google_mapping.py): no network."""
+"""Google ``Event`` JSON ⇄ neutral values (providers/google/mapping.py): no network."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from calbridge.domain.event import EventTimes, make_times
 from calbridge.domain.remote import EventFields, RemoteEvent, Window
 from calbridge.errors import BadEvent, BadRemoteEvent
-from calbridge.providers.google_mapping import (
+from calbridge.providers.google.mapping import (
     booker_of,
     event_body,
     event_id_for,

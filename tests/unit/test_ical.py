@@ -1,4 +1,4 @@
-"""iCalendar ⇄ neutral fields (providers/ical.py, providers/ical_write.py).
+"""iCalendar ⇄ neutral fields (providers/ical/parse.py, providers/ical/write.py).
 
 SPEC §3: time zones and all-day events round-trip exactly; a bad event is a rejection with a
 clear reason and never an exception.
@@ -23,10 +23,10 @@ from calbridge.domain.remote import (
     Window,
 )
 from calbridge.errors import BadEvent
-from calbridge.providers.ical import parse_full, parse_item
-from calbridge.providers.ical_fast import read_simple
-from calbridge.providers.ical_fields import iana_zone
-from calbridge.providers.ical_write import apply_event, exclude_occurrence, new_object
+from calbridge.providers.ical.fast import read_simple
+from calbridge.providers.ical.fields import iana_zone
+from calbridge.providers.ical.parse import parse_full, parse_item
+from calbridge.providers.ical.write import apply_event, exclude_occurrence, new_object
 
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 REF = RemoteRef("/cal/x.ics", '"1"')

@@ -11,7 +11,7 @@ import pytest
 from calbridge.domain.recurrence import MAX_STEPS, check_rule
 from calbridge.domain.remote import RemoteItem, RemoteRef, RemoteRejection, Window
 from calbridge.errors import BadRemoteEvent
-from calbridge.providers.ical import parse_item
+from calbridge.providers.ical.parse import parse_item
 
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 REF = RemoteRef("/cal/x.ics", '"1"')

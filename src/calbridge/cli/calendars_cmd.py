@@ -15,7 +15,7 @@ from calbridge.cli.common import Rows, print_json, readable, say, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import ConfigError
-from calbridge.providers.caldav_http import cleartext_warning
+from calbridge.providers.caldav.http import cleartext_warning
 from calbridge.providers.http_client import check_http_url
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
@@ -230,7 +230,7 @@ def _add_google(
     options: dict[str, Any],
 ) -> bool:
     """Link the calendar; True when it still needs `calendars auth` (no refresh token yet)."""
-    from calbridge.providers.google_auth import read_oauth_client
+    from calbridge.providers.google.auth import read_oauth_client
 
     if (service_account is None) == (oauth_client is None):
         raise ConfigError(
@@ -285,8 +285,8 @@ def auth(
 ) -> None:
     """Authorize calbridge to use a Google calendar (installed-app loopback flow); the refresh
     token is stored encrypted."""
-    from calbridge.providers.google_auth import OAuthClient, read_oauth_client
-    from calbridge.providers.google_consent import run_consent_flow
+    from calbridge.providers.google.auth import OAuthClient, read_oauth_client
+    from calbridge.providers.google.consent import run_consent_flow
 
     box = SecretBox.from_settings(load_settings())
     with session() as s:

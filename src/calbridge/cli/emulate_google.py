@@ -6,8 +6,8 @@ from pathlib import Path
 
 import uvicorn
 
-from calbridge.emulators.google.app import create_app, listening_socket
-from calbridge.emulators.google.emulator import GoogleCalendarEmulator
+from calbridge_emulators.google.app import create_app, listening_socket
+from calbridge_emulators.google.emulator import GoogleCalendarEmulator
 
 
 def serve(port: int, data_dir: Path | None, fail_rate: float, host: str = "127.0.0.1") -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calbridge.emulators.graph.emulator import GraphEmulator
-from calbridge.emulators.graph.server import EmulatorServer
+from calbridge_emulators.graph.emulator import GraphEmulator
+from calbridge_emulators.graph.server import EmulatorServer
 
 
 def serve(

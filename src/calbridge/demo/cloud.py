@@ -27,7 +27,7 @@ def _at(today: date, day: int, hour: int) -> datetime:
 @contextmanager
 def google_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
     """A Google calendar whose events were created by a contact and by a staff member."""
-    from calbridge.emulators.google.testing import running_emulator
+    from calbridge_emulators.google.testing import running_emulator
 
     def timed(day: int, hour: int, hours: int) -> dict[str, Any]:
         start = _at(today, day, hour)
@@ -67,7 +67,7 @@ def google_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
 @contextmanager
 def graph_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
     """A Microsoft 365 mailbox calendar with a booking made in Outlook by Raj."""
-    from calbridge.emulators.graph.testing import running_emulator
+    from calbridge_emulators.graph.testing import running_emulator
 
     with running_emulator(tls=True) as graph:
         graph.add_user(graph.tenant_id, GRAPH_MAILBOX, "Harbour Bookings")

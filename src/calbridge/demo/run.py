@@ -34,7 +34,6 @@ from calbridge.cli.common import Rows, line, report_rows
 from calbridge.config import Settings
 from calbridge.demo.cloud import google_calendar, graph_calendar
 from calbridge.demo.seed import seed_events, vevent
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.events import event_json, update_event
@@ -44,6 +43,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 STAFF = {"mia": ("u-mia", "mia-demo-password"), "tom": ("u-tom", "tom-demo-password")}
 

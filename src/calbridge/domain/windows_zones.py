@@ -3,7 +3,7 @@
 Microsoft Graph accepts and returns Windows time-zone names ("W. Europe Standard Time") in
 ``dateTimeTimeZone.timeZone``, ``originalStartTimeZone`` and the ``Prefer: outlook.timezone``
 header, and also accepts IANA names.  This module holds the CLDR mapping so both the Graph
-connector (``providers/graph_mapping.py``) and the Graph emulator translate the same way.  It is
+connector (``providers/graph/mapping.py``) and the Graph emulator translate the same way.  It is
 pure data plus lookups (stdlib ``zoneinfo`` and the ``tzdata`` package), hence in ``domain``.
 
 Data: CLDR ``common/supplemental/windowsZones.xml`` (2025 revision).  Each row is

@@ -37,15 +37,15 @@ from sqlalchemy import select
 
 from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError
-from calbridge.providers.google_watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
-from calbridge.providers.graph_subscriptions import LIFETIME, RENEW_BEFORE, Subscription
+from calbridge.providers.google.notify import watch_google_calendar
+from calbridge.providers.google.watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
+from calbridge.providers.graph.notify import renew_subscription, subscribe_calendar
+from calbridge.providers.graph.subscriptions import LIFETIME, RENEW_BEFORE, Subscription
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.engine import ProviderFactory
-from calbridge.sync.notify_google import watch_google_calendar
-from calbridge.sync.notify_graph import renew_subscription, subscribe_calendar
 from calbridge.sync.providers import open_provider
 
 log = logging.getLogger(__name__)

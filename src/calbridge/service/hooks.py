@@ -13,7 +13,7 @@ slow or failing webhooks). What is answered:
   still notifies about one of our calendars; a wrong token → 403, nothing runs.
 - Graph: ``?validationToken=`` → the token as ``text/plain`` (the handshake, answered before
   anything else); a notification POST → each entry is checked against the calendar's secret
-  ``clientState`` (:func:`calbridge.sync.notify_graph.verify_graph_notification`): genuine
+  ``clientState`` (:func:`calbridge.providers.graph.notify.verify_graph_notification`): genuine
   ones → 202 and one sync per calendar; lifecycle events: ``reauthorizationRequired`` → the
   subscription is renewed, ``subscriptionRemoved`` → re-created (then a sync: notifications
   may have been lost), ``missed`` → a full delta resync; a POST whose every entry is refused
@@ -26,9 +26,9 @@ calendar notifying without pause syncs every 5 s instead of back to back (the sy
 process with these endpoints). What verifies a channel or subscription is cached for a
 minute (:class:`KeyCache`), so the common path never leaves the event loop. Every POST is
 counted in ``/metrics`` (received, refused by reason); every refused notification is one log
-line (:mod:`calbridge.sync.notify_google` / ``notify_graph``). Channel renewals and
-re-creations run after the answer (they call Google or Graph, and Graph's re-creation calls us
-back).
+line (:mod:`calbridge.providers.google.notify` / ``calbridge.providers.graph.notify``).
+Channel renewals and re-creations run after the answer (they call Google or Graph, and Graph's
+re-creation calls us back).
 """
 
 from __future__ import annotations
@@ -47,22 +47,22 @@ from starlette.concurrency import run_in_threadpool
 
 from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError
-from calbridge.providers.graph_subscriptions import Notification
-from calbridge.store.db import Store
-from calbridge.store.secrets import SecretBox
-from calbridge.sync.notify_google import (
+from calbridge.providers.google.notify import (
     stop_stray_channel,
     verify_google_notification,
     watched_channel,
     watches_resource,
 )
-from calbridge.sync.notify_graph import (
+from calbridge.providers.graph.notify import (
     SubscribedCalendar,
     renew_subscription,
     subscribed_calendar,
     validation_response,
     verify_graph_notification,
 )
+from calbridge.providers.graph.subscriptions import Notification
+from calbridge.store.db import Store
+from calbridge.store.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

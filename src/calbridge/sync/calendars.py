@@ -94,7 +94,7 @@ def add_graph_calendar(
     if (client_secret is None) == (certificate_pem is None):
         raise ConfigError("give exactly one of a client secret or a certificate for the app")
     if certificate_pem is not None:
-        from calbridge.providers.graph_auth import certificate_credential
+        from calbridge.providers.graph.auth import certificate_credential
 
         certificate_credential(certificate_pem)  # a clear error now, not at the first sync
     if ca_file is not None and not Path(ca_file).is_file():
@@ -152,7 +152,7 @@ def add_google_calendar(
 
     With an OAuth client and no refresh token yet the calendar is stored unchecked: the
     person runs ``calbridge calendars auth NAME`` next (:func:`authorize_google_calendar`)."""
-    from calbridge.providers.google_auth import read_oauth_client, read_service_account
+    from calbridge.providers.google.auth import read_oauth_client, read_service_account
 
     if (service_account_info is None) == (oauth_client is None):
         raise ConfigError("give exactly one of --service-account FILE or --oauth-client FILE")
@@ -471,7 +471,7 @@ def _apply_connection(
 
 
 def _apply_google(change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]) -> bool:
-    from calbridge.providers.google_auth import read_oauth_client, read_service_account
+    from calbridge.providers.google.auth import read_oauth_client, read_service_account
 
     if change.service_account_info is not None and change.oauth_client is not None:
         raise ConfigError("give exactly one of --service-account FILE or --oauth-client FILE")
@@ -503,7 +503,7 @@ def _apply_graph(change: CalendarUpdate, settings: dict[str, Any], secret: dict[
     if change.client_secret is not None and change.certificate_pem is not None:
         raise ConfigError("give exactly one of a client secret or a certificate for the app")
     if change.certificate_pem is not None:
-        from calbridge.providers.graph_auth import certificate_credential
+        from calbridge.providers.graph.auth import certificate_credential
 
         certificate_credential(change.certificate_pem)
         secret.clear()

@@ -20,7 +20,7 @@ def open_provider(calendar: Calendar, box: SecretBox, *, adding: bool = False) -
     )
     settings = calendar.settings or {}
     if calendar.kind == "caldav":
-        from calbridge.providers.caldav import CalDAVProvider
+        from calbridge.providers.caldav.provider import CalDAVProvider
 
         return CalDAVProvider(
             str(settings["url"]),
@@ -32,11 +32,11 @@ def open_provider(calendar: Calendar, box: SecretBox, *, adding: bool = False) -
             url_fix=caldav_url_fix(calendar.name, adding),
         )
     if calendar.kind == "graph":
-        from calbridge.providers.graph import open_graph
+        from calbridge.providers.graph.provider import open_graph
 
         return open_graph(calendar.name, dict(settings), secret, adding=adding)
     if calendar.kind == "google":
-        from calbridge.providers.google import open_google
+        from calbridge.providers.google.provider import open_google
 
         return open_google(calendar.name, dict(settings), secret, adding=adding)
     raise ConfigError(

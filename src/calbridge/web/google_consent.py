@@ -1,6 +1,6 @@
 """Google's OAuth consent started from the admin UI, for a calendar linked with an OAuth client.
 
-The same flow as ``calbridge calendars auth`` (:mod:`calbridge.providers.google_consent`:
+The same flow as ``calbridge calendars auth`` (:mod:`calbridge.providers.google.consent`:
 ``state``, PKCE, the code exchanged at the client's token endpoint, calendar access and a
 refresh token required) with the admin UI as the redirect target,
 ``<UI base URL>/oauth/google/callback``. A desktop ("installed app") client accepts that when
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from calbridge.config import load_settings
 from calbridge.errors import ConfigError, NotFound
 from calbridge.ops.history import record
-from calbridge.providers.google_auth import CALENDAR_SCOPE, OAuthClient
-from calbridge.providers.google_consent import (  # the CLI flow's steps, reused as they are
+from calbridge.providers.google.auth import CALENDAR_SCOPE, OAuthClient
+from calbridge.providers.google.consent import (  # the CLI flow's steps, reused as they are
     _declined,
     _exchange,
     _plain_http_on_loopback,

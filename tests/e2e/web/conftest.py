@@ -41,11 +41,11 @@ from web_helpers import (
     wait_until,
 )
 
-from calbridge.emulators.radicale import running_radicale
 from calbridge.store.db import open_store
 from calbridge.store.directory import import_directory
 from calbridge.web.auth import create_admin
 from calbridge_cli import CALBRIDGE
+from calbridge_emulators.radicale import running_radicale
 from postgres_server import free_port
 
 if not CHROMIUM.exists():

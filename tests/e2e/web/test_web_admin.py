@@ -20,7 +20,7 @@ from web_helpers import (
     wait_until,
 )
 
-from calbridge.emulators.google.testing import running_emulator
+from calbridge_emulators.google.testing import running_emulator
 
 
 def csrf_of(page: Page) -> str:

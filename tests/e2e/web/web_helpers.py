@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from calbridge.config import Settings
-from calbridge.emulators.radicale import RadicaleServer
 from calbridge.ops.bookings import NewBooking, create_booking
 from calbridge.store.db import Store
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_caldav_calendar
+from calbridge_emulators.radicale import RadicaleServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[3]

@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from calbridge.domain.remote import Window
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
-from calbridge.providers.caldav import CalDAVProvider
+from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.retry import RetryPolicy
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 USERS = {"ann": "ann-secret", "bob": "bob-secret"}
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
@@ -204,6 +204,6 @@ def proxied(calendar: Calendar, proxy: FaultProxy) -> Calendar:
 
 @pytest.fixture
 def unused_port() -> int:
-    from calbridge.emulators.radicale import free_port
+    from calbridge_emulators.radicale import free_port
 
     return free_port()

@@ -14,8 +14,8 @@ import pytest
 
 from calbridge.domain.remote import RemoteItem, RemoteRejection, Window
 from calbridge.errors import ProviderError, TokenExpired
-from calbridge.providers.caldav import CalDAVProvider
-from calbridge.providers.caldav_pull import ETAG_TOKEN
+from calbridge.providers.caldav.provider import CalDAVProvider
+from calbridge.providers.caldav.pull import ETAG_TOKEN
 from calbridge.store.models import Calendar as StoredCalendar
 from calbridge.store.models import Rejection
 from calbridge.store.secrets import SecretBox

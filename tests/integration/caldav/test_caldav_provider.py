@@ -18,15 +18,15 @@ from calbridge.domain.remote import (
     RemoteItem,
     Window,
 )
-from calbridge.emulators.radicale import RadicaleServer
 from calbridge.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderError,
     RateLimited,
 )
-from calbridge.providers.caldav import CalDAVProvider
+from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.retry import RetryPolicy
+from calbridge_emulators.radicale import RadicaleServer
 
 if TYPE_CHECKING:  # fixtures' types; conftest is not imported at run time (pytest owns it)
     from conftest import Calendar, FaultProxy

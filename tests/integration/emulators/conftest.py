@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
+from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 
 OWNER = "owner@example.com"
 

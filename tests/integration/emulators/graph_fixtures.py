@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from calbridge.emulators.graph.testing import GraphEmulatorHandle, running_emulator
+from calbridge_emulators.graph.testing import GraphEmulatorHandle, running_emulator
 
 
 @pytest.fixture(scope="module")

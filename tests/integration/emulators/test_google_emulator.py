@@ -22,8 +22,8 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from calbridge.emulators.google.schema import validate
-from calbridge.emulators.google.testing import (
+from calbridge_emulators.google.schema import validate
+from calbridge_emulators.google.testing import (
     CALENDAR_SCOPE,
     EmulatorHandle,
     notification_receiver,

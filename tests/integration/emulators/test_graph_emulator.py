@@ -16,7 +16,7 @@ from calbridge.domain.windows_zones import (
     iana_to_windows,
     windows_to_iana,
 )
-from calbridge.emulators.graph.testing import (
+from calbridge_emulators.graph.testing import (
     GRAPH_SCOPE,
     GraphEmulatorHandle,
     NotificationReceiver,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from google_world import GoogleWorld
 
-from calbridge.emulators.google.testing import EmulatorHandle, running_emulator
 from calbridge.store.secrets import SecretBox
+from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 from worlds import example_store
 
 

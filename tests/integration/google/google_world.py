@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.emulators.google.testing import EmulatorHandle
-from calbridge.providers.google import GoogleProvider
+from calbridge.providers.google.provider import GoogleProvider
 from calbridge.providers.retry import RetryPolicy
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
@@ -30,6 +29,7 @@ from calbridge.sync.calendars import add_google_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from calbridge_emulators.google.testing import EmulatorHandle
 from worlds import NOW
 
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]

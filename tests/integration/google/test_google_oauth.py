@@ -27,13 +27,13 @@ from google.oauth2.credentials import Credentials
 from google_world import GoogleWorld, timed
 from sqlalchemy import select
 
-from calbridge.emulators.google.consent import s256
-from calbridge.emulators.google.testing import CALENDAR_SCOPE, EmulatorHandle
-from calbridge.providers.google_auth import OAuthClient, read_oauth_client
-from calbridge.providers.google_consent import run_consent_flow
+from calbridge.providers.google.auth import OAuthClient, read_oauth_client
+from calbridge.providers.google.consent import run_consent_flow
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge_cli import CALBRIDGE, Cli, CliResult, make_inprocess_cli
+from calbridge_emulators.google.consent import s256
+from calbridge_emulators.google.testing import CALENDAR_SCOPE, EmulatorHandle
 
 READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 PERSON = "mia@harbour.example"

@@ -15,19 +15,19 @@ from sqlalchemy import select
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import EventFields, RemoteEvent, RemoteRef, WriteOp
-from calbridge.emulators.google.testing import CALENDAR_SCOPE
 from calbridge.errors import ConfigError, Conflict, ProviderAuthError, ProviderError
-from calbridge.providers.google import GoogleProvider
-from calbridge.providers.retry import RetryPolicy
-from calbridge.store.events import ManualAssignment, create_event, update_event, utcnow
-from calbridge.store.models import Calendar, Event, Link
-from calbridge.sync.calendars import add_google_calendar, authorize_google_calendar
-from calbridge.sync.notify_google import (
+from calbridge.providers.google.notify import (
     handle_google_notification,
     renew_google_channels,
     watch_google_calendar,
 )
+from calbridge.providers.google.provider import GoogleProvider
+from calbridge.providers.retry import RetryPolicy
+from calbridge.store.events import ManualAssignment, create_event, update_event, utcnow
+from calbridge.store.models import Calendar, Event, Link
+from calbridge.sync.calendars import add_google_calendar, authorize_google_calendar
 from calbridge_cli import make_inprocess_cli
+from calbridge_emulators.google.testing import CALENDAR_SCOPE
 
 READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 START = datetime(2027, 3, 1, 9)
@@ -297,7 +297,7 @@ def test_write_many_maps_each_part_to_its_own_result(world: GoogleWorld) -> None
 
 
 def test_notification_syncs_its_calendar_and_a_bad_token_is_rejected(world: GoogleWorld) -> None:
-    from calbridge.emulators.google.testing import notification_receiver
+    from calbridge_emulators.google.testing import notification_receiver
 
     world.add_calendar("front")
     with notification_receiver() as receiver:

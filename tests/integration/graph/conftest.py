@@ -22,8 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.emulators.graph.testing import GraphEmulatorHandle, running_emulator
-from calbridge.providers.graph import open_graph
+from calbridge.providers.graph.provider import open_graph
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
@@ -31,6 +30,7 @@ from calbridge.sync.calendars import add_graph_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from calbridge_emulators.graph.testing import GraphEmulatorHandle, running_emulator
 from worlds import NOW, example_store
 
 MAILBOX = "bookings@harbour.example"

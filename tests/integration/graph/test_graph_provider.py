@@ -20,22 +20,22 @@ from sqlalchemy import select
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import EventFields, RemoteEvent, RemoteItem, RemoteRef, Window, WriteOp
-from calbridge.emulators.graph.testing import NotificationReceiver, make_client_certificate
 from calbridge.errors import ConfigError, Conflict, ProviderAuthError, ProviderError
-from calbridge.providers.graph_mapping import graph_zone, iana_zone
-from calbridge.providers.graph_subscriptions import validation_response
+from calbridge.providers.graph.mapping import graph_zone, iana_zone
+from calbridge.providers.graph.notify import (
+    handle_graph_notification,
+    renew_subscriptions,
+    subscribe_calendar,
+    unsubscribe_calendar,
+)
+from calbridge.providers.graph.subscriptions import validation_response
 from calbridge.providers.retry import RetryPolicy
 from calbridge.store.db import open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.sync.calendars import add_graph_calendar
-from calbridge.sync.notify_graph import (
-    handle_graph_notification,
-    renew_subscriptions,
-    subscribe_calendar,
-    unsubscribe_calendar,
-)
+from calbridge_emulators.graph.testing import NotificationReceiver, make_client_certificate
 from worlds import EXAMPLE
 
 World = Any  # conftest.GraphWorld

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sync_helpers import USERS
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.emulators.radicale import RadicaleServer, running_radicale
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
@@ -20,6 +19,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
 from worlds import NOW, example_store
 
 _names = itertools.count()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sync_helpers import USERS
 
-from calbridge.emulators.radicale import RadicaleServer
+from calbridge_emulators.radicale import RadicaleServer
 from worlds import EXAMPLE
 
 FAR_HOST = "dav.calendars.example"

@@ -8,7 +8,7 @@ iCalendar at all, a second object with the same UID) and checks: the sync succee
 is logged, every bad object is a rejection with a reason and no booking, and every good one is a
 booking with its exact title. The reader-level mutations (bytes that are not UTF-8 and XML-illegal
 control characters inside calendar-data, calendar-data in a 404 propstat) hold the multistatus
-reader (``caldav_xml``) to the same promise.
+reader (``caldav.xml``) to the same promise.
 
 Counts are added up over all cases and printed at the end (``-s`` shows them): cases, objects,
 imported, rejected with a reason, tracebacks. One mutation cannot be told from a good object: a

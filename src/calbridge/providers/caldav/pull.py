@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 
 from calbridge.domain.remote import ChangePage, RemoteItem, RemoteRef, RemoteRejection, Window
 from calbridge.errors import ProviderError, TokenExpired
-from calbridge.providers import caldav_xml as dav
-from calbridge.providers.caldav_http import DavSession
+from calbridge.providers.caldav import xml as dav
+from calbridge.providers.caldav.http import DavSession
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Puller:
     def _multiget(
         self, hrefs: list[str], window: Window
     ) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
-        from calbridge.providers.ical import parse_item  # not needed when nothing changed
+        from calbridge.providers.ical.parse import parse_item  # not needed when nothing changed
 
         items: list[RemoteItem | RemoteRejection] = []
         gone: list[str] = []

@@ -9,7 +9,7 @@
   under PHP's built-in web server on a free loopback port with that database in its
   environment. :func:`davical_missing` says why DAViCal cannot be started here, if it cannot.
 
-Both handles offer what :class:`calbridge.emulators.radicale.RadicaleServer` offers
+Both handles offer what :class:`calbridge_emulators.radicale.RadicaleServer` offers
 (``make_calendar``, ``put_ics``, ``get_ics``, ``delete``, ``client``) so tests and benchmarks
 treat every server alike; :func:`running_server` starts any of the three by name. As with
 Radicale, the helpers change a calendar "as a person would", with plain PUT/DELETE.
@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 import httpx
 from sqlalchemy.engine import make_url
 
-from calbridge.emulators.radicale import free_port, running_radicale
+from calbridge_emulators.radicale import free_port, running_radicale
 
 STARTUP_TIMEOUT = 30.0
 SERVER_NAMES = ("radicale", "xandikos", "davical")

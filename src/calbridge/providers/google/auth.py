@@ -6,7 +6,7 @@ Two ways to connect a calendar (issue 5):
   every staff calendar): the key file is stored sealed in ``Calendar.secret``;
 * an **OAuth installed-app client** (how a single person connects): the client's id/secret and,
   once ``calbridge calendars auth NAME`` ran the consent flow
-  (:mod:`~calbridge.providers.google_consent`), the refresh token, all sealed.
+  (:mod:`~calbridge.providers.google.consent`), the refresh token, all sealed.
 
 :class:`CountingHttp` is the one ``httplib2.Http`` every request goes through — API calls,
 batch envelopes and token requests alike. It counts them (``requests`` in sync reports and

@@ -2,9 +2,9 @@
 
 :func:`parse_item` never raises for a bad object: anything the booking system cannot store
 becomes a :class:`RemoteRejection` whose reason a person can act on, so the rest of the calendar
-still syncs (SPEC §3). A plain single event goes through the fast line reader (``ical_fast``);
+still syncs (SPEC §3). A plain single event goes through the fast line reader (``ical.fast``);
 series, custom time zones and anything unusual through icalendar here. Writing is
-``ical_write``; the rules both readers share are ``ical_fields``.
+``ical.write``; the rules both readers share are ``ical.fields``.
 
 Time zones: a ``TZID`` is kept as the IANA name it denotes, with wall-clock times, so
 ``DTSTART;TZID=Europe/Berlin:20270305T090000`` round-trips exactly. Vendor-prefixed ids
@@ -44,8 +44,8 @@ from calbridge.domain.remote import (
     Window,
 )
 from calbridge.errors import BadEmail, BadEvent, BadRemoteEvent
-from calbridge.providers.ical_fast import read_simple
-from calbridge.providers.ical_fields import (
+from calbridge.providers.ical.fast import read_simple
+from calbridge.providers.ical.fields import (
     KEY_PROPERTY,
     Moment,
     fields_from,
@@ -70,13 +70,13 @@ _CONTENT_LINE = re.compile(r"([A-Za-z0-9-]+)(?:;[^:]*)?:")
 
 def parse_item(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
     """One calendar object as a :class:`RemoteItem`, or the reason it cannot be imported.
-    The common single event is read by ``ical_fast``; everything else by icalendar."""
+    The common single event is read by ``ical.fast``; everything else by icalendar."""
     simple = read_simple(ref, data)
     return simple if simple is not None else parse_full(ref, data, window)
 
 
 def parse_full(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
-    """:func:`parse_item` by icalendar alone, for any object (and to check ``ical_fast``)."""
+    """:func:`parse_item` by icalendar alone, for any object (and to check ``ical.fast``)."""
     uid: str | None = None
     try:
         text = _without_iana_zones(data)

@@ -25,7 +25,8 @@ from calbridge.domain.event import EventTimes
 from calbridge.domain.recurrence import parse_recurrence_id
 from calbridge.domain.remote import EventFields, RemoteEvent
 from calbridge.errors import BadEvent, BadRemoteEvent
-from calbridge.providers.ical import (
+from calbridge.providers.ical.fields import KEY_PROPERTY, PRODID, STATUS_OUT
+from calbridge.providers.ical.parse import (
     dates_of,
     events_of,
     fields_of,
@@ -34,7 +35,6 @@ from calbridge.providers.ical import (
     occurrence_id_of,
     zones_of,
 )
-from calbridge.providers.ical_fields import KEY_PROPERTY, PRODID, STATUS_OUT
 
 _SERIES_ONLY = ("RRULE", "RDATE", "EXDATE", "EXRULE")
 

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
-from calbridge.providers.google import GoogleProvider
-from calbridge.providers.google_watch import (
+from calbridge.providers.google.provider import GoogleProvider
+from calbridge.providers.google.watch import (
     DEFAULT_TTL,
     RENEW_MARGIN,
     Channel,

@@ -14,14 +14,14 @@ always get a *whole* series (it cancels the occurrences an item no longer lists)
 * on a full listing every master and exception of the calendar is there: series are built
   from what was listed, with no extra request;
 * on an incremental listing every series touched (its master or any exception changed) is
-  re-read whole by iCalUID (:mod:`~calbridge.providers.google_series`), up to 50 series per
+  re-read whole by iCalUID (:mod:`~calbridge.providers.google.series`), up to 50 series per
   HTTP batch — so a changed exception re-emits its whole series.
 
 A cancelled single event or master is reported deleted; a cancelled exception is an excluded
 occurrence. A series' etag is a digest over the master's and every exception's etag.
 
-**Push** lives in :mod:`~calbridge.providers.google_writes`; credentials and the counted,
-retrying transport in :mod:`~calbridge.providers.google_auth` and ``google_api``.
+**Push** lives in :mod:`~calbridge.providers.google.writes`; credentials and the counted,
+retrying transport in :mod:`~calbridge.providers.google.auth` and ``google.api``.
 """
 
 from __future__ import annotations
@@ -42,17 +42,17 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import BadEmail, BadEvent
-from calbridge.providers.google_api import DEFAULT_API_BASE, GoogleApi, Json
-from calbridge.providers.google_auth import make_credentials
-from calbridge.providers.google_mapping import (
+from calbridge.providers.google.api import DEFAULT_API_BASE, GoogleApi, Json
+from calbridge.providers.google.auth import make_credentials
+from calbridge.providers.google.mapping import (
     is_cancelled,
     is_master,
     master_id_of,
     series_item,
     single_item,
 )
-from calbridge.providers.google_series import MAX_BATCH, Series, Touched, fetch_series
-from calbridge.providers.google_writes import GoogleWriter
+from calbridge.providers.google.series import MAX_BATCH, Series, Touched, fetch_series
+from calbridge.providers.google.writes import GoogleWriter
 from calbridge.providers.retry import RetryPolicy
 
 DEFAULT_PAGE = 1000

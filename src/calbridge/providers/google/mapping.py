@@ -1,7 +1,7 @@
 """Google Calendar ``Event`` resources ⇄ the neutral values of ``domain/remote.py``.
 
-Pure functions over the JSON the API returns; no I/O. :mod:`calbridge.providers.google` does
-the talking.
+Pure functions over the JSON the API returns; no I/O.
+:mod:`calbridge.providers.google.provider` does the talking.
 
 Reading never trusts the server: anything the booking system cannot store raises
 :class:`BadRemoteEvent` (the provider turns it into a :class:`RemoteRejection`).

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from calbridge.errors import CalbridgeError, ProviderAuthError
-from calbridge.providers.graph import GraphProvider
+from calbridge.providers.graph.provider import GraphProvider
 
 MAX_LIFETIME = timedelta(minutes=10080)
 LIFETIME = timedelta(days=3)

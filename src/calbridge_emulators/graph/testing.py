@@ -2,7 +2,7 @@
 
 Typical use (pytest)::
 
-    from calbridge.emulators.graph.testing import running_emulator
+    from calbridge_emulators.graph.testing import running_emulator
 
     with running_emulator(tls=True) as graph:
         app = msal.ConfidentialClientApplication(

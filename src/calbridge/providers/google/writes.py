@@ -35,14 +35,14 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import CalbridgeError, Conflict
-from calbridge.providers.google_api import (
+from calbridge.providers.google.api import (
     GoogleApi,
     Json,
     is_retryable_part,
     status_of,
     with_if_match,
 )
-from calbridge.providers.google_mapping import (
+from calbridge.providers.google.mapping import (
     event_body,
     event_id_for,
     insert_body,
@@ -50,14 +50,14 @@ from calbridge.providers.google_mapping import (
     key_of,
     series_etag,
 )
-from calbridge.providers.google_series import MAX_BATCH, Touched, fetch_series
+from calbridge.providers.google.series import MAX_BATCH, Touched, fetch_series
 
 log = logging.getLogger(__name__)
 ZoneFor = Callable[[EventFields], str]
 
 
 class GoogleWriter:
-    """The write half of :class:`~calbridge.providers.google.GoogleProvider`. ``zone_for``
+    """The write half of :class:`~calbridge.providers.google.provider.GoogleProvider`. ``zone_for``
     gives the zone to write a floating time in (the calendar's)."""
 
     def __init__(self, api: GoogleApi, zone_for: ZoneFor) -> None:

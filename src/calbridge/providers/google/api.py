@@ -31,7 +31,7 @@ from calbridge.errors import (
     RateLimited,
     TokenExpired,
 )
-from calbridge.providers.google_auth import (
+from calbridge.providers.google.auth import (
     CALENDAR_SCOPE,
     RATE_LIMIT_REASONS,
     CountingHttp,

@@ -1,6 +1,6 @@
 """From iCalendar values to :class:`EventFields`: the rules both readers share.
 
-``ical`` (icalendar-based, handles everything) and ``ical_fast`` (a line reader for the common
+``ical.parse`` (icalendar-based, handles everything) and ``ical.fast`` (a line reader for the common
 single event) extract raw values differently but must agree exactly, so the decisions live here
 once: which TZID names which IANA zone, how DTEND/DURATION/all-day defaults give the end, what
 an empty SUMMARY becomes, which STATUS values count, when an organizer is malformed.

@@ -3,7 +3,7 @@
 
 Pull: ``calendarView/delta`` over the sync window, one :class:`ChangePage` per Graph page
 (``Prefer: odata.maxpagesize``), following ``@odata.nextLink``; the ``@odata.deltaLink`` of the
-last page is the token, stamped with the window it was opened over (``graph_delta``). A delta
+last page is the token, stamped with the window it was opened over (``graph.delta``). A delta
 link Graph no longer knows (410 ``SyncStateNotFound``), or one whose window the engine's has
 moved past, raises :class:`TokenExpired` and the engine resyncs in full. Graph reports
 ``@removed`` both for an event that was deleted and for one that was *moved out of the window*;
@@ -37,15 +37,15 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import CalbridgeError, ConfigError, Conflict, ProviderError, TokenExpired
-from calbridge.providers.graph_auth import (
+from calbridge.providers.graph.auth import (
     SHARED_TOKENS,
     AppCredentials,
     TokenSources,
     relink_command,
 )
-from calbridge.providers.graph_delta import DeltaToken
-from calbridge.providers.graph_http import GRAPH_API, MAX_BATCH, GraphSession, InnerResponse
-from calbridge.providers.graph_mapping import (
+from calbridge.providers.graph.delta import DeltaToken
+from calbridge.providers.graph.http import GRAPH_API, MAX_BATCH, GraphSession, InnerResponse
+from calbridge.providers.graph.mapping import (
     KEY_PROPERTY,
     create_body,
     event_body,
@@ -197,7 +197,7 @@ class GraphProvider:
 
     def _resume(self, token: str, window: Window) -> tuple[Window, str]:
         """The window and delta link of a stored token, unless the link cannot serve
-        ``window`` (see ``graph_delta``) or belongs to another calendar or server."""
+        ``window`` (see ``graph.delta``) or belongs to another calendar or server."""
         stored = DeltaToken.parse(token)
         if stored is None:
             raise TokenExpired(f"{self.label}: the stored delta link records no window")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from calbridge.errors import ProviderError
-from calbridge.providers.google import GoogleProvider
+from calbridge.providers.google.provider import GoogleProvider
 
 DEFAULT_TTL = timedelta(days=7)
 RENEW_MARGIN = timedelta(days=1)

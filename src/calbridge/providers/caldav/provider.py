@@ -7,8 +7,8 @@ with nothing changed costs exactly one request. A server without sync-collection
 built with ``sync_collection=False``) is handled by comparing etags: one PROPFIND lists
 (href, etag) pairs and the previous listing travels inside the token itself
 (``etag:`` + compressed JSON), so the engine needs nothing beyond ``list_changes(token, window)``.
-The reading lives in ``caldav_pull``, the HTTP session (counting, retries, errors) in
-``caldav_http``, the XML in ``caldav_xml``, the iCalendar mapping in ``ical``/``ical_write``
+The reading lives in ``caldav.pull``, the HTTP session (counting, retries, errors) in
+``caldav.http``, the XML in ``caldav.xml``, the iCalendar mapping in ``ical.parse``/``ical.write``
 (imported when an object is first read or written: a no-change sync never loads icalendar).
 
 Writes are conditional, which is what makes every retry safe: a create is a PUT with
@@ -45,9 +45,9 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import BadEvent, ConfigError, Conflict, ProviderError, TokenExpired
-from calbridge.providers import caldav_xml as dav
-from calbridge.providers.caldav_http import DavSession
-from calbridge.providers.caldav_pull import ETAG_TOKEN, Puller
+from calbridge.providers.caldav import xml as dav
+from calbridge.providers.caldav.http import DavSession
+from calbridge.providers.caldav.pull import ETAG_TOKEN, Puller
 from calbridge.providers.retry import RetryPolicy
 
 ICS = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -161,14 +161,14 @@ class CalDAVProvider:
         stored = self._fetch(ref_id)
         if stored is None:
             return None
-        from calbridge.providers.ical import parse_item
+        from calbridge.providers.ical.parse import parse_item
 
         return parse_item(RemoteRef(ref_id, stored.etag), stored.data, window)
 
     def create(self, event: RemoteEvent) -> Written:
         href = self.collection + _file_name(event.key)
         uid = event.uid or f"{event.key}@calbridge"
-        from calbridge.providers.ical_write import new_object
+        from calbridge.providers.ical.write import new_object
 
         body = new_object(event, uid, self._clock())
         headers = {**ICS, "If-None-Match": "*"}
@@ -179,7 +179,7 @@ class CalDAVProvider:
         return Written(self.last_written, uid)
 
     def update(self, ref: RemoteRef, event: RemoteEvent) -> Written:
-        from calbridge.providers.ical_write import apply_event
+        from calbridge.providers.ical.write import apply_event
 
         stored = self._current(ref)
         try:
@@ -196,7 +196,7 @@ class CalDAVProvider:
         stored = self._current(ref, missing_ok=True)
         if stored is None:
             return  # the whole series is gone already
-        from calbridge.providers.ical_write import exclude_occurrence
+        from calbridge.providers.ical.write import exclude_occurrence
 
         try:
             body = exclude_occurrence(stored.data, recurrence_id, self._clock())
@@ -220,7 +220,7 @@ class CalDAVProvider:
 
     def _adopt(self, href: str, key: str, uid: str, refused: httpx.Response) -> Written:
         """A create met an existing object: ours from a retried/crashed create, or a clash."""
-        from calbridge.providers.ical import key_of
+        from calbridge.providers.ical.parse import key_of
 
         stored = self._fetch(href)
         if stored is not None and key_of(stored.data) == key:
@@ -312,7 +312,7 @@ def _file_name(key: str) -> str:
 
 
 def _uid(data: bytes) -> str:
-    from calbridge.providers.ical import events_of, load
+    from calbridge.providers.ical.parse import events_of, load
 
     try:
         return str(events_of(load(data))[0].get("UID", ""))

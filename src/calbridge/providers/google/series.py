@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
-from calbridge.providers.google_api import GoogleApi, Json, status_of
-from calbridge.providers.google_mapping import master_id_of
+from calbridge.providers.google.api import GoogleApi, Json, status_of
+from calbridge.providers.google.mapping import master_id_of
 
 MAX_BATCH = 50
 Series = tuple[Json | None, list[Json]]  # master (None: not in this calendar), exceptions

@@ -6,7 +6,7 @@ dozen properties, for which a line reader over the few properties calbridge uses
 magnitude faster. Anything out of the ordinary — a series, several components, a non-IANA TZID,
 a value it does not recognise, a missing UID or DTSTART — makes :func:`read_simple` return None
 and the full icalendar reader (``ical.py``) decide, so unusual objects lose nothing. The two
-readers share every rule (``ical_fields``) and the tests check they agree on every sample.
+readers share every rule (``ical.fields``) and the tests check they agree on every sample.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from calbridge.domain.event import to_utc
 from calbridge.domain.remote import RemoteItem, RemoteOccurrence, RemoteRef, RemoteRejection
 from calbridge.errors import BadEmail, BadEvent
-from calbridge.providers.ical_fields import (
+from calbridge.providers.ical.fields import (
     KEY_PROPERTY,
     Moment,
     fields_from,

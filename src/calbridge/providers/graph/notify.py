@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import CalbridgeError, ConfigError
-from calbridge.providers.graph import GraphProvider
-from calbridge.providers.graph_subscriptions import (
+from calbridge.providers.graph.provider import GraphProvider
+from calbridge.providers.graph.subscriptions import (
     LIFETIME,
     RENEW_BEFORE,
     Notification,

@@ -25,7 +25,7 @@ from calbridge.errors import (
     RateLimited,
     TokenExpired,
 )
-from calbridge.providers.graph_auth import AppCredentials, TokenSources
+from calbridge.providers.graph.auth import AppCredentials, TokenSources
 from calbridge.providers.http_client import RequestCounter, counted_client
 from calbridge.providers.retry import RETRY_STATUSES, RetryPolicy, retry_after
 

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from calbridge.errors import ConfigError, ProviderAuthError, ProviderError
-from calbridge.providers.google_auth import CALENDAR_SCOPE, OAuthClient
+from calbridge.providers.google.auth import CALENDAR_SCOPE, OAuthClient
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 INSECURE_TRANSPORT = "OAUTHLIB_INSECURE_TRANSPORT"
