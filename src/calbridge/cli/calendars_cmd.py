@@ -1,9 +1,15 @@
-"""``calbridge calendars ...``: link, inspect and remove calendars."""
+"""``calbridge calendars ...``: link, inspect and remove calendars.
+
+``add`` and ``update`` know no calendar API: their connection options are those of every kind
+in :mod:`calbridge.providers.registry` (a new kind's options appear here by themselves), read
+by the registry and handed to :func:`calbridge.sync.calendars.add_calendar` /
+:func:`~calbridge.sync.calendars.update_calendar`. ``auth`` is Google's OAuth consent."""
 
 from __future__ import annotations
 
-import json
-import os
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,16 +20,23 @@ from sqlalchemy.orm import Session
 from calbridge.cli.common import Rows, print_json, readable, say, session
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
-from calbridge.errors import ConfigError
-from calbridge.providers.caldav.http import cleartext_warning
-from calbridge.providers.http_client import check_http_url
+from calbridge.errors import CalbridgeError, ConfigError
+from calbridge.providers.registry import (
+    Connection,
+    ConnectRequest,
+    ProviderKind,
+    all_kinds,
+    cli_options,
+    from_json_file,
+    kind_for_selector,
+    kind_of,
+    read_values,
+)
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import (
     CalendarUpdate,
-    add_caldav_calendar,
-    add_google_calendar,
-    add_graph_calendar,
+    add_calendar,
     authorize_google_calendar,
     remove_calendar,
     update_calendar,
@@ -35,232 +48,124 @@ from calbridge.sync.calendars import (
 app = typer.Typer(help="Calendars kept in sync with the booking system.")
 
 
-def _read_password(password_env: str | None, password_file: Path | None) -> str:
-    if (password_env is None) == (password_file is None):
-        raise ConfigError("give exactly one of --password-env VAR or --password-file FILE")
-    if password_env is not None:
-        value = os.environ.get(password_env)
-        if value is None:
-            raise ConfigError(f"--password-env: the environment variable {password_env} is not set")
-        return value
-    assert password_file is not None
-    try:
-        return password_file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"--password-file: cannot read {password_file}: {exc.strerror}") from exc
-
-
-# The connection options `add` and `update` share (with `update`, None leaves a setting as it is)
-CalDAVUrl = Annotated[str | None, typer.Option("--caldav", help="CalDAV collection URL")]
-Username = Annotated[str | None, typer.Option("--username")]
-PasswordEnv = Annotated[str | None, typer.Option("--password-env", help="Env var")]
-PasswordFile = Annotated[Path | None, typer.Option("--password-file")]
+# The options every kind shares; each kind's connection options come from the registry
 Owner = Annotated[str | None, typer.Option("--owner", help="User id owning it")]
-Mailbox = Annotated[str | None, typer.Option("--graph", help="Microsoft 365 mailbox")]
-Tenant = Annotated[str | None, typer.Option("--tenant", help="Entra tenant id/domain")]
-ClientId = Annotated[str | None, typer.Option("--client-id", help="App (client) id")]
-ClientSecretEnv = Annotated[
-    str | None, typer.Option("--client-secret-env", help="Env var with the app's secret")
-]
-Certificate = Annotated[
-    Path | None, typer.Option("--certificate", help="PEM: the app's key + certificate")
-]
-CalendarId = Annotated[str | None, typer.Option("--calendar-id")]
-ApiBase = Annotated[str | None, typer.Option("--api-base", help="API root URL")]
-LoginBase = Annotated[str | None, typer.Option("--login-base", help="Identity URL")]
-CaFile = Annotated[Path | None, typer.Option("--ca-file", help="Extra trusted CA")]
-GoogleId = Annotated[str | None, typer.Option("--google", help="Google calendar id")]
-ServiceAccount = Annotated[
-    Path | None, typer.Option("--service-account", help="Google service-account key (JSON)")
-]
-Subject = Annotated[str | None, typer.Option("--subject", help="User the service account acts as")]
-OAuthClientFile = Annotated[
-    Path | None, typer.Option("--oauth-client", help="Google OAuth client file (JSON)")
-]
+AsJson = Annotated[bool, typer.Option("--json")]
 
 
-@app.command("add")
+def _connection_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per connection option of every registered kind (``None``: not
+    given), grouped in the help by the kind that uses it."""
+    users: dict[str, list[str]] = {}
+    for entry in all_kinds():
+        for option in entry.all_options:
+            users.setdefault(option.flag, []).append(entry.label)
+    parameters = []
+    for option in cli_options():
+        kinds = users[option.flag]
+        panel = f"{kinds[0]} connection" if len(kinds) == 1 else "Connection (several kinds)"
+        if option.switch:
+            decls = (f"{option.flag}/--no-{option.flag[2:]}",)
+            info = typer.Option(*decls, help=option.help, rich_help_panel=panel)
+            annotation: Any = Annotated[bool | None, info]
+        else:
+            info = typer.Option(
+                option.flag, help=option.help, metavar=option.metavar, rich_help_panel=panel
+            )
+            annotation = Annotated[str | None, info]
+        parameters.append(
+            inspect.Parameter(
+                option.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+            )
+        )
+    return parameters
+
+
+def _with_connection_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` taking, besides its own parameters, every kind's connection options as
+    keyword arguments, handed to it as ``connection`` (value by flag, None when not given)."""
+    own = [
+        p
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+        if p.name != "connection"
+    ]
+    extra = _connection_parameters()
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        by_param = {option.param: option.flag for option in cli_options()}
+        connection = {by_param[key]: kwargs.pop(key) for key in list(kwargs) if key in by_param}
+        command(**kwargs, connection=connection)
+
+    wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    del wrapper.__wrapped__
+    return wrapper
+
+
+def _preview(kind: ProviderKind[Any], request: ConnectRequest) -> Connection | None:
+    """The connection these options make, before anything is stored: for warnings (a
+    password sent in clear) and to know whether it can be checked now. None when the options
+    are wrong (the add or update itself then says why)."""
+    try:
+        return kind.make(request)
+    except CalbridgeError:
+        return None
+
+
+def _warn(kind: ProviderKind[Any], connection: Connection | None) -> None:
+    """One stderr line per warning the kind has about these settings."""
+    if connection is None or kind.warnings is None:
+        return
+    for warning in kind.warnings(connection.settings):
+        say(("warning:", "yellow"), " ", warning, err=True)
+
+
 def add(
     name: Annotated[str, typer.Argument(help="A short name for this calendar")],
-    caldav: CalDAVUrl = None,
-    username: Username = None,
-    password_env: PasswordEnv = None,
-    password_file: PasswordFile = None,
     owner: Owner = None,
     policy: Annotated[str, typer.Option("--policy", help="|".join(POLICIES))] = "booking-wins",
     direction: Annotated[str, typer.Option("--direction", help="both|pull|push")] = "both",
     horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=3650)] = 365,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    graph: Mailbox = None,
-    tenant: Tenant = None,
-    client_id: ClientId = None,
-    client_secret_env: ClientSecretEnv = None,
-    certificate: Certificate = None,
-    calendar_id: CalendarId = None,
-    api_base: ApiBase = None,
-    login_base: LoginBase = None,
-    ca_file: CaFile = None,
-    google: GoogleId = None,
-    service_account: ServiceAccount = None,
-    subject: Subject = None,
-    oauth_client: OAuthClientFile = None,
+    as_json: AsJson = False,
+    *,
+    connection: dict[str, Any],
 ) -> None:
-    """Link a calendar, after checking that it can be reached with these credentials."""
-    if sum(value is not None for value in (caldav, graph, google)) != 1:
-        raise ConfigError(
-            "give exactly one of --caldav URL, --graph MAILBOX or --google CALENDAR_ID"
-        )
-    for option, url in (
-        ("--caldav", caldav),
-        ("--api-base", api_base),
-        ("--login-base", login_base),
-    ):
-        if url is not None:
-            check_http_url(url, option)
-    if google is not None:
-        options = dict(owner=owner, policy=policy, direction=direction, horizon_days=horizon_days)
-        needs_auth = _add_google(
-            name, google, service_account, subject, oauth_client, api_base, options
-        )
-        with session() as s:
-            data = calendar_json(s, find_calendar(s, name))
-        if as_json:
-            print_json(data)
-            return
-        say(f"Added calendar '{name}' (Google: {google}).")
-        if needs_auth:
-            say(f"Next, authorize it: `calbridge calendars auth {name}`.")
-        return
-    if graph is not None:
-        secret, pem = _graph_credential(client_secret_env, certificate)
-        box = SecretBox.from_settings(load_settings())
-        with session() as s:
-            calendar = add_graph_calendar(
-                s,
-                box,
-                name,
-                graph,
-                tenant=_required(tenant, "--tenant"),
-                client_id=_required(client_id, "--client-id"),
-                client_secret=secret,
-                certificate_pem=pem,
-                calendar_id=calendar_id,
-                api_base=api_base,
-                login_base=login_base,
-                ca_file=str(ca_file) if ca_file is not None else None,
-                owner=owner,
-                policy=policy,
-                direction=direction,
-                horizon_days=horizon_days,
-            )
-            data = calendar_json(s, calendar)
-        print_json(data) if as_json else say(f"Added calendar '{name}' ({graph}).")
-        return
-    assert caldav is not None
-    password = _read_password(password_env, password_file)
-    _warn_cleartext(caldav, username or "")
+    """Link a calendar, after checking that it can be reached with these credentials. Give
+    exactly one of the kinds' calendar options (--caldav URL, --google CALENDAR_ID, --graph
+    MAILBOX, …) with that kind's other options."""
+    kind = kind_for_selector(connection)
+    values = read_values(kind, connection)
+    preview = _preview(kind, ConnectRequest(name, values))
+    _warn(kind, preview)
     box = SecretBox.from_settings(load_settings())
     with session() as s:
-        calendar = add_caldav_calendar(
+        calendar = add_calendar(
             s,
             box,
             name,
-            caldav,
-            username or "",
-            password,
+            kind.name,
+            values,
             owner=owner,
             policy=policy,
             direction=direction,
             horizon_days=horizon_days,
         )
+        where = _where_of(calendar)
         data = calendar_json(s, calendar)
-    print_json(data) if as_json else say(f"Added calendar '{name}' ({caldav}).")
+    if as_json:
+        print_json(data)
+        return
+    say(f"Added calendar '{name}' ({kind.label}: {where}).")
+    if preview is not None and not preview.checkable and kind.unchecked is not None:
+        say(kind.unchecked(name))
 
 
-def _warn_cleartext(url: str, username: str) -> None:
-    """One stderr line when the password would cross the network unencrypted."""
-    warning = cleartext_warning(url, username)
-    if warning:
-        say(("warning:", "yellow"), " ", warning, err=True)
-
-
-def _required(value: str | None, option: str) -> str:
-    if not value:
-        raise ConfigError(f"a Microsoft 365 calendar needs {option}")
-    return value
-
-
-def _graph_credential(
-    secret_env: str | None, certificate: Path | None
-) -> tuple[str | None, str | None]:
-    """(client secret, certificate PEM): one of them, the secret read from the environment."""
-    if (secret_env is None) == (certificate is None):
-        raise ConfigError("give exactly one of --client-secret-env VAR or --certificate FILE")
-    if secret_env is not None:
-        value = os.environ.get(secret_env)
-        if not value:
-            raise ConfigError(
-                f"--client-secret-env: the environment variable {secret_env} is unset"
-            )
-        return value, None
-    assert certificate is not None
-    try:
-        return None, certificate.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--certificate: cannot read {certificate}: {exc}") from exc
+app.command("add")(_with_connection_options(add))
 
 
 def _read_json(path: Path, option: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{option}: cannot read {path} as JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{option}: {path} does not hold a JSON object")
-    return data
-
-
-def _add_google(
-    name: str,
-    calendar_id: str,
-    service_account: Path | None,
-    subject: str | None,
-    oauth_client: Path | None,
-    api_base: str | None,
-    options: dict[str, Any],
-) -> bool:
-    """Link the calendar; True when it still needs `calendars auth` (no refresh token yet)."""
-    from calbridge.providers.google.auth import read_oauth_client
-
-    if (service_account is None) == (oauth_client is None):
-        raise ConfigError(
-            "a Google calendar needs exactly one of --service-account FILE --subject USER_EMAIL "
-            "(domain-wide delegation) or --oauth-client FILE (one person's consent)"
-        )
-    if subject is not None and service_account is None:
-        raise ConfigError("--subject goes with --service-account (the user it acts as)")
-    box = SecretBox.from_settings(load_settings())
-    key = _read_json(service_account, "--service-account") if service_account else None
-    client = _read_json(oauth_client, "--oauth-client") if oauth_client else None
-    with session() as s:
-        add_google_calendar(
-            s,
-            box,
-            name,
-            calendar_id,
-            service_account_info=key,
-            subject=subject,
-            oauth_client=client,
-            api_base=api_base,
-            **options,
-        )
-    return client is not None and read_oauth_client(client, "--oauth-client")[1] is None
-
-
-def _google_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a Google calendar (never its key, client secret or refresh token)."""
-    keys = ("calendar_id", "auth", "subject", "api_base", "page_size", "watch")
-    return {key: settings.get(key) for key in keys if settings.get(key) is not None}
+    return from_json_file(str(path), option)
 
 
 @app.command("auth")
@@ -337,14 +242,18 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
     )
     rejections = s.scalar(select(func.count()).where(Rejection.calendar_id == c.id)) or 0
     settings = dict(c.settings or {})
-    return {
+    data: dict[str, Any] = {
         "name": c.name,
         "kind": c.kind,
         "url": settings.get("url"),
         "username": settings.get("username"),
         "mailbox": settings.get("mailbox"),
-        "graph": _graph_settings(settings) if c.kind == "graph" else None,
-        "google": _google_settings(settings) if c.kind == "google" else None,
+        "where": _where_of(c),
+    }
+    for entry in all_kinds():  # each kind's own settings under its name (never a secret)
+        if entry.public is not None:
+            data[entry.name] = _public(entry, c) if c.kind == entry.name else None
+    return data | {
         "owner": c.owner_user_id,
         "policy": c.policy,
         "direction": c.direction,
@@ -358,10 +267,21 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
     }
 
 
-def _graph_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a Microsoft 365 calendar (never its secret or certificate)."""
-    keys = ("tenant", "client_id", "auth", "calendar_id", "api_base", "login_base", "ca_file")
-    return {key: settings.get(key) for key in keys}
+def _public(entry: ProviderKind[Any], c: Calendar) -> dict[str, Any] | None:
+    assert entry.public is not None
+    try:
+        return entry.public(entry.parse(c.name, c.settings))
+    except CalbridgeError:
+        return None  # unreadable stored settings: `calendars show` still shows the rest
+
+
+def _where_of(c: Calendar) -> str:
+    """The calendar's address in one column: CalDAV URL, mailbox, Google calendar id…"""
+    try:
+        entry = kind_of(c.kind)
+        return entry.where(entry.parse(c.name, c.settings))
+    except CalbridgeError:
+        return ""
 
 
 @app.command("list")
@@ -377,7 +297,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add(
             r["name"],
             r["kind"],
-            _where(r),
+            r["where"],
             r["owner"],
             r["policy"],
             r["direction"],
@@ -385,11 +305,6 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             r["last_error"] or "",
         )
     table.print()
-
-
-def _where(data: dict[str, Any]) -> str:
-    """The calendar's address: CalDAV URL, Microsoft 365 mailbox or Google calendar id."""
-    return str(data["url"] or data["mailbox"] or (data["google"] or {}).get("calendar_id") or "")
 
 
 def _counts(counts: dict[str, Any]) -> str:
@@ -419,7 +334,7 @@ def show_fields(data: dict[str, Any]) -> Rows:
     for key in ("url", "username", "mailbox"):
         if data.get(key) is not None:
             rows.add(key, data[key])
-    for key, value in (data.get("graph") or data.get("google") or {}).items():
+    for key, value in (data.get(str(data["kind"])) or {}).items():
         if value is not None:
             rows.add(key.replace("_", " "), readable(value))
     rows.add("owner", data["owner"] or "none")
@@ -446,78 +361,40 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
     show_fields(data).print()
 
 
-@app.command("update")
 def update(
     name: Annotated[str, typer.Argument(help="The calendar to change")],
-    caldav: CalDAVUrl = None,
-    username: Username = None,
-    password_env: PasswordEnv = None,
-    password_file: PasswordFile = None,
     owner: Owner = None,
     no_owner: Annotated[bool, typer.Option("--no-owner", help="It has no owner")] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="|".join(POLICIES))] = None,
     direction: Annotated[str | None, typer.Option("--direction", help="both|pull|push")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, max=3650)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    graph: Mailbox = None,
-    tenant: Tenant = None,
-    client_id: ClientId = None,
-    client_secret_env: ClientSecretEnv = None,
-    certificate: Certificate = None,
-    calendar_id: CalendarId = None,
-    api_base: ApiBase = None,
-    login_base: LoginBase = None,
-    ca_file: CaFile = None,
-    google: GoogleId = None,
-    service_account: ServiceAccount = None,
-    subject: Subject = None,
-    oauth_client: OAuthClientFile = None,
+    as_json: AsJson = False,
+    *,
+    connection: dict[str, Any],
 ) -> None:
     """Change a calendar's credentials or settings in place (checked like `add`); its links,
-    sync token and snapshots are kept."""
-    password = None
-    if password_env is not None or password_file is not None:
-        password = _read_password(password_env, password_file)
-    secret = pem = None
-    if client_secret_env is not None or certificate is not None:
-        secret, pem = _graph_credential(client_secret_env, certificate)
+    sync token and snapshots are kept. Only the options of the calendar's own kind apply."""
+    with session() as s:
+        current = find_calendar(s, name)
+        kind, settings = kind_of(current.kind), dict(current.settings or {})
+    values = read_values(kind, connection, calendar=name)
+    if values:
+        _warn(kind, _preview(kind, ConnectRequest(name, values, settings=settings)))
     change = CalendarUpdate(
         owner=owner,
         clear_owner=no_owner,
         policy=policy,
         direction=direction,
         horizon_days=horizon_days,
-        url=caldav,
-        username=username,
-        password=password,
-        google_calendar_id=google,
-        service_account_info=(
-            _read_json(service_account, "--service-account") if service_account else None
-        ),
-        subject=subject,
-        oauth_client=_read_json(oauth_client, "--oauth-client") if oauth_client else None,
-        mailbox=graph,
-        tenant=tenant,
-        client_id=client_id,
-        client_secret=secret,
-        certificate_pem=pem,
-        calendar_id=calendar_id,
-        login_base=login_base,
-        ca_file=str(ca_file) if ca_file is not None else None,
-        api_base=api_base,
+        connection=values,
     )
-    if caldav is not None or username is not None or password is not None:
-        with session() as s:
-            current = find_calendar(s, name)
-            if current.kind == "caldav":
-                _warn_cleartext(
-                    caldav or str(current.settings.get("url", "")),
-                    username or str(current.settings.get("username", "")),
-                )
     box = SecretBox.from_settings(load_settings())
     with session() as s:
         data = calendar_json(s, update_calendar(s, box, name, change))
     print_json(data) if as_json else say(f"Updated calendar '{name}'.")
+
+
+app.command("update")(_with_connection_options(update))
 
 
 @app.command("remove")

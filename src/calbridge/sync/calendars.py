@@ -1,8 +1,10 @@
 """Linking calendars: the one code path the CLI, the demo and the future API and admin UI share.
 
-One function per admin operation — :func:`add_caldav_calendar`, :func:`add_google_calendar`,
-:func:`add_graph_calendar`, :func:`update_calendar`, :func:`remove_calendar`,
-:func:`authorize_google_calendar` — taking a session and plain values and raising
+One function per admin operation — :func:`add_calendar` (any kind of the provider registry,
+:mod:`calbridge.providers.registry`, with typed shorthands :func:`add_caldav_calendar`,
+:func:`add_google_calendar`, :func:`add_graph_calendar`), :func:`update_calendar`,
+:func:`remove_calendar`, :func:`authorize_google_calendar` — taking a session and plain values
+and raising
 :class:`calbridge.errors.CalbridgeError` subclasses whose messages name the command that fixes
 the problem. A remote calendar may be linked once (see :mod:`calbridge.sync.relink`); removing
 a calendar keeps its former links so that linking it again adopts, never duplicates.
@@ -11,15 +13,24 @@ a calendar keeps its former links so that linking it again adopts, never duplica
 from __future__ import annotations
 
 import secrets as pysecrets
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.merge import POLICIES
+from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError, NotFound
+from calbridge.providers.registry import (
+    ConnectRequest,
+    ProviderKind,
+    ProviderSettings,
+    flag_for_key,
+    foreign_options,
+    kind_of,
+)
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
@@ -35,13 +46,12 @@ from calbridge.sync.relink import (
 DIRECTIONS = ("both", "pull", "push")
 
 
-def add_caldav_calendar(
+def add_calendar(
     session: Session,
     box: SecretBox,
     name: str,
-    url: str,
-    username: str,
-    password: str,
+    kind: str,
+    values: Mapping[str, Any],
     *,
     owner: str | None = None,
     policy: str = "booking-wins",
@@ -49,23 +59,46 @@ def add_caldav_calendar(
     horizon_days: int = 365,
     check: bool = True,
 ) -> Calendar:
-    """Store a CalDAV calendar after checking the connection (credentials sealed at rest)."""
+    """Store a calendar of ``kind`` (a key of :data:`calbridge.providers.registry.KINDS`)
+    from its connection option ``values`` (by key, read already: see the kind's options),
+    after checking the connection unless ``check`` is false or the kind cannot check it yet.
+    Credentials are sealed at rest; ``Calendar.settings`` holds only what is not secret."""
+    entry = kind_of(kind)
     _check_new(session, name, owner, policy, direction)
-    settings = {"url": url.strip(), "username": username}
-    ensure_not_linked(session, "caldav", settings, name=name, exclude=None)
+    connection = entry.make(ConnectRequest(name, dict(values)))
+    settings = connection.settings.stored()
+    ensure_not_linked(session, kind, settings, name=name, exclude=None)
     return _store_new(
         session,
         box,
         name,
-        "caldav",
+        kind,
         settings,
-        {"password": password},
+        connection.secret,
         owner=owner,
         policy=policy,
         direction=direction,
         horizon_days=horizon_days,
-        check=check,
+        check=check and connection.checkable,
     )
+
+
+# Typed shorthands for the three kinds the demo, the web UI, the API and the tests link most;
+# each is add_calendar with that kind's option values (a new kind needs none of these).
+
+
+def add_caldav_calendar(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    url: str,
+    username: str,
+    password: str,
+    **common: Any,
+) -> Calendar:
+    """Store a CalDAV calendar after checking the connection (credentials sealed at rest)."""
+    values = {"caldav": url, "username": username, "password": password}
+    return add_calendar(session, box, name, "caldav", values, **common)
 
 
 def add_graph_calendar(
@@ -82,51 +115,23 @@ def add_graph_calendar(
     api_base: str | None = None,
     login_base: str | None = None,
     ca_file: str | None = None,
-    owner: str | None = None,
-    policy: str = "booking-wins",
-    direction: str = "both",
-    horizon_days: int = 365,
-    check: bool = True,
+    **common: Any,
 ) -> Calendar:
     """Store a Microsoft 365 calendar (Graph, app-only) after checking that the app can sign
-    in and read it. The client secret or certificate is sealed at rest; ``settings`` holds only
-    what is not secret."""
-    if (client_secret is None) == (certificate_pem is None):
-        raise ConfigError("give exactly one of a client secret or a certificate for the app")
-    if certificate_pem is not None:
-        from calbridge.providers.graph.auth import certificate_credential
-
-        certificate_credential(certificate_pem)  # a clear error now, not at the first sync
-    if ca_file is not None and not Path(ca_file).is_file():
-        raise ConfigError(f"--ca-file: there is no file {ca_file}")
-    _check_new(session, name, owner, policy, direction)
-    settings: dict[str, Any] = {
-        "mailbox": mailbox.strip(),
-        "tenant": tenant.strip(),
-        "client_id": client_id.strip(),
-        "auth": "client secret" if client_secret is not None else "certificate",
+    in and read it; exactly one of ``client_secret`` or ``certificate_pem``."""
+    values = {
+        "graph": mailbox,
+        "tenant": tenant,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "certificate": certificate_pem,
+        "calendar_id": calendar_id,
+        "api_base": api_base,
+        "login_base": login_base,
+        "ca_file": ca_file,
     }
-    optional = {"calendar_id": calendar_id, "api_base": api_base, "login_base": login_base}
-    settings.update({k: v.strip() for k, v in optional.items() if v})
-    if ca_file is not None:
-        settings["ca_file"] = str(Path(ca_file).resolve())
-    ensure_not_linked(session, "graph", settings, name=name, exclude=None)
-    sealed = {"client_secret": client_secret} if client_secret is not None else {}
-    if certificate_pem is not None:
-        sealed = {"certificate_pem": certificate_pem}
-    return _store_new(
-        session,
-        box,
-        name,
-        "graph",
-        settings,
-        sealed,
-        owner=owner,
-        policy=policy,
-        direction=direction,
-        horizon_days=horizon_days,
-        check=check,
-    )
+    given = {key: value for key, value in values.items() if value is not None}
+    return add_calendar(session, box, name, "graph", given, **common)
 
 
 def add_google_calendar(
@@ -139,58 +144,24 @@ def add_google_calendar(
     subject: str | None = None,
     oauth_client: dict[str, Any] | None = None,
     api_base: str | None = None,
-    owner: str | None = None,
-    policy: str = "booking-wins",
-    direction: str = "both",
-    horizon_days: int = 365,
     page_size: int | None = None,
-    check: bool = True,
+    **common: Any,
 ) -> Calendar:
     """Store a Google calendar: a service account acting as ``subject`` (domain-wide
     delegation), or an OAuth client (a client-secrets file; an ``authorized_user`` file also
-    brings its refresh token). Keys, client secrets and refresh tokens are sealed at rest.
-
-    With an OAuth client and no refresh token yet the calendar is stored unchecked: the
-    person runs ``calbridge calendars auth NAME`` next (:func:`authorize_google_calendar`)."""
-    from calbridge.providers.google.auth import read_oauth_client, read_service_account
-
-    if (service_account_info is None) == (oauth_client is None):
-        raise ConfigError("give exactly one of --service-account FILE or --oauth-client FILE")
-    _check_new(session, name, owner, policy, direction)
-    settings: dict[str, Any] = {"calendar_id": calendar_id.strip()}
-    sealed: dict[str, Any]
-    if service_account_info is not None:
-        info = read_service_account(service_account_info, "--service-account")
-        settings["auth"] = "service_account"
-        if subject:
-            settings["subject"] = subject.strip()
-        sealed = {"service_account": info}
-    else:
-        assert oauth_client is not None
-        client, refresh_token = read_oauth_client(oauth_client, "--oauth-client")
-        settings["auth"] = "oauth"
-        sealed = {"oauth_client": client.as_dict()}
-        if refresh_token:
-            sealed["refresh_token"] = refresh_token
-        check = check and refresh_token is not None
-    if api_base:
-        settings["api_base"] = api_base.strip().rstrip("/")
-    if page_size:
-        settings["page_size"] = int(page_size)
-    ensure_not_linked(session, "google", settings, name=name, exclude=None)
-    return _store_new(
-        session,
-        box,
-        name,
-        "google",
-        settings,
-        sealed,
-        owner=owner,
-        policy=policy,
-        direction=direction,
-        horizon_days=horizon_days,
-        check=check,
-    )
+    brings its refresh token). With an OAuth client and no refresh token yet the calendar is
+    stored unchecked: the person runs ``calbridge calendars auth NAME`` next
+    (:func:`authorize_google_calendar`)."""
+    values = {
+        "google": calendar_id,
+        "service_account": service_account_info,
+        "subject": subject,
+        "oauth_client": oauth_client,
+        "api_base": api_base,
+        "page_size": page_size,
+    }
+    given = {key: value for key, value in values.items() if value is not None}
+    return add_calendar(session, box, name, "google", given, **common)
 
 
 def authorize_google_calendar(
@@ -270,10 +241,9 @@ def _store_new(
     if check:
         provider = open_provider(calendar, box, adding=True)
         provider.check()
-        resolved = getattr(provider, "resolved_calendar_id", None)
-        if kind == "graph" and resolved and not settings.get("calendar_id"):
-            # the mailbox's default calendar, by its id: linking it by id too is a duplicate
-            calendar.settings = settings = {**settings, "default_calendar_id": resolved}
+        learned = _learned(kind, calendar.name, settings, provider)
+        if learned != settings:
+            calendar.settings = settings = learned
             ensure_not_linked(session, kind, settings, name=name, exclude=None)
     session.add(calendar)
     session.flush()
@@ -302,59 +272,17 @@ def link_event(session: Session, event: Event, calendar: Calendar) -> Link:
 
 @dataclass(frozen=True)
 class CalendarUpdate:
-    """What :func:`update_calendar` changes; ``None`` leaves a setting as it is. Connection
-    fields apply to one kind of calendar each (giving another kind's is an error)."""
+    """What :func:`update_calendar` changes; ``None`` leaves a setting as it is.
+    ``connection``: connection option values by key (``{"password": …}``, ``{"tenant": …}``:
+    the keys of the calendar's kind in :mod:`calbridge.providers.registry`; another kind's
+    key is an error naming its option)."""
 
     owner: str | None = None
     clear_owner: bool = False
     policy: str | None = None
     direction: str | None = None
     horizon_days: int | None = None
-    # CalDAV
-    url: str | None = None
-    username: str | None = None
-    password: str | None = None
-    # Google
-    google_calendar_id: str | None = None
-    service_account_info: dict[str, Any] | None = None
-    subject: str | None = None
-    oauth_client: dict[str, Any] | None = None
-    # Microsoft 365 (Graph)
-    mailbox: str | None = None
-    tenant: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    certificate_pem: str | None = None
-    calendar_id: str | None = None
-    login_base: str | None = None
-    ca_file: str | None = None
-    # Google and Graph
-    api_base: str | None = None
-
-
-# which fields each kind accepts, and the option a person gives them with (for messages)
-_KIND_FIELDS = {
-    "caldav": {"url": "--caldav", "username": "--username", "password": "--password-env"},
-    "google": {
-        "google_calendar_id": "--google",
-        "service_account_info": "--service-account",
-        "subject": "--subject",
-        "oauth_client": "--oauth-client",
-        "api_base": "--api-base",
-    },
-    "graph": {
-        "mailbox": "--graph",
-        "tenant": "--tenant",
-        "client_id": "--client-id",
-        "client_secret": "--client-secret-env",
-        "certificate_pem": "--certificate",
-        "calendar_id": "--calendar-id",
-        "login_base": "--login-base",
-        "ca_file": "--ca-file",
-        "api_base": "--api-base",
-    },
-}
-_KIND_NAMES = {"caldav": "CalDAV", "google": "Google", "graph": "Microsoft 365"}
+    connection: Mapping[str, Any] = field(default_factory=dict)
 
 
 def find_calendar(session: Session, name: str) -> Calendar:
@@ -373,16 +301,12 @@ def update_calendar(
     allowed when no other calendar links that one; the next sync is then a full one."""
     calendar = find_calendar(session, name)
     kind = calendar.kind
-    given = {f.name for f in fields(change) if getattr(change, f.name) is not None}
-    connection = set().union(*(set(v) for v in _KIND_FIELDS.values()))
-    foreign = sorted((given & connection) - set(_KIND_FIELDS.get(kind, {})))
+    entry = kind_of(kind)
+    values = {key: value for key, value in change.connection.items() if value is not None}
+    keys = {option.key for option in entry.all_options}
+    foreign = sorted(flag_for_key(key) for key in values if key not in keys)
     if foreign:
-        options = ", ".join(_option(f) for f in foreign)
-        verb = "does" if len(foreign) == 1 else "do"
-        raise ConfigError(
-            f"calendar '{name}' is a {_KIND_NAMES.get(kind, kind)} calendar; {options} "
-            f"{verb} not apply to it"
-        )
+        raise ConfigError(foreign_options(entry, foreign, name))
     if change.owner is not None and change.clear_owner:
         raise ConfigError("give --owner USER_ID or --no-owner, not both")
     if change.horizon_days is not None and not 1 <= change.horizon_days <= 3650:
@@ -392,19 +316,23 @@ def update_calendar(
     _check_options(session, change.owner, policy, direction)
     old_settings = dict(calendar.settings or {})
     settings = dict(old_settings)
-    secret = _open_for_update(box, calendar, change)
-    check = _apply_connection(kind, change, settings, secret) and check
+    secret = _open_for_update(box, calendar, entry, values)
+    if values:
+        request = ConnectRequest(name, values, settings=old_settings, secret=secret)
+        connection = entry.make(request)
+        settings, secret = connection.settings.stored(), connection.secret
+        check = check and connection.checkable
     moved = remote_identity(kind, settings) != remote_identity(kind, old_settings)
     if moved:
         ensure_not_linked(session, kind, settings, name=name, exclude=calendar.id)
     sealed = box.seal(secret)
-    if check and (given & connection or moved):
+    if check and (values or moved):
         candidate = Calendar(name=name, kind=kind, settings=settings, secret=sealed)
         provider = open_provider(candidate, box)
         provider.check()
-        resolved = getattr(provider, "resolved_calendar_id", None)
-        if kind == "graph" and resolved and not settings.get("calendar_id"):
-            settings["default_calendar_id"] = resolved
+        learned = _learned(kind, name, settings, provider)
+        if learned != settings:
+            settings = learned
             if remote_identity(kind, settings) != remote_identity(kind, old_settings):
                 ensure_not_linked(session, kind, settings, name=name, exclude=calendar.id)
     calendar.settings, calendar.secret = settings, sealed
@@ -421,16 +349,9 @@ def update_calendar(
     return calendar
 
 
-_CREDENTIALS = (
-    "password",
-    "client_secret",
-    "certificate_pem",
-    "service_account_info",
-    "oauth_client",
-)
-
-
-def _open_for_update(box: SecretBox, calendar: Calendar, change: CalendarUpdate) -> dict[str, Any]:
+def _open_for_update(
+    box: SecretBox, calendar: Calendar, entry: ProviderKind[Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
     """The calendar's opened secret. When this key cannot open it (the secret key changed),
     an update that brings new credentials starts afresh: that is how such a calendar is fixed."""
     if not calendar.secret:
@@ -438,100 +359,20 @@ def _open_for_update(box: SecretBox, calendar: Calendar, change: CalendarUpdate)
     try:
         return box.open(calendar.secret, f"calendar '{calendar.name}'", credentials_fix(calendar))
     except ConfigError:
-        if any(getattr(change, name) is not None for name in _CREDENTIALS):
+        if any(option.credential and option.key in values for option in entry.all_options):
             return {}
         raise
 
 
-def _option(field_name: str) -> str:
-    for options in _KIND_FIELDS.values():
-        if field_name in options:
-            return options[field_name]
-    return field_name
-
-
-def _apply_connection(
-    kind: str, change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]
-) -> bool:
-    """Write ``change``'s connection fields into ``settings`` / ``secret`` (validated like an
-    add); False when the result cannot be checked yet (a Google OAuth client, no consent)."""
-    if kind == "caldav":
-        if change.url is not None:
-            settings["url"] = change.url.strip()
-        if change.username is not None:
-            settings["username"] = change.username
-        if change.password is not None:
-            secret["password"] = change.password
-        return True
-    if kind == "google":
-        return _apply_google(change, settings, secret)
-    if kind == "graph":
-        _apply_graph(change, settings, secret)
-    return True
-
-
-def _apply_google(change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]) -> bool:
-    from calbridge.providers.google.auth import read_oauth_client, read_service_account
-
-    if change.service_account_info is not None and change.oauth_client is not None:
-        raise ConfigError("give exactly one of --service-account FILE or --oauth-client FILE")
-    if change.google_calendar_id is not None:
-        settings["calendar_id"] = change.google_calendar_id.strip()
-    if change.api_base is not None:
-        settings["api_base"] = change.api_base.strip().rstrip("/")
-    if change.service_account_info is not None:
-        info = read_service_account(change.service_account_info, "--service-account")
-        settings["auth"] = "service_account"
-        secret.clear()
-        secret["service_account"] = info
-    if change.oauth_client is not None:
-        client, refresh_token = read_oauth_client(change.oauth_client, "--oauth-client")
-        settings["auth"] = "oauth"
-        settings.pop("subject", None)
-        secret.clear()
-        secret["oauth_client"] = client.as_dict()
-        if refresh_token:
-            secret["refresh_token"] = refresh_token
-    if change.subject is not None:
-        if settings.get("auth") != "service_account":
-            raise ConfigError("--subject goes with a service account (the user it acts as)")
-        settings["subject"] = change.subject.strip()
-    return settings.get("auth") != "oauth" or bool(secret.get("refresh_token"))
-
-
-def _apply_graph(change: CalendarUpdate, settings: dict[str, Any], secret: dict[str, Any]) -> None:
-    if change.client_secret is not None and change.certificate_pem is not None:
-        raise ConfigError("give exactly one of a client secret or a certificate for the app")
-    if change.certificate_pem is not None:
-        from calbridge.providers.graph.auth import certificate_credential
-
-        certificate_credential(change.certificate_pem)
-        secret.clear()
-        secret["certificate_pem"] = change.certificate_pem
-        settings["auth"] = "certificate"
-    if change.client_secret is not None:
-        secret.clear()
-        secret["client_secret"] = change.client_secret
-        settings["auth"] = "client secret"
-    if change.ca_file is not None:
-        if not Path(change.ca_file).is_file():
-            raise ConfigError(f"--ca-file: there is no file {change.ca_file}")
-        settings["ca_file"] = str(Path(change.ca_file).resolve())
-    plain = {
-        "mailbox": change.mailbox,
-        "tenant": change.tenant,
-        "client_id": change.client_id,
-        "calendar_id": change.calendar_id,
-        "api_base": change.api_base,
-        "login_base": change.login_base,
-    }
-    for key, value in plain.items():
-        if value is not None:
-            settings[key] = value.strip()
-    if change.mailbox is not None or change.api_base is not None:
-        settings.pop("default_calendar_id", None)  # another mailbox: read again at the check
-    if "calendar_id" in settings and not settings["calendar_id"]:
-        del settings["calendar_id"]  # "" goes back to the mailbox's default calendar
+def _learned(
+    kind: str, name: str, settings: dict[str, Any], provider: CalendarProvider
+) -> dict[str, Any]:
+    """``settings`` with what the connection check learned (the kind's ``checked``)."""
+    entry = kind_of(kind)
+    if entry.checked is None:
+        return settings
+    learned: ProviderSettings = entry.checked(entry.parse(name, settings), provider)
+    return learned.stored()
 
 
 def remove_calendar(session: Session, name: str) -> int:

@@ -1,8 +1,9 @@
 """Which remote calendar a link points at, and re-linking without duplicates.
 
-A remote calendar has one *identity* whatever name it is linked under: the normalized CalDAV
-collection URL, the Google API root + calendar id, or the Graph API root + mailbox + calendar
-id. The same identity may be linked once (:func:`ensure_not_linked`). When a calendar is
+A remote calendar has one *identity* whatever name it is linked under, given by its kind's
+``identity`` in :mod:`calbridge.providers.registry`: e.g. the normalized CalDAV collection URL
+(:func:`normalize_url`), the Google API root + calendar id, or the Graph API root + mailbox +
+calendar id. The same identity may be linked once (:func:`ensure_not_linked`). When a calendar is
 removed, its links are kept as ``former_links`` under that identity
 (:func:`keep_former_links`); linking the same remote calendar again restores them
 (:func:`adopt_former_links`), so objects we wrote (which carry our key) and objects we imported
@@ -16,14 +17,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from calbridge.errors import ConfigError
+from calbridge.providers.registry import KINDS, kind_of
 from calbridge.store.models import Calendar, FormerLink, Link, LinkState
 
-GOOGLE_API = "https://www.googleapis.com"
-GRAPH_API = "https://graph.microsoft.com/v1.0"
 _LINK_COLUMNS = tuple(LinkState.__annotations__)  # what a former link keeps
 
 
@@ -48,33 +49,27 @@ def normalize_url(url: str) -> str:
 
 
 def remote_identity(kind: str, settings: dict[str, Any]) -> str:
-    """The one string naming the remote calendar ``settings`` point at."""
-    if kind == "caldav":
-        return f"caldav {normalize_url(str(settings.get('url') or ''))}"
-    if kind == "google":
-        base = str(settings.get("api_base") or GOOGLE_API).rstrip("/").lower()
-        calendar_id = str(settings.get("calendar_id") or "").strip().lower()
-        if calendar_id == "primary":  # an alias: whose primary calendar it is
-            calendar_id = f"primary of {str(settings.get('subject') or '').strip().lower()}"
-        return f"google {base} {calendar_id}"
-    if kind == "graph":
-        base = str(settings.get("api_base") or GRAPH_API).rstrip("/").lower()
-        mailbox = str(settings.get("mailbox") or "").strip().lower()
-        # ``default_calendar_id``: the id the mailbox's default calendar had when it was linked
-        calendar = settings.get("calendar_id") or settings.get("default_calendar_id")
-        return f"graph {base} {mailbox} {calendar or 'default calendar'}"
-    return f"{kind} {sorted(settings.items())}"
+    """The one string naming the remote calendar ``settings`` point at (the kind's
+    ``identity`` in :mod:`calbridge.providers.registry`)."""
+    if kind not in KINDS:
+        return f"{kind} {sorted(settings.items())}"
+    entry = kind_of(kind)
+    try:
+        parsed = entry.settings.model_validate(settings)
+    except ValidationError:
+        return f"{kind} {sorted(settings.items())}"  # unreadable settings name no calendar
+    return entry.identity(parsed)
 
 
 def describe(kind: str, settings: dict[str, Any]) -> str:
     """The remote calendar as a person knows it, for messages."""
-    if kind == "caldav":
-        return f"the CalDAV collection {settings.get('url')}"
-    if kind == "google":
-        return f"the Google calendar '{settings.get('calendar_id')}'"
-    calendar = settings.get("calendar_id")
-    where = f"calendar '{calendar}'" if calendar else "the default calendar"
-    return f"{where} of the Microsoft 365 mailbox '{settings.get('mailbox')}'"
+    if kind not in KINDS:
+        return f"the {kind} calendar {sorted(settings.items())}"
+    entry = kind_of(kind)
+    try:
+        return entry.describe(entry.settings.model_validate(settings))
+    except ValidationError:
+        return f"the {entry.label} calendar {sorted(settings.items())}"
 
 
 def ensure_not_linked(

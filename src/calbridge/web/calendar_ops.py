@@ -174,17 +174,16 @@ def update_credentials(
         calendar = _calendar(s, calendar_id)
         name, kind = calendar.name, calendar.kind
         if kind == "caldav":
-            change = CalendarUpdate(
-                password=_required(values, "password", "the new password"),
-                username=values.get("username") or None,
-            )
+            connection = {"password": _required(values, "password", "the new password")}
+            if values.get("username"):
+                connection["username"] = values["username"]
+            change = CalendarUpdate(connection=connection)
         elif kind == "graph":
-            change = CalendarUpdate(
-                client_secret=_required(values, "client_secret", "the client secret")
-            )
+            secret = _required(values, "client_secret", "the client secret")
+            change = CalendarUpdate(connection={"client_secret": secret})
         elif (calendar.settings or {}).get("auth") == "service_account":
             key = _json(values, "service_account", "the service-account key")
-            change = CalendarUpdate(service_account_info=key)
+            change = CalendarUpdate(connection={"service_account": key})
         else:
             raise ConfigError(
                 f"calendar '{name}' uses Google OAuth: renew its consent with the "

@@ -79,7 +79,7 @@ def test_update_gives_a_google_calendar_a_new_key_in_place(world: GoogleWorld) -
             session,
             world.box,
             "toms",
-            CalendarUpdate(service_account_info=world.gcal.service_account_info()),
+            CalendarUpdate(connection={"service_account": world.gcal.service_account_info()}),
         )
     report = world.sync("toms")
     assert report.ok and not report.full_resync

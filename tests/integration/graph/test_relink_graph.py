@@ -86,7 +86,11 @@ def test_a_refused_secret_names_update_and_update_replaces_it(world: GraphWorld)
     _seed(world)
     with world.store.session() as session:
         update_calendar(
-            session, world.box, "front", CalendarUpdate(client_secret="revoked"), check=False
+            session,
+            world.box,
+            "front",
+            CalendarUpdate(connection={"client_secret": "revoked"}),
+            check=False,
         )
     failed = world.sync("front")
     assert not failed.ok
@@ -95,7 +99,10 @@ def test_a_refused_secret_names_update_and_update_replaces_it(world: GraphWorld)
     )
     with world.store.session() as session:
         update_calendar(
-            session, world.box, "front", CalendarUpdate(client_secret=world.graph.client_secret)
+            session,
+            world.box,
+            "front",
+            CalendarUpdate(connection={"client_secret": world.graph.client_secret}),
         )
     report = world.sync("front")
     assert report.ok, report.error

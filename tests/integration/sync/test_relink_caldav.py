@@ -128,13 +128,17 @@ def test_update_changes_credentials_and_settings_keeping_links_and_token(world) 
         token, prefix = before.sync_token, before.key_prefix
         assert token
     with world.store.session() as session, pytest.raises(ProviderAuthError):
-        update_calendar(session, world.box, "front", CalendarUpdate(password="wrong"))
+        update_calendar(
+            session, world.box, "front", CalendarUpdate(connection={"password": "wrong"})
+        )
     with world.store.session() as session:
         update_calendar(
             session,
             world.box,
             "front",
-            CalendarUpdate(password=USERS["staff"], policy="calendar-wins", horizon_days=30),
+            CalendarUpdate(
+                connection={"password": USERS["staff"]}, policy="calendar-wins", horizon_days=30
+            ),
         )
     with world.store.session() as session:
         after = session.scalars(select(Calendar).where(Calendar.name == "front")).one()
@@ -153,7 +157,9 @@ def test_update_changes_credentials_and_settings_keeping_links_and_token(world) 
 def test_update_refuses_options_of_another_kind_and_a_bad_policy(world) -> None:  # type: ignore[no-untyped-def]
     world.add_calendar("front")
     with world.store.session() as session, pytest.raises(ConfigError) as error:
-        update_calendar(session, world.box, "front", CalendarUpdate(tenant="contoso"))
+        update_calendar(
+            session, world.box, "front", CalendarUpdate(connection={"tenant": "contoso"})
+        )
     assert str(error.value) == (
         "calendar 'front' is a CalDAV calendar; --tenant does not apply to it"
     )
@@ -186,7 +192,9 @@ def test_after_the_secret_key_changed_update_gives_the_calendar_its_password_aga
     with world.store.session() as session, pytest.raises(ConfigError, match="cannot be decrypted"):
         update_calendar(session, world.box, "front", CalendarUpdate(policy="calendar-wins"))
     with world.store.session() as session:
-        update_calendar(session, world.box, "front", CalendarUpdate(password=USERS["staff"]))
+        update_calendar(
+            session, world.box, "front", CalendarUpdate(connection={"password": USERS["staff"]})
+        )
     report = world.sync("front")
     assert report.ok, report.error
     assert (report.created, report.pushed_created, _count(world, Link)) == (0, 0, 3)

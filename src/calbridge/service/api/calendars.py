@@ -120,13 +120,22 @@ class CalendarChange(_Body):
     api_base: str | None = None
 
     def as_update(self) -> CalendarUpdate:
-        values = self.model_dump(exclude={"password", "client_secret", "service_account"})
-        return CalendarUpdate(
-            **values,
-            password=self.password.get_secret_value() if self.password else None,
-            client_secret=self.client_secret.get_secret_value() if self.client_secret else None,
-            service_account_info=self.service_account,
+        common = ("owner", "clear_owner", "policy", "direction", "horizon_days")
+        values = self.model_dump(exclude={"password", "client_secret", *common})
+        values["password"] = self.password.get_secret_value() if self.password else None
+        values["client_secret"] = (
+            self.client_secret.get_secret_value() if self.client_secret else None
         )
+        # the API's field names → the registry's option keys (calbridge.providers.registry)
+        for field_name, key in _CONNECTION_KEYS.items():
+            values[key] = values.pop(field_name)
+        return CalendarUpdate(
+            **self.model_dump(include=set(common)),
+            connection={key: value for key, value in values.items() if value is not None},
+        )
+
+
+_CONNECTION_KEYS = {"url": "caldav", "google_calendar_id": "google", "mailbox": "graph"}
 
 
 class Credentials(_Body):

@@ -1,0 +1,117 @@
+"""CalDAV in the provider registry (:mod:`calbridge.providers.registry`): its stored settings,
+its ``calendars add`` / ``update`` options (``--caldav URL --username USER --password-env VAR``
+or ``--password-file FILE``) and how a stored calendar becomes a :class:`CalDAVProvider`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from shlex import quote
+from typing import Any
+
+from calbridge.domain.remote import CalendarProvider
+from calbridge.errors import ConfigError
+from calbridge.providers.registry import (
+    PASSWORD_ENV,
+    PASSWORD_FILE,
+    USERNAME,
+    CliOption,
+    Connection,
+    ConnectRequest,
+    ProviderKind,
+    ProviderSettings,
+    as_url,
+)
+
+
+class CalDAVSettings(ProviderSettings):
+    """``Calendar.settings`` of a CalDAV calendar (the password is sealed in the secret)."""
+
+    url: str
+    username: str = ""
+    timeout: float = 30
+
+
+def connect(request: ConnectRequest) -> Connection:
+    old = dict(request.settings or {})
+    secret = dict(request.secret)
+    url = request.text("caldav")
+    if url is not None:
+        old["url"] = url
+    if request.values.get("username") is not None:
+        old["username"] = str(request.values["username"])
+    if request.values.get("password") is not None:
+        secret["password"] = str(request.values["password"])
+    elif request.adding:
+        raise ConfigError("give exactly one of --password-env VAR or --password-file FILE")
+    if not old.get("url"):
+        raise ConfigError("a CalDAV calendar needs --caldav URL")
+    return Connection(CalDAVSettings.model_validate(old), secret)
+
+
+def open_caldav(
+    name: str, settings: CalDAVSettings, secret: Mapping[str, Any], adding: bool
+) -> CalendarProvider:
+    from calbridge.providers.caldav.provider import CalDAVProvider
+
+    return CalDAVProvider(
+        settings.url,
+        settings.username,
+        str(secret.get("password", "")),
+        name=name,
+        timeout=settings.timeout,
+        fix=caldav_fix(name, settings.url, adding),
+        url_fix=caldav_url_fix(name, adding),
+    )
+
+
+def caldav_fix(name: str, url: str, adding: bool) -> str:
+    """What to run when a CalDAV server refuses the stored username or password."""
+    if adding:
+        return (
+            f"check them and run `calbridge calendars add {quote(name)} --caldav {quote(url)} "
+            "--username USER --password-env VAR` again"
+        )
+    return (
+        f"check them and run `calbridge calendars update {quote(name)} --password-env VAR` "
+        "(with --username USER if the user changed)"
+    )
+
+
+def caldav_url_fix(name: str, adding: bool) -> str:
+    """What to run when the stored URL is not a calendar collection the user may use."""
+    example = "the calendar's own address, e.g. https://host/dav/user/calendar/"
+    if adding:
+        return (
+            f"run `calbridge calendars add {quote(name)} --caldav URL --username USER "
+            f"--password-env VAR` again with {example}"
+        )
+    return f"run `calbridge calendars update {quote(name)} --caldav URL` with {example}"
+
+
+def identity(settings: CalDAVSettings) -> str:
+    from calbridge.sync.relink import normalize_url
+
+    return f"caldav {normalize_url(settings.url)}"
+
+
+def warnings(settings: CalDAVSettings) -> list[str]:
+    from calbridge.providers.caldav.http import cleartext_warning
+
+    warning = cleartext_warning(settings.url, settings.username)
+    return [warning] if warning else []
+
+
+KIND = ProviderKind(
+    name="caldav",
+    label="CalDAV",
+    settings=CalDAVSettings,
+    selector=CliOption("--caldav", "caldav", "CalDAV collection URL", "URL", as_url),
+    options=(USERNAME, PASSWORD_ENV, PASSWORD_FILE),
+    connect=connect,
+    open=open_caldav,
+    identity=identity,
+    describe=lambda s: f"the CalDAV collection {s.url}",
+    where=lambda s: s.url,
+    credentials="--password-env VAR",
+    warnings=warnings,
+)
