@@ -297,6 +297,11 @@ def all_kinds() -> list[ProviderKind[Any]]:
     return [kind_of(kind) for kind in KINDS]
 
 
+def push_kinds() -> list[str]:
+    """The kinds whose calendars can notify us of changes (``notify`` set)."""
+    return [kind.name for kind in all_kinds() if kind.notify is not None]
+
+
 def cli_options() -> list[CliOption]:
     """Every connection option of every kind, once each (by flag), selectors first. A flag two
     kinds share must mean the same (same key, reader and switch-ness)."""

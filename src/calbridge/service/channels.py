@@ -41,6 +41,7 @@ from calbridge.providers.google.notify import watch_google_calendar
 from calbridge.providers.google.watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
 from calbridge.providers.graph.notify import renew_subscription, subscribe_calendar
 from calbridge.providers.graph.subscriptions import LIFETIME, RENEW_BEFORE, Subscription
+from calbridge.providers.registry import push_kinds
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
@@ -132,7 +133,7 @@ class ChannelKeeper:
         with self.store.session() as session:
             rows = session.execute(
                 select(Calendar.id, Calendar.name, Calendar.kind, Calendar.settings).where(
-                    Calendar.kind.in_(("google", "graph")),
+                    Calendar.kind.in_(push_kinds()),
                     Calendar.direction.in_(("both", "pull")),
                     Calendar.paused.is_(False),
                 )
