@@ -7,6 +7,7 @@ skipped, with the reason, only when no server is configured and none can be star
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from calbridge.store.db import Store, open_store
 from calbridge_cli import Cli, make_cli
 from postgres_server import PostgresUnavailable, admin_engine, fresh_database, postgres_server
+from worlds import GRAPH_MAILBOX
 
 # The example directory ships inside the package (the demo uses it too): a fresh clone has
 # everything the tests read.
@@ -35,6 +37,28 @@ def example_directory(example_directory_text: str) -> dict[str, Any]:
     """A fresh, mutable copy of the example directory."""
     data: dict[str, Any] = json.loads(example_directory_text)
     return data
+
+
+@pytest.fixture(scope="session")
+def gcal_server() -> Iterator[Any]:
+    """The Google Calendar emulator over real HTTP, one per session (the Google tests and the
+    contract suite reset it before each test)."""
+    from calbridge_emulators.google.testing import running_emulator
+
+    with running_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def graph_server() -> Iterator[Any]:
+    """The Graph emulator over https (MSAL needs it), one per session, with the venue's
+    bookings mailbox; every test makes its own calendars in it."""
+    from calbridge_emulators.graph.testing import running_emulator
+
+    with running_emulator(tls=True) as handle:
+        handle.add_user(handle.tenant_id, GRAPH_MAILBOX, "Harbour Bookings")
+        yield handle
+        gc.collect()  # finished providers' keep-alive connections would hold up the shutdown
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,10 @@ EXAMPLE = Path(calbridge.demo.__file__).parent / "directory.json"
 # starts failing on some future day without a code change.
 NOW = datetime(2027, 2, 1)
 
+# The venue's bookings mailbox on the Graph emulator (Mia's second address in the example
+# directory): an event its owner organizes is booked by Mia.
+GRAPH_MAILBOX = "bookings@harbour.example"
+
 
 @contextmanager
 def example_store(folder: Path) -> Iterator[Store]:

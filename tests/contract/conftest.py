@@ -1,23 +1,28 @@
-"""The provider contract suite: the same scenarios against every CalDAV server.
+"""The provider contract suite: the same scenarios against every calendar API.
 
-``caldav_server`` is parametrized over :data:`SERVER_NAMES` — Radicale and Xandikos always,
-DAViCal when Debian's ``davical`` is installed and configured by ``scripts/setup-davical.sh``
-(``.ci/run`` does both; elsewhere DAViCal is skipped with the reason). Each server is started
-once per test session; every test gets a fresh calendar (``calendar``) or a fresh booking store
-with its own calendars (``world``), so tests never see each other's data.
+``any_world`` runs a scenario once per backend: each CalDAV server of :data:`SERVER_NAMES` —
+Radicale and Xandikos always, DAViCal when Debian's ``davical`` is installed and configured by
+``scripts/setup-davical.sh`` (``.ci/run`` does both; elsewhere DAViCal is skipped with the
+reason) — then Google and Microsoft Graph on the project's emulators with the real client
+libraries (``gcal_server`` / ``graph_server``, tests/conftest.py). ``caldav_server``,
+``calendar`` and ``world`` are the CalDAV-only handles of the provider-level tests
+(test_contract_pull.py, test_contract_push.py) and CalDAV's own sync extras.
 
-The handles in ``contract_world`` speak in neutral terms — a person changes the calendar,
-calbridge syncs, the test reads what the calendar and the store hold — so a Google or Graph
-provider can later join the suite by adding a server fixture that yields the same handles.
+Each server is started once per test session; every test gets fresh calendars and a fresh
+booking store, so tests never see each other's data. The calendar side of a backend is a
+:class:`sides.Side`; adding an API to the suite is one more side and one more parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract_world import USERS, RemoteCalendar, World
+from sides import AnyWorld, CalDAVSide, GoogleSide, GraphSide, Side
 
 from calbridge.store.secrets import SecretBox
 from calbridge_emulators.caldav_servers import (
@@ -28,23 +33,40 @@ from calbridge_emulators.caldav_servers import (
 )
 from worlds import example_store
 
+BACKENDS = (*SERVER_NAMES, "google", "graph")
 
-@pytest.fixture(scope="session", params=SERVER_NAMES)
-def caldav_server(
+
+@pytest.fixture(scope="session")
+def caldav_servers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CalDAVTestServer]:
-    """A running server of each kind, shared by the session."""
-    name = str(request.param)
-    postgres: str | None = None
-    if name == "davical":
-        problem = davical_missing()
-        if problem:
-            pytest.skip(f"DAViCal not available: {problem}")
-        postgres = str(request.getfixturevalue("postgres_server_url"))
-    folder = tmp_path_factory.mktemp(name)
-    with running_server(name, folder / "data", USERS, postgres) as server:
-        server.kind = name  # type: ignore[attr-defined]
+) -> Iterator[Callable[[str], CalDAVTestServer]]:
+    """The CalDAV server of a kind, started on first use and shared by the session."""
+    started: dict[str, CalDAVTestServer] = {}
+    with ExitStack() as stack:
+
+        def server(name: str) -> CalDAVTestServer:
+            if name not in started:
+                postgres: str | None = None
+                if name == "davical":
+                    problem = davical_missing()
+                    if problem:
+                        pytest.skip(f"DAViCal not available: {problem}")
+                    postgres = str(request.getfixturevalue("postgres_server_url"))
+                folder = tmp_path_factory.mktemp(name)
+                running = running_server(name, folder / "data", USERS, postgres)
+                started[name] = stack.enter_context(running)
+                started[name].kind = name  # type: ignore[attr-defined]
+            return started[name]
+
         yield server
+
+
+@pytest.fixture(params=SERVER_NAMES)
+def caldav_server(
+    request: pytest.FixtureRequest, caldav_servers: Callable[[str], CalDAVTestServer]
+) -> CalDAVTestServer:
+    """A running server of each kind."""
+    return caldav_servers(str(request.param))
 
 
 @pytest.fixture
@@ -63,3 +85,29 @@ def world(caldav_server: CalDAVTestServer, server_kind: str, tmp_path: Path) -> 
     """A fresh booking store (the example directory) syncing with calendars on the server."""
     with example_store(tmp_path) as store:
         yield World(server_kind, caldav_server, store, SecretBox(SecretBox.generate_key()))
+
+
+@pytest.fixture(params=BACKENDS)
+def any_world(
+    request: pytest.FixtureRequest,
+    caldav_servers: Callable[[str], CalDAVTestServer],
+    tmp_path: Path,
+) -> Iterator[AnyWorld]:
+    """A fresh booking store syncing with calendars on one backend (every one in turn)."""
+    kind = str(request.param)
+    side: Side
+    cleanup: Callable[[], Any] = lambda: None  # noqa: E731
+    if kind == "google":
+        gcal = request.getfixturevalue("gcal_server")
+        gcal.reset()
+        side = GoogleSide(gcal)
+    elif kind == "graph":
+        graph = request.getfixturevalue("graph_server")
+        side, cleanup = GraphSide(graph), graph.clear_faults
+    else:
+        side = CalDAVSide(caldav_servers(kind), kind)
+    with example_store(tmp_path) as store:
+        try:
+            yield AnyWorld(side, store, SecretBox(SecretBox.generate_key()))
+        finally:
+            cleanup()

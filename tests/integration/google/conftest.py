@@ -1,7 +1,8 @@
 """The Google Calendar emulator over real HTTP and a fresh booking store per test.
 
-One emulator serves the whole session and is reset before each test (data, faults, counters);
-every test links its own calendars, so nothing leaks from one test into another.
+One emulator serves the whole session (``gcal_server``, tests/conftest.py) and is reset before
+each test (data, faults, counters); every test links its own calendars, so nothing leaks from
+one test into another.
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ import pytest
 from google_world import GoogleWorld
 
 from calbridge.store.secrets import SecretBox
-from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
+from calbridge_emulators.google.testing import EmulatorHandle
 from worlds import example_store
-
-
-@pytest.fixture(scope="session")
-def gcal_server() -> Iterator[EmulatorHandle]:
-    with running_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ on the emulator's stored event, as an invitation from that person would.
 
 from __future__ import annotations
 
-import gc
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,10 +29,10 @@ from calbridge.sync.calendars import add_graph_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
-from calbridge_emulators.graph.testing import GraphEmulatorHandle, running_emulator
-from worlds import NOW, example_store
+from calbridge_emulators.graph.testing import GraphEmulatorHandle
+from worlds import GRAPH_MAILBOX, NOW, example_store
 
-MAILBOX = "bookings@harbour.example"
+MAILBOX = GRAPH_MAILBOX
 FAST_RETRY = {"attempts": 4, "base": 0.001, "cap": 0.05}  # Calendar.settings["retry"]
 _names = itertools.count()
 
@@ -41,11 +40,9 @@ Factory = Callable[[Calendar], CalendarProvider]
 
 
 @pytest.fixture(scope="session")
-def graph() -> Iterator[GraphEmulatorHandle]:
-    with running_emulator(tls=True) as handle:
-        handle.add_user(handle.tenant_id, MAILBOX, "Harbour Bookings")
-        yield handle
-        gc.collect()  # finished providers' keep-alive connections would hold up the shutdown
+def graph(graph_server: GraphEmulatorHandle) -> GraphEmulatorHandle:
+    """The session's Graph emulator (``graph_server``, tests/conftest.py)."""
+    return graph_server
 
 
 def dttz(value: str, zone: str = "UTC") -> dict[str, str]:

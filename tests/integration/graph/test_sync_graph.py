@@ -1,5 +1,7 @@
-"""The two-way sync engine against Microsoft Graph (the emulator over https, real MSAL):
-every engine behaviour of SPEC §3, then the Graph-specific ones."""
+"""The two-way sync engine against Microsoft Graph (the emulator over https, real MSAL): the
+Graph extras. The behaviours every API shares run on Graph too in the contract suite
+(tests/contract/test_contract_engine.py); these are the ones only Graph has or shows in its
+own terms (Windows zones, batches, delta windows, change keys, throttling)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import WriteOp, WriteResult
 from calbridge.store.events import ManualAssignment, create_event, update_event
-from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
+from calbridge.store.models import Calendar, Event, Link, Rejection
 
 WINDOW = ("2026-10-01T00:00:00Z", "2027-12-31T00:00:00Z")
 World = Any  # conftest.GraphWorld (conftest modules are not imported by name)
@@ -52,31 +54,7 @@ def owner_booking(world: World, name: str, start: str, end: str, **kw: Any) -> N
         )
 
 
-# --------------------------------------------------------------------- SPEC §3 on Graph
-
-
-def test_new_calendar_event_becomes_booking_assigned_from_organizer(world: World) -> None:
-    world.add_calendar("front")
-    world.create(
-        "front",
-        "Acme offsite",
-        "2027-03-01T09:00:00",
-        "2027-03-01T17:00:00",
-        "GMT Standard Time",
-        organizer="ANN@acme-events.example",
-    )
-    report = world.sync("front")
-    assert report.ok, report.error
-    assert report.created == 1
-    event = by_name(world, "Acme offsite")
-    assert (event.client_id, event.client_contact_id, event.booked_by_id) == (
-        "co-acme",
-        "ct-ann",
-        "u-va",
-    )
-    assert event.trace and event.trace[0]["step"] == 0
-    assert "ann@acme-events.example" in event.trace[0]["outcome"]
-    assert (event.timezone, event.start) == ("Europe/London", "2027-03-01T09:00:00")
+# --------------------------------------------------------------------- SPEC §3, Graph's own
 
 
 def test_mailbox_owner_as_organizer_resolves_to_the_staff_user(world: World) -> None:
@@ -87,124 +65,18 @@ def test_mailbox_owner_as_organizer_resolves_to_the_staff_user(world: World) -> 
     assert (event.booked_by_id, event.client_contact_id) == ("u-mia", "ct-mia")
 
 
-def test_second_sync_with_nothing_changed_writes_nothing(world: World) -> None:
+def test_an_event_its_organizer_cancelled_cancels_the_booking(world: World) -> None:
     world.add_calendar("front")
-    for i in range(5):
-        world.create(
-            "front", f"Event {i}", f"2027-03-0{i + 1}T09:00:00", f"2027-03-0{i + 1}T10:00:00"
-        )
-    assert world.sync("front").created == 5
-    again = world.sync("front")
-    assert (again.created, again.updated, again.pushed_created, again.pushed_updated) == (0,) * 4
-    assert again.requests <= 2
-
-
-def test_calendar_edit_updates_fields_but_never_reassigns(world: World) -> None:
-    world.add_calendar("front")
-    event_id = world.create(
-        "front",
-        "Offsite",
-        "2027-03-01T09:00:00",
-        "2027-03-01T17:00:00",
-        organizer="ann@acme-events.example",
-    )
-    world.sync("front")
-    world.graph.external_update(
-        world.mailbox,
-        event_id,
-        {
-            "subject": "Offsite (moved)",
-            "start": world.dttz("2027-03-01T10:00:00"),
-            "end": world.dttz("2027-03-01T18:00:00"),
-        },
-    )
-    report = world.sync("front")
-    assert report.updated == 1 and report.created == 0
-    event = by_name(world, "Offsite (moved)")
-    assert event.start == "2027-03-01T10:00:00"
-    assert event.client_id == "co-acme"  # assigned once, on import
-
-
-def test_booking_change_is_pushed_and_its_echo_is_not_reapplied(world: World) -> None:
-    world.add_calendar("front")
-    world.create("front", "Tasting", "2027-03-01T09:00:00", "2027-03-01T10:00:00")
-    world.sync("front")
-    change(world, "Tasting", name="Tasting (wine)", location="Cellar", notes="Six wines\nCheese")
-    pushed = world.sync("front")
-    assert pushed.pushed_updated == 1, pushed.error
-    [stored] = world.events("front")
-    assert stored["subject"] == "Tasting (wine)"
-    assert stored["location"]["displayName"] == "Cellar"
-    assert stored["body"]["content"] == "Six wines\nCheese"
-    echo = world.sync("front")
-    assert (echo.updated, echo.pushed_updated, echo.conflicts) == (0, 0, 0)
-    assert world.sync("front").requests <= 2
-
-
-def test_deleted_or_cancelled_on_calendar_cancels_booking(world: World) -> None:
-    world.add_calendar("front")
-    gone = world.create("front", "Gone", "2027-03-01T09:00:00", "2027-03-01T10:00:00")
+    world.create("front", "Kept", "2027-03-01T09:00:00", "2027-03-01T10:00:00")
     off = world.create("front", "Called off", "2027-03-02T09:00:00", "2027-03-02T10:00:00")
     world.sync("front")
-    world.graph.external_delete(world.mailbox, gone)
     world.graph.external_update(world.mailbox, off, {}, is_cancelled=True)  # organizer cancelled it
     report = world.sync("front")
-    assert report.cancelled == 2, report
-    assert {e.status for e in bookings(world)} == {"cancelled"}  # never hard-deleted
-    assert len(bookings(world)) == 2
-
-
-def test_cancelled_booking_deletes_calendar_event(world: World) -> None:
-    world.add_calendar("front")
-    world.create("front", "Keep", "2027-03-01T09:00:00", "2027-03-01T10:00:00")
-    world.create("front", "Drop", "2027-03-02T09:00:00", "2027-03-02T10:00:00")
-    world.sync("front")
-    change(world, "Drop", status="cancelled")
-    assert world.sync("front").pushed_deleted == 1
-    assert subjects(world, "front") == ["Keep"]
-    assert by_name(world, "Drop").status == "cancelled"
-    assert world.sync("front").cancelled == 0  # the deletion's echo changes nothing
-
-
-def test_field_changed_on_both_sides_is_decided_by_policy_and_recorded(world: World) -> None:
-    world.add_calendar("front")  # booking-wins
-    event_id = world.create(
-        "front",
-        "Dinner",
-        "2027-03-01T19:00:00",
-        "2027-03-01T22:00:00",
-        location={"displayName": "Sea Lounge"},
-    )
-    world.sync("front")
-    change(world, "Dinner", name="Dinner (booking)")
-    world.graph.external_update(
-        world.mailbox,
-        event_id,
-        {"subject": "Dinner (calendar)", "location": {"displayName": "Terrace"}},
-    )
-    report = world.sync("front")
-    assert report.conflicts == 1
-    assert by_name(world, "Dinner (booking)").location == "Terrace"  # one side only: merged
-    with world.store.session() as session:
-        conflict = session.scalars(select(ConflictRecord)).one()
-        assert (conflict.field, conflict.winner, conflict.calendar_value) == (
-            "name",
-            "booking",
-            "Dinner (calendar)",
-        )
-    [stored] = world.events("front")
-    assert (stored["subject"], stored["location"]["displayName"]) == ("Dinner (booking)", "Terrace")
-
-
-def test_calendar_wins_policy_takes_the_calendar_value(world: World) -> None:
-    world.add_calendar("front", policy="calendar-wins")
-    event_id = world.create("front", "Dinner", "2027-03-01T19:00:00", "2027-03-01T22:00:00")
-    world.sync("front")
-    change(world, "Dinner", name="Dinner (booking)")
-    world.graph.external_update(world.mailbox, event_id, {"subject": "Dinner (calendar)"})
-    assert world.sync("front").conflicts == 1
-    assert by_name(world, "Dinner (calendar)").status == "confirmed"
-    assert subjects(world, "front") == ["Dinner (calendar)"]
+    assert report.cancelled == 1, report
+    assert [(e.name, e.status) for e in bookings(world)] == [
+        ("Kept", "confirmed"),
+        ("Called off", "cancelled"),  # never hard-deleted
+    ]
 
 
 def test_owner_bookings_are_created_once_in_one_batch(world: World) -> None:
