@@ -9,7 +9,7 @@
   under PHP's built-in web server on a free loopback port with that database in its
   environment. :func:`davical_missing` says why DAViCal cannot be started here, if it cannot.
 
-Both handles offer what :class:`calbridge_emulators.radicale.RadicaleServer` offers
+Every handle, Radicale's too, is a :class:`calbridge_emulators.dav_server.DavServer`
 (``make_calendar``, ``put_ics``, ``get_ics``, ``delete``, ``client``) so tests and benchmarks
 treat every server alike; :func:`running_server` starts any of the three by name. As with
 Radicale, the helpers change a calendar "as a person would", with plain PUT/DELETE.
@@ -20,33 +20,31 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlsplit
-from xml.sax.saxutils import escape
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from calbridge_emulators.radicale import free_port, running_radicale
+from calbridge_emulators.dav_server import (
+    DavServer,
+    ServerStartError,
+    free_port,
+    wait_until_up,
+)
+from calbridge_emulators.radicale import running_radicale
 
-STARTUP_TIMEOUT = 30.0
 SERVER_NAMES = ("radicale", "xandikos", "davical")
 DAVICAL_HTDOCS = Path("/usr/share/davical/htdocs")
 DAVICAL_DBA = Path("/usr/share/davical/dba/create-database.sh")
 DAVICAL_CONFIG = Path("/etc/davical/config.php")
 DAVICAL_MARKER = "calbridge contract tests"  # written by scripts/setup-davical.sh
-
-
-class ServerStartError(RuntimeError):
-    """A CalDAV server did not come up; the message carries the tail of its log."""
 
 
 class CalDAVTestServer(Protocol):
@@ -68,78 +66,8 @@ class CalDAVTestServer(Protocol):
     def stop(self) -> None: ...
 
 
-def _mkcalendar_body(displayname: str) -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-        f"<D:set><D:prop><D:displayname>{escape(displayname)}</D:displayname>"
-        "<C:supported-calendar-component-set><C:comp name='VEVENT'/>"
-        "</C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"
-    )
-
-
 @dataclass
-class _DavServer:
-    """Shared helpers: one kept-alive client per user, the user read from the URL's path."""
-
-    url: str
-    users: dict[str, str]
-    process: subprocess.Popen[bytes]
-    prefix: str = ""  # the path under which users' homes live ("/caldav.php" for DAViCal)
-    own_group: bool = False  # started in its own process group (stopped as a whole)
-    _clients: dict[str, httpx.Client] = field(default_factory=dict)
-
-    def client(self, user: str) -> httpx.Client:
-        if user not in self._clients:
-            self._clients[user] = httpx.Client(auth=(user, self.users[user]), timeout=60)
-        return self._clients[user]
-
-    def calendar_url(self, user: str, name: str) -> str:
-        return f"{self.url}{self.prefix}/{quote(user)}/{quote(name)}/"
-
-    def make_calendar(self, user: str, name: str, displayname: str = "") -> str:
-        url = self.calendar_url(user, name)
-        response = self.client(user).request(
-            "MKCALENDAR", url, content=_mkcalendar_body(displayname or name)
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"MKCALENDAR {url}: {response.status_code} {response.text[:200]}")
-        return url
-
-    def put_ics(self, url: str, ics: str | bytes) -> str | None:
-        response = self._client_for(url).put(
-            url, content=ics, headers={"Content-Type": "text/calendar; charset=utf-8"}
-        )
-        if response.status_code not in (200, 201, 204):
-            raise RuntimeError(f"PUT {url}: {response.status_code} {response.text[:200]}")
-        etag: str | None = response.headers.get("ETag")
-        return etag
-
-    def get_ics(self, url: str) -> str | None:
-        response = self._client_for(url).get(url)
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        return response.text
-
-    def delete(self, url: str) -> None:
-        response = self._client_for(url).delete(url)
-        if response.status_code not in (200, 204, 404):
-            raise RuntimeError(f"DELETE {url}: {response.status_code} {response.text[:200]}")
-
-    def stop(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        _stop(self.process, group=self.own_group)
-
-    def _client_for(self, url: str) -> httpx.Client:
-        path = urlsplit(url).path[len(self.prefix) :]
-        return self.client(path.strip("/").split("/", 1)[0])
-
-
-@dataclass
-class XandikosServer(_DavServer):
+class XandikosServer(DavServer):
     """A running Xandikos. No authentication: the users only name the folders."""
 
     def make_calendar(self, user: str, name: str, displayname: str = "") -> str:
@@ -151,7 +79,7 @@ class XandikosServer(_DavServer):
 
 
 @dataclass
-class DavicalServer(_DavServer):
+class DavicalServer(DavServer):
     """A running DAViCal on its own throwaway database (dropped by :meth:`stop`)."""
 
     database: str = ""
@@ -167,46 +95,6 @@ class DavicalServer(_DavServer):
                 check=False,
                 timeout=60,
             )
-
-
-def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
-    """Stop ``process``; with ``group``, its whole process group (PHP's built-in server forks
-    worker processes that outlive their parent when only the parent is stopped)."""
-
-    def signal_it(number: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(process.pid, number)
-            else:
-                process.send_signal(number)
-
-    if process.poll() is None or group:
-        signal_it(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            signal_it(signal.SIGKILL)
-            process.wait()
-        if group:  # the workers, whatever the parent did
-            signal_it(signal.SIGKILL)
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerStartError(
-                f"{what} exited with {process.returncode}: {log.read_text()[-2000:]}"
-            )
-        try:
-            httpx.request("OPTIONS", url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    _stop(process)
-    raise ServerStartError(
-        f"{what} did not answer on {url} within {STARTUP_TIMEOUT:.0f} s: {log.read_text()[-2000:]}"
-    )
 
 
 @contextlib.contextmanager
@@ -235,7 +123,7 @@ def running_xandikos(data_dir: Path, users: dict[str, str]) -> Iterator[Xandikos
         )
         server = XandikosServer(f"http://127.0.0.1:{port}", dict(users), process)
         try:
-            _wait_until_up(process, server.url + "/", log_path, "Xandikos")
+            wait_until_up(process, server.url + "/", log_path, "Xandikos")
             yield server
         finally:
             server.stop()
@@ -322,7 +210,7 @@ def running_davical(
             pg_env=pg_env,
         )
         try:
-            _wait_until_up(process, server.url + "/caldav.php/", log_path, "DAViCal")
+            wait_until_up(process, server.url + "/caldav.php/", log_path, "DAViCal", group=True)
             yield server
         finally:
             server.stop()

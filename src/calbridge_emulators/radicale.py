@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
-from xml.sax.saxutils import escape
 
-import httpx
+from calbridge_emulators.dav_server import (
+    DavServer,
+    ServerStartError,
+    free_port,
+    wait_until_up,
+)
 
 STARTUP_TIMEOUT = 20.0
 _COMPONENT = re.compile(
@@ -38,45 +39,15 @@ _TZID = re.compile(r"^TZID:(.*)$", re.MULTILINE)
 MAX_RESOURCE_SIZE = 64 * 1024 * 1024
 
 
-class RadicaleStartError(RuntimeError):
+class RadicaleStartError(ServerStartError):
     """Radicale did not come up; the message carries its log output."""
 
 
 @dataclass
-class RadicaleServer:
+class RadicaleServer(DavServer):
     """A running Radicale. ``url`` is the server root, e.g. ``http://127.0.0.1:5232``."""
 
-    url: str
-    users: dict[str, str]
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    _clients: dict[str, httpx.Client] = field(default_factory=dict)
-
-    def client(self, user: str) -> httpx.Client:
-        """An HTTP client logged in as ``user`` (one per user, kept alive)."""
-        if user not in self._clients:
-            self._clients[user] = httpx.Client(auth=(user, self.users[user]), timeout=30)
-        return self._clients[user]
-
-    def calendar_url(self, user: str, name: str) -> str:
-        return f"{self.url}/{quote(user)}/{quote(name)}/"
-
-    def make_calendar(self, user: str, name: str, displayname: str = "") -> str:
-        """MKCALENDAR ``/<user>/<name>/``; return the collection URL."""
-        url = self.calendar_url(user, name)
-        body = (
-            '<?xml version="1.0" encoding="utf-8"?>'
-            '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            "<D:set><D:prop>"
-            f"<D:displayname>{escape(displayname or name)}</D:displayname>"
-            "<C:supported-calendar-component-set><C:comp name='VEVENT'/>"
-            "</C:supported-calendar-component-set>"
-            "</D:prop></D:set></C:mkcalendar>"
-        )
-        response = self.client(user).request("MKCALENDAR", url, content=body)
-        if response.status_code != 201:
-            raise RuntimeError(f"MKCALENDAR {url}: {response.status_code} {response.text[:200]}")
-        return url
+    data_dir: Path = field(default_factory=Path)
 
     def make_address_book(self, user: str, name: str) -> str:
         """A CardDAV address book: a collection that is not a calendar (for config checks)."""
@@ -91,16 +62,6 @@ class RadicaleServer:
         if response.status_code != 201:
             raise RuntimeError(f"MKCOL {url}: {response.status_code} {response.text[:200]}")
         return url
-
-    def put_ics(self, url: str, ics: str | bytes) -> str | None:
-        """Store ``ics`` at ``url`` unconditionally; return the new ETag if the server sent one."""
-        response = self._client_for(url).put(
-            url, content=ics, headers={"Content-Type": "text/calendar; charset=utf-8"}
-        )
-        if response.status_code not in (200, 201, 204):
-            raise RuntimeError(f"PUT {url}: {response.status_code} {response.text[:200]}")
-        etag: str | None = response.headers.get("ETag")
-        return etag
 
     def put_collection(self, url: str, objects: Iterable[str], displayname: str = "") -> None:
         """Replace the whole calendar at ``url`` with ``objects`` in one request (Radicale's
@@ -134,43 +95,6 @@ class RadicaleServer:
         )
         if response.status_code not in (200, 201, 204):
             raise RuntimeError(f"PUT {url}: {response.status_code} {response.text[:200]}")
-
-    def get_ics(self, url: str) -> str | None:
-        """The object at ``url`` as text, or None when there is none."""
-        response = self._client_for(url).get(url)
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        return response.text
-
-    def delete(self, url: str) -> None:
-        """DELETE ``url`` unconditionally; a missing object is not an error."""
-        response = self._client_for(url).delete(url)
-        if response.status_code not in (200, 204, 404):
-            raise RuntimeError(f"DELETE {url}: {response.status_code} {response.text[:200]}")
-
-    def stop(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def _client_for(self, url: str) -> httpx.Client:
-        """The owner of ``/<user>/…`` is the first path segment (owner_only rights)."""
-        user = urlsplit(url).path.strip("/").split("/", 1)[0]
-        return self.client(user)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(data_dir: Path, users: dict[str, str], port: int) -> Path:
@@ -216,29 +140,17 @@ def running_radicale(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = RadicaleServer(f"http://127.0.0.1:{chosen}", dict(users), data_dir, process)
+    server = RadicaleServer(f"http://127.0.0.1:{chosen}", dict(users), process, data_dir=data_dir)
     try:
-        _wait_until_up(server, data_dir / "radicale.log")
+        wait_until_up(
+            process,
+            server.url + "/",
+            data_dir / "radicale.log",
+            "Radicale",
+            timeout=STARTUP_TIMEOUT,
+            error=RadicaleStartError,
+        )
         yield server
     finally:
         server.stop()
         log.close()
-
-
-def _wait_until_up(server: RadicaleServer, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RadicaleStartError(
-                f"Radicale exited with {server.process.returncode}: {log.read_text()[-2000:]}"
-            )
-        try:
-            httpx.request("OPTIONS", server.url + "/", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.stop()
-    raise RadicaleStartError(
-        f"Radicale did not answer on {server.url} within {STARTUP_TIMEOUT:.0f} s: "
-        f"{log.read_text()[-2000:]}"
-    )

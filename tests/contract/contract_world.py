@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from calbridge.domain.event import make_times
-from calbridge.domain.remote import ChangePage, EventFields, RemoteItem, Window
 from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.retry import RetryPolicy
 from calbridge.store.db import Store
@@ -26,7 +23,6 @@ from calbridge_emulators.caldav_servers import CalDAVTestServer
 from worlds import NOW
 
 USERS = {"staff": "staff-pw", "tom": "tom-pw"}
-WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 FAST_RETRY = RetryPolicy(attempts=4, base=0.001, cap=0.05, jitter=0.5)
 _names = itertools.count(1)
 
@@ -141,60 +137,3 @@ class World:
     def by_name(self, name: str) -> Event:
         with self.store.session() as session:
             return session.scalars(select(Event).where(Event.name == name)).one()
-
-
-# ------------------------------------------------------------------ content
-
-
-def vevent(uid: str, *lines: str, start: str = "20270305T090000Z") -> str:
-    """An iCalendar object as a person's client would write it (CRLF, one VEVENT)."""
-    body = "\r\n".join(
-        (
-            "BEGIN:VEVENT",
-            f"UID:{uid}",
-            "DTSTAMP:20270101T000000Z",
-            *([f"DTSTART:{start}"] if start else []),
-            *lines,
-            "END:VEVENT",
-        )
-    )
-    return (
-        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//A person//EN\r\n{body}\r\nEND:VCALENDAR\r\n"
-    )
-
-
-def meeting(uid: str, summary: str = "Client meeting", hour: int = 9) -> str:
-    return vevent(
-        uid,
-        f"DTEND:20270305T{hour + 1:02d}0000Z",
-        f"SUMMARY:{summary}",
-        "ORGANIZER;CN=Ann:mailto:ann@example.com",
-        start=f"20270305T{hour:02d}0000Z",
-    )
-
-
-def fields(name: str = "Booking", start: datetime = datetime(2027, 4, 1, 10)) -> EventFields:
-    times = make_times(start, start + timedelta(hours=2), all_day=False, timezone="Europe/Berlin")
-    return EventFields(name, times, "Hall A", "Catering for 40")
-
-
-def all_day(name: str, first: date, last_exclusive: date) -> EventFields:
-    return EventFields(name, make_times(first, last_exclusive, all_day=True, timezone=None))
-
-
-def pull(provider: CalDAVProvider, token: str | None) -> tuple[list[ChangePage], dict[str, object]]:
-    """Every page of one listing, and its items by href."""
-    pages = list(provider.list_changes(token, WINDOW))
-    by_href: dict[str, object] = {}
-    for page in pages:
-        for entry in page.items:
-            by_href[entry.ref.id if isinstance(entry, RemoteItem) else entry.ref_id] = entry
-    return pages, by_href
-
-
-def names(by_href: dict[str, object]) -> dict[str, str]:
-    return {
-        href: item.occurrences[0].fields.name
-        for href, item in by_href.items()
-        if isinstance(item, RemoteItem)
-    }

@@ -5,10 +5,11 @@ PUT/DELETE through the test server's helpers."""
 from __future__ import annotations
 
 import pytest
-from contract_world import UNKNOWN_TOKENS, WINDOW, RemoteCalendar, meeting, names, pull, vevent
+from contract_world import UNKNOWN_TOKENS, RemoteCalendar
 
 from calbridge.domain.remote import RemoteItem, RemoteRejection
 from calbridge.errors import TokenExpired
+from caldav_samples import WINDOW, meeting, names, pull, vevent
 
 
 def test_check_accepts_a_calendar_and_detects_sync_collection(calendar: RemoteCalendar) -> None:

@@ -7,11 +7,12 @@ from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
-from contract_world import WINDOW, RemoteCalendar, fields, meeting, pull, vevent
+from contract_world import RemoteCalendar
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import EventFields, RemoteEvent, RemoteItem, RemoteRef
 from calbridge.errors import Conflict
+from caldav_samples import WINDOW, fields, meeting, pull, vevent
 
 
 def test_create_writes_at_the_key_href_and_round_trips(calendar: RemoteCalendar) -> None:

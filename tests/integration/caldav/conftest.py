@@ -204,6 +204,6 @@ def proxied(calendar: Calendar, proxy: FaultProxy) -> Calendar:
 
 @pytest.fixture
 def unused_port() -> int:
-    from calbridge_emulators.radicale import free_port
+    from calbridge_emulators.dav_server import free_port
 
     return free_port()

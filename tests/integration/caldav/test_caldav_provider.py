@@ -5,18 +5,13 @@ from a real proxy in front of Radicale (conftest.FaultProxy).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from calbridge.domain.event import make_times
 from calbridge.domain.remote import (
-    ChangePage,
-    EventFields,
     RemoteEvent,
     RemoteItem,
-    Window,
 )
 from calbridge.errors import (
     ConfigError,
@@ -27,60 +22,12 @@ from calbridge.errors import (
 from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.retry import RetryPolicy
 from calbridge_emulators.radicale import RadicaleServer
+from caldav_samples import WINDOW, fields, meeting, names, pull, vevent
 
 if TYPE_CHECKING:  # fixtures' types; conftest is not imported at run time (pytest owns it)
     from conftest import Calendar, FaultProxy
 
-WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 ANN_PASSWORD = "ann-secret"
-
-
-def vevent(uid: str, *lines: str, start: str = "20270305T090000Z") -> str:
-    body = "\r\n".join(
-        (
-            "BEGIN:VEVENT",
-            f"UID:{uid}",
-            "DTSTAMP:20270101T000000Z",
-            *([f"DTSTART:{start}"] if start else []),
-            *lines,
-            "END:VEVENT",
-        )
-    )
-    return (
-        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//A person//EN\r\n{body}\r\nEND:VCALENDAR\r\n"
-    )
-
-
-def meeting(uid: str, summary: str = "Client meeting", hour: int = 9) -> str:
-    return vevent(
-        uid,
-        f"DTEND:20270305T{hour + 1:02d}0000Z",
-        f"SUMMARY:{summary}",
-        "ORGANIZER;CN=Ann:mailto:ann@example.com",
-        start=f"20270305T{hour:02d}0000Z",
-    )
-
-
-def fields(name: str = "Booking", start: datetime = datetime(2027, 4, 1, 10)) -> EventFields:
-    times = make_times(start, start + timedelta(hours=2), all_day=False, timezone="Europe/Berlin")
-    return EventFields(name, times, "Hall A", "Catering for 40")
-
-
-def pull(provider: CalDAVProvider, token: str | None) -> tuple[list[ChangePage], dict[str, object]]:
-    pages = list(provider.list_changes(token, WINDOW))
-    by_href: dict[str, object] = {}
-    for page in pages:
-        for entry in page.items:
-            by_href[entry.ref.id if isinstance(entry, RemoteItem) else entry.ref_id] = entry
-    return pages, by_href
-
-
-def names(by_href: dict[str, object]) -> dict[str, str]:
-    return {
-        href: item.occurrences[0].fields.name
-        for href, item in by_href.items()
-        if isinstance(item, RemoteItem)
-    }
 
 
 # ----------------------------------------------------------------- check()
