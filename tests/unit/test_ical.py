@@ -449,9 +449,9 @@ def test_fields_round_trip_exactly_through_an_update(
 
 
 def assert_readers_agree(data: str | bytes) -> None:
-    fast = read_simple(REF, data)
-    if fast is not None:
-        assert fast == parse_full(REF, data, WINDOW)
+    for fast in (read_simple(REF, data), read_simple(REF, data, WINDOW)):
+        if fast is not None:
+            assert fast == parse_full(REF, data, WINDOW)
 
 
 def test_the_fast_reader_agrees_with_icalendar_on_every_sample() -> None:
@@ -474,6 +474,71 @@ def test_the_fast_reader_leaves_unusual_objects_to_icalendar() -> None:
     )
     assert read_simple(REF, "garbage") is None
     assert read_simple(REF, event("DTSTART:2027030")) is None
+
+
+PLAIN_RULES = [
+    "FREQ=WEEKLY;COUNT=8",
+    "FREQ=DAILY;INTERVAL=3",
+    "FREQ=WEEKLY;COUNT=5;INTERVAL=2;BYDAY=MO,TH",
+    "FREQ=MONTHLY",
+    "FREQ=MONTHLY;COUNT=2;INTERVAL=2",
+]
+
+
+@pytest.mark.parametrize("rule", PLAIN_RULES)
+@pytest.mark.parametrize(
+    "start",
+    [
+        "DTSTART;TZID=Europe/Berlin:20270305T090000",
+        "DTSTART;VALUE=DATE:20270305",
+        "DTSTART:20270305T090000Z",
+        "DTSTART:20270305T090000",
+    ],
+)
+def test_a_plain_series_is_read_fast_and_expands_as_icalendar_does(rule: str, start: str) -> None:
+    data = event(start, f"RRULE:{rule}", "SUMMARY:Weekly review")
+    fast = read_simple(REF, data, WINDOW)
+    assert isinstance(fast, RemoteItem) and fast.is_series and len(fast.occurrences) > 1
+    assert fast == parse_full(REF, data, WINDOW)
+    assert read_simple(REF, data) is None  # without the window: left to icalendar
+
+
+def test_a_series_with_exceptions_or_an_unusual_rule_is_left_to_icalendar() -> None:
+    start = "DTSTART;TZID=Europe/Berlin:20270305T090000"
+    for lines in (
+        ("RRULE:FREQ=WEEKLY;COUNT=8", "EXDATE;TZID=Europe/Berlin:20270312T090000"),
+        ("RRULE:FREQ=WEEKLY;UNTIL=20270401T000000Z",),
+        ("RRULE:FREQ=WEEKLY;BYMONTH=3",),
+        ("RRULE:COUNT=3;FREQ=WEEKLY",),  # not the order icalendar writes
+        ("RRULE:FREQ=WEEKLY", "RRULE:FREQ=DAILY;COUNT=2"),
+        ("RRULE:FREQ=SECONDLY",),
+    ):
+        data = event(start, *lines)
+        assert read_simple(REF, data, WINDOW) is None, lines
+        assert_readers_agree(data)
+
+
+@given(
+    st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]),
+    st.none() | st.integers(1, 9999),
+    st.none() | st.integers(1, 999),
+    st.lists(st.sampled_from(["MO", "TU", "WE", "TH", "FR", "SA", "SU"]), max_size=7),
+)
+def test_a_plain_rule_is_text_icalendar_writes_back_unchanged(
+    freq: str, count: int | None, interval: int | None, days: list[str]
+) -> None:
+    """The fast reader hands the RRULE text to the expansion as it is; the full reader hands
+    icalendar's rendering of it. For the plain forms the fast reader accepts they are equal."""
+    from icalendar.prop import vRecur
+
+    from calbridge.providers.ical_fast import _PLAIN_RULE
+
+    rule = f"FREQ={freq}"
+    rule += f";COUNT={count}" if count else ""
+    rule += f";INTERVAL={interval}" if interval else ""
+    rule += f";BYDAY={','.join(days)}" if days else ""
+    assert _PLAIN_RULE.fullmatch(rule)
+    assert vRecur.from_ical(rule).to_ical().decode() == rule
 
 
 EXTRAS = st.lists(

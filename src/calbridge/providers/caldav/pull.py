@@ -16,6 +16,7 @@ import logging
 import re
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from calbridge.domain.remote import ChangePage, RemoteItem, RemoteRef, RemoteRejection, Window
 from calbridge.errors import ProviderError, TokenExpired
@@ -138,45 +139,56 @@ class Puller:
     def _pages(
         self, changed: list[str], deleted: list[str], token: str, window: Window, *, full: bool
     ) -> Iterator[ChangePage]:
+        """One page per multiget batch. The next batch is requested while this one is parsed
+        (one request in flight ahead, on a helper thread), so the server prepares its answer
+        while we read ours: at most two batches' bytes are held at once."""
         batches = [changed[i : i + self._batch] for i in range(0, len(changed), self._batch)]
         if not batches:
             yield ChangePage(deleted=deleted, token=token, done=True, full=full)
             return
-        for number, batch in enumerate(batches, start=1):
-            items, gone = self._multiget(batch, window)
-            page = ChangePage(items=items, deleted=gone, full=full)
-            if number == 1:
-                page.deleted = deleted + gone
-            if number == len(batches):
-                page.token, page.done = token, True
-            yield page
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-multiget") as pool:
+            ahead = pool.submit(self._fetch_multiget, batches[0])
+            for number, batch in enumerate(batches, start=1):
+                chunks = ahead.result()
+                if number < len(batches):
+                    ahead = pool.submit(self._fetch_multiget, batches[number])
+                items, gone = self._read_multiget(batch, chunks, window)
+                del chunks
+                page = ChangePage(items=items, deleted=gone, full=full)
+                if number == 1:
+                    page.deleted = deleted + gone
+                if number == len(batches):
+                    page.token, page.done = token, True
+                yield page
 
-    def _multiget(
-        self, hrefs: list[str], window: Window
+    def _fetch_multiget(self, hrefs: list[str]) -> list[bytes]:
+        """The raw multistatus answer for ``hrefs`` (read whole: parsed by the consumer)."""
+        body = dav.multiget_body(hrefs)
+        with self._http.stream("REPORT", self._http.url, body, {}, ok={207}) as response:
+            return list(response.iter_bytes())
+
+    def _read_multiget(
+        self, hrefs: list[str], chunks: list[bytes], window: Window
     ) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
         from calbridge.providers.ical.parse import parse_item  # not needed when nothing changed
 
         items: list[RemoteItem | RemoteRejection] = []
         gone: list[str] = []
         answered: set[str] = set()
-        body = dav.multiget_body(hrefs)
-        with self._http.stream("REPORT", self._http.url, body, {}, ok={207}) as response:
-            for entry in dav.read_multistatus(
-                response.iter_bytes(), self._collection, source=self._source
-            ):
-                if not isinstance(entry, dav.DavResponse):
-                    continue
-                answered.add(entry.href)
-                data = entry.text("C:calendar-data")
-                if entry.status in (404, 410):
-                    gone.append(entry.href)
-                elif entry.damaged:
-                    items.append(_damaged(entry, data))
-                elif data is None:
-                    items.append(_without_data(entry))
-                else:
-                    ref = RemoteRef(entry.href, entry.text("D:getetag"))
-                    items.append(parse_item(ref, data, window))
+        for entry in dav.read_multistatus(chunks, self._collection, source=self._source):
+            if not isinstance(entry, dav.DavResponse):
+                continue
+            answered.add(entry.href)
+            data = entry.text("C:calendar-data")
+            if entry.status in (404, 410):
+                gone.append(entry.href)
+            elif entry.damaged:
+                items.append(_damaged(entry, data))
+            elif data is None:
+                items.append(_without_data(entry))
+            else:
+                ref = RemoteRef(entry.href, entry.text("D:getetag"))
+                items.append(parse_item(ref, data, window))
         for href in hrefs:  # a server that silently skips an href: ask for it directly
             if href not in answered:
                 single = self._get(href, window)

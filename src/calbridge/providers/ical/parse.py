@@ -71,7 +71,7 @@ _CONTENT_LINE = re.compile(r"([A-Za-z0-9-]+)(?:;[^:]*)?:")
 def parse_item(ref: RemoteRef, data: str | bytes, window: Window) -> RemoteItem | RemoteRejection:
     """One calendar object as a :class:`RemoteItem`, or the reason it cannot be imported.
     The common single event is read by ``ical.fast``; everything else by icalendar."""
-    simple = read_simple(ref, data)
+    simple = read_simple(ref, data, window)
     return simple if simple is not None else parse_full(ref, data, window)
 
 
