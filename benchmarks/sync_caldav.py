@@ -197,17 +197,21 @@ def prepare_calbridge(template: Path, url: str) -> None:
 
 
 def run_process(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Seconds from start to exit, peak RSS (MB) of that process, and its stdout."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = process.stdout.read() if process.stdout else b""
-    err = process.stderr.read() if process.stderr else b""
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out.decode()
+    """Seconds from start to exit, peak RSS (MB) of that process, and its stdout. Output goes
+    to files, not pipes: a chatty process (vdirsyncer logs a line per item) never blocks."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(args)} failed ({process.returncode}): {err.read().decode()[-2000:]}"
+            )
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
 def calbridge_env(data_dir: Path) -> dict[str, str]:
