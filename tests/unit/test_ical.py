@@ -531,7 +531,7 @@ def test_a_plain_rule_is_text_icalendar_writes_back_unchanged(
     icalendar's rendering of it. For the plain forms the fast reader accepts they are equal."""
     from icalendar.prop import vRecur
 
-    from calbridge.providers.ical_fast import _PLAIN_RULE
+    from calbridge.providers.ical.fast import _PLAIN_RULE
 
     rule = f"FREQ={freq}"
     rule += f";COUNT={count}" if count else ""
