@@ -72,7 +72,9 @@ def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
                 def tick(n: int, task: TaskID = task) -> None:
                     progress.advance(task, n)
 
-                report = sync_calendar(opened, cal_id, lambda c: open_provider(c, box), None, tick)
+                report = sync_calendar(
+                    opened, cal_id, lambda c: open_provider(c, box, opened), None, tick
+                )
                 progress.update(
                     task, description=report.calendar, total=progress.tasks[-1].completed
                 )

@@ -101,7 +101,10 @@ def seed_calendars(world: DemoWorld, today: date) -> None:
 def sync_all(world: DemoWorld) -> list[SyncReport]:
     with world.store.session() as session:
         ids = list(session.scalars(select(Calendar.id).order_by(Calendar.name)))
-    return [sync_calendar(world.store, cid, lambda c: open_provider(c, world.box)) for cid in ids]
+    return [
+        sync_calendar(world.store, cid, lambda c: open_provider(c, world.box, world.store))
+        for cid in ids
+    ]
 
 
 def change_both_sides(world: DemoWorld, today: date) -> list[str]:

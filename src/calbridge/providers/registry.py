@@ -35,7 +35,10 @@ A :class:`ProviderKind` is a frozen dataclass of plain values and functions:
   learned, e.g. the id of a mailbox's default calendar), ``warnings(settings) -> list[str]``
   (printed by the CLI, e.g. a password sent in clear), ``unchecked(name) -> str`` (what to run
   when the connection cannot be checked yet), ``notify`` (the module handling the API's push
-  notifications, for :mod:`calbridge.service`).
+  notifications, for :mod:`calbridge.service`), ``open_keeping(name, settings, secret,
+  adding, keep)`` (like ``open``, given ``keep(key, value)`` that stores state for the next
+  process in the calendar's sealed secret — Microsoft 365 keeps MSAL's caches there; used
+  when the caller has a store).
 
 Kind modules are imported on first use, so listing the kinds never imports an API's client
 library.
@@ -65,6 +68,10 @@ KINDS: dict[str, str] = {
     "google": "calbridge.providers.google.kind",
     "graph": "calbridge.providers.graph.kind",
 }
+
+
+# keep(key, value): store ``value`` under ``key`` in the calendar's sealed secret
+Keep = Callable[[str, Any], None]
 
 
 class ProviderSettings(BaseModel):
@@ -235,6 +242,7 @@ class ProviderKind(Generic[S]):
     warnings: Callable[[S], list[str]] | None = None
     unchecked: Callable[[str], str] | None = None
     notify: str | None = None
+    open_keeping: Callable[[str, S, Mapping[str, Any], bool, Keep], CalendarProvider] | None = None
 
     @property
     def all_options(self) -> tuple[CliOption, ...]:

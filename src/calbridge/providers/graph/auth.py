@@ -9,6 +9,9 @@ provider for every sync, and a new MSAL application means a tenant discovery and
 each time — three requests for a sync that has nothing to do, where the budget is two. MSAL's own
 guidance is to keep one application object per credential for the life of the process; the
 cache is keyed by authority, client id and a hash of the credential, and holds no connections.
+Across processes (each CLI run is one), a source is seeded with the MSAL state kept, sealed, in
+the calendar's secret (:mod:`calbridge.providers.graph.cache`): the discovery document and a
+still-valid token, so a no-change sync needs only its delta request.
 
 MSAL talks HTTP through ``requests``, which lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
 override a session's ``verify``; :class:`CountingHttp` therefore passes ``verify`` on every call
@@ -30,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from calbridge.errors import ConfigError, ProviderAuthError, ProviderError
+from calbridge.providers.graph.cache import MsalState
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 LOGIN_BASE = "https://login.microsoftonline.com"
@@ -124,7 +128,22 @@ class TokenSource:
         self.creds = creds
         self.http = CountingHttp(creds.ca_file or True, timeout)
         self.lock = threading.Lock()
+        self.state = MsalState()
+        self._seeded = False
         self._app: msal.ConfidentialClientApplication | None = None
+
+    def seed(self, saved: Any) -> None:
+        """Start from a state a previous process saved (:meth:`export_state`), unless this
+        process already has one for these credentials (it is at least as fresh)."""
+        with self.lock:
+            if self._app is None and not self._seeded:
+                self.state.load(saved)
+            self._seeded = True
+
+    def export_state(self) -> dict[str, Any]:
+        """MSAL's token and discovery caches as JSON, for the calendar's sealed secret."""
+        with self.lock:
+            return self.state.to_json()
 
     def token(self, label: str, relink: str, fresh: bool = False) -> tuple[str, int]:
         """An access token for Graph and the number of HTTP requests it took (0 if cached).
@@ -159,6 +178,8 @@ class TokenSource:
                     authority=self.creds.authority,
                     instance_discovery=False,
                     http_client=self.http,
+                    token_cache=self.state.tokens,
+                    http_cache=self.state.http,
                 )
             except ValueError as exc:  # MSAL: "Unable to get authority configuration for ..."
                 raise ConfigError(

@@ -17,6 +17,7 @@ from calbridge.providers.registry import (
     CliOption,
     Connection,
     ConnectRequest,
+    Keep,
     ProviderKind,
     ProviderSettings,
     as_url,
@@ -98,6 +99,21 @@ def open_graph_kind(
     return open_graph(name, settings.stored(), dict(secret), adding=adding)
 
 
+def open_graph_keeping(
+    name: str, settings: GraphSettings, secret: Mapping[str, Any], adding: bool, keep: Keep
+) -> CalendarProvider:
+    """As :func:`open_graph_kind`, keeping MSAL's token and discovery caches (``msal``) for
+    the next process: a no-change CLI sync then makes its delta request only."""
+    from calbridge.providers.graph.provider import open_graph
+
+    def on_msal_state(state: dict[str, Any]) -> None:
+        keep("msal", state)
+
+    return open_graph(
+        name, settings.stored(), dict(secret), adding=adding, on_msal_state=on_msal_state
+    )
+
+
 def checked(settings: GraphSettings, provider: CalendarProvider) -> GraphSettings:
     """The mailbox's default calendar, by its id: linking it by id too is a duplicate."""
     resolved = getattr(provider, "resolved_calendar_id", None)
@@ -155,6 +171,7 @@ KIND = ProviderKind(
     ),
     connect=connect,
     open=open_graph_kind,
+    open_keeping=open_graph_keeping,
     identity=identity,
     describe=describe,
     where=lambda s: s.mailbox,

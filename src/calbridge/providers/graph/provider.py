@@ -18,7 +18,7 @@ the engine re-reads and merges); deletes carry ``If-Match`` and a 404 means "alr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -79,7 +79,12 @@ class GraphProvider:
         transport: httpx.BaseTransport | None = None,
         tokens: TokenSources = SHARED_TOKENS,
         adding: bool = False,
+        msal_state: Any = None,
+        on_msal_state: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``msal_state``: what ``on_msal_state`` received in an earlier run (MSAL's token and
+        discovery caches); ``on_msal_state`` is called at :meth:`close` when that state changed,
+        to keep it (sealed) for the next process."""
         self.mailbox = mailbox
         self.calendar_id = calendar_id
         self.resolved_calendar_id: str | None = None  # the calendar's id, once check() read it
@@ -97,6 +102,9 @@ class GraphProvider:
             timeout=timeout,
             transport=transport,
         )
+        self.http.tokens.seed(msal_state)
+        self._msal_saved = self.http.tokens.export_state()
+        self._on_msal_state = on_msal_state
         self.user_path = f"/users/{quote(mailbox, safe='@')}"
         calendar = f"calendars/{quote(calendar_id, safe='=')}" if calendar_id else "calendar"
         self.base = f"{self.user_path}/{calendar}"
@@ -112,6 +120,11 @@ class GraphProvider:
 
     def close(self) -> None:
         self.http.close()
+        if self._on_msal_state is not None:
+            state = self.http.tokens.export_state()
+            if state != self._msal_saved:
+                self._on_msal_state(state)
+                self._msal_saved = state
 
     def _event_path(self, event_id: str) -> str:
         return f"{self.base}/events/{quote(event_id, safe='=')}"
@@ -382,11 +395,13 @@ def open_graph(
     transport: httpx.BaseTransport | None = None,
     tokens: TokenSources = SHARED_TOKENS,
     adding: bool = False,
+    on_msal_state: Callable[[dict[str, Any]], None] | None = None,
 ) -> GraphProvider:
     """A provider for a stored calendar: ``settings`` (mailbox, tenant, client_id,
     calendar_id, api_base, login_base, ca_file, and optionally ``retry``: see
     :meth:`RetryPolicy.from_settings`) and the opened ``secret`` (client_secret or
-    certificate_pem)."""
+    certificate_pem, and ``msal``: the MSAL state an earlier run kept through
+    ``on_msal_state``)."""
     if retry is None:
         retry = RetryPolicy.from_settings(settings.get("retry"))
     creds = AppCredentials(
@@ -407,4 +422,6 @@ def open_graph(
         transport=transport,
         tokens=tokens,
         adding=adding,
+        msal_state=secret.get("msal"),
+        on_msal_state=on_msal_state,
     )
