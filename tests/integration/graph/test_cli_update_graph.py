@@ -53,7 +53,17 @@ def test_a_rotated_secret_through_the_cli_keeps_links_and_token_and_duplicates_n
 
     with graph.emulator.store.lock:
         app.secrets[:] = ["secret-after-rotation"]  # the old secret revoked
-    refused = sync_one(cli)
+    # As in Entra ID, a token issued before the revocation stays good until it expires, and the
+    # CLI keeps MSAL's token between runs: the next sync still works ...
+    still = sync_one(cli)
+    assert (still["ok"], still["created"], still["pushed_created"]) == (True, 0, 0), still
+    # ... and once that token has expired, the old secret is refused and the error says what to do
+    later = graph.emulator.auth.token_lifetime + 60
+    graph.emulator.advance_clock(later)
+    try:
+        refused = sync_one(cli)
+    finally:
+        graph.emulator.advance_clock(-later)  # the emulator serves the other tests too
     assert refused["ok"] is False
     assert str(refused["error"]).endswith(
         "then run `calbridge calendars update front --client-secret-env VAR`"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from calbridge.emulators.graph.testing import GraphEmulatorHandle
+from calbridge_emulators.graph.testing import GraphEmulatorHandle
 from sqlalchemy import select
 
 from calbridge.config import Settings

@@ -80,6 +80,8 @@ def connect(request: ConnectRequest) -> Connection:
     for key, value in plain.items():
         if value is not None:
             settings[key] = value
+    if any(plain[key] is not None for key in ("tenant", "client_id", "login_base")):
+        secret.pop("msal", None)  # MSAL's cached tokens belong to the app they were issued to
     if not request.adding and (plain["mailbox"] is not None or plain["api_base"] is not None):
         settings.pop("default_calendar_id", None)  # another mailbox: read again at the check
     for key in ("calendar_id", "api_base", "login_base"):
