@@ -4,12 +4,12 @@ deadline, screenshots."""
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import waits
 from calbridge.config import Settings
 from calbridge.ops.bookings import NewBooking, create_booking
 from calbridge.store.db import Store
@@ -28,14 +28,7 @@ START_TIMEOUT = 60.0
 
 def wait_until(condition: Any, what: str, timeout: float = 30.0) -> Any:
     """Poll ``condition()`` until it returns something truthy, or fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    return waits.wait_until(condition, what, timeout=timeout, interval=0.1)
 
 
 def ics(uid: str, summary: str, organizer: str, day: date) -> str:

@@ -43,6 +43,7 @@ from calbridge.sync.calendars import add_caldav_calendar
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.locks import NAMESPACE
 from calbridge.sync.providers import open_provider
+from waits import wait_until
 from worlds import EXAMPLE
 
 ROUNDS = 10
@@ -170,13 +171,16 @@ def _killed_sync(env: dict[str, str], side: Side, delay: float) -> bool:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while not _lock_held(side.store, side.cal_id):
-        if process.poll() is not None:
-            return False  # it finished (or failed) before we saw it working
-        assert time.monotonic() < deadline, "the sync never took the calendar's lock"
-        time.sleep(0.005)
-    time.sleep(delay)  # the kill's random moment inside the work
+
+    def seen() -> str | None:
+        if _lock_held(side.store, side.cal_id):
+            return "working"
+        return "exited" if process.poll() is not None else None
+
+    first = wait_until(seen, "the sync to take the calendar's lock", timeout=60, interval=0.005)
+    if first == "exited":
+        return False  # it finished (or failed) before we saw it working
+    time.sleep(delay)  # not a wait for an outcome: the kill's random moment inside the work
     inside = _lock_held(side.store, side.cal_id) and process.poll() is None
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
