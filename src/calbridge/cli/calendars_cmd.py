@@ -17,7 +17,7 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from calbridge.cli.common import Rows, print_json, readable, say, session
+from calbridge.cli.common import Rows, print_json, readable, say, session, store
 from calbridge.config import load_settings
 from calbridge.domain.merge import POLICIES
 from calbridge.errors import CalbridgeError, ConfigError
@@ -38,7 +38,6 @@ from calbridge.sync.calendars import (
     CalendarUpdate,
     add_calendar,
     authorize_google_calendar,
-    remove_calendar,
     update_calendar,
 )
 from calbridge.sync.calendars import (
@@ -401,6 +400,9 @@ app.command("update")(_with_connection_options(update))
 def remove(name: str) -> None:
     """Unlink a calendar. Its bookings stay in the booking system; its links are kept aside,
     so that linking the same calendar again adopts its events instead of duplicating them."""
-    with session() as s:
-        remove_calendar(s, name)
+    from calbridge.ops.calendars import unlink_calendar
+
+    done = unlink_calendar(store(), SecretBox.from_settings(load_settings()), name, actor="cli")
     say(f"Removed calendar '{name}'; its bookings stay.")
+    if done.channel_note:
+        say(f"Note: {done.channel_note}.", err=True)

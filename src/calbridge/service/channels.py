@@ -19,6 +19,15 @@ answers — Graph calls ``/hooks/graph`` back before it creates a subscription �
 
 One calendar's failure (credentials, outage) is logged and retried after ``RETRY_SECONDS``;
 the others go on.
+
+Several service processes may run keepers on one PostgreSQL database. Each calendar's channel
+is kept while holding that calendar's lock (:func:`~calbridge.sync.locks.calendar_lock`, the
+one its syncs hold) and from settings read again under it, so two processes never open two
+channels for one calendar; a calendar whose lock is held elsewhere is simply left to the next
+pass. A channel remembers what it watches (``of``: the calendar's remote identity): when
+``calendars update`` points the calendar at another remote calendar or mailbox, the next pass
+opens a channel on the new one and stops the old one. Removing a calendar stops its channel
+first (:func:`stop_push`).
 """
 
 from __future__ import annotations
@@ -36,17 +45,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
 from calbridge.config import load_settings
-from calbridge.errors import CalbridgeError
-from calbridge.providers.google.notify import watch_google_calendar
+from calbridge.errors import CalbridgeError, CalendarBusy
+from calbridge.providers.google.notify import stop_watching_google_calendar, watch_google_calendar
 from calbridge.providers.google.watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
-from calbridge.providers.graph.notify import renew_subscription, subscribe_calendar
+from calbridge.providers.graph.notify import (
+    renew_subscription,
+    subscribe_calendar,
+    unsubscribe_calendar,
+)
 from calbridge.providers.graph.subscriptions import LIFETIME, RENEW_BEFORE, Subscription
-from calbridge.providers.registry import push_kinds
+from calbridge.providers.registry import kind_of, push_kinds
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.engine import ProviderFactory
+from calbridge.sync.locks import calendar_lock
 from calbridge.sync.providers import open_provider
 
 log = logging.getLogger(__name__)
@@ -87,6 +101,36 @@ class KeeperReport:
     opened: list[str] = field(default_factory=list)
     renewed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)
+
+
+def watched_identity(kind: str, name: str, settings: dict[str, object]) -> str:
+    """What a calendar's channel watches: its remote calendar's identity (the registry's)."""
+    entry = kind_of(kind)
+    return entry.identity(entry.parse(name, settings))
+
+
+def stop_push(store: Store, box: SecretBox, name: str) -> str | None:
+    """Stop calendar ``name``'s watch channel or subscription, if it has one (before the
+    calendar is removed, so that Google and Microsoft stop calling). Best effort: when it
+    cannot be stopped (credentials revoked, service down), say so — the channel then ends
+    at its expiry, and its notifications are refused meanwhile."""
+    with store.session() as session:
+        calendar = session.scalar(select(Calendar).where(Calendar.name == name))
+        if calendar is None:
+            return None
+        kind, settings = calendar.kind, dict(calendar.settings or {})
+    try:
+        if kind == "google" and settings.get("watch"):
+            stop_watching_google_calendar(store, box, name)
+        elif kind == "graph" and settings.get("subscription"):
+            unsubscribe_calendar(store, box, name)
+    except (CalbridgeError, httpx.HTTPError) as exc:
+        return (
+            f"its push channel could not be stopped ({exc}); it ends by itself at its expiry "
+            "and its notifications are refused meanwhile"
+        )
+    return None
 
 
 @dataclass
@@ -116,11 +160,16 @@ class ChannelKeeper:
         """Open missing channels and renew the ones expiring soon."""
         report = KeeperReport()
         now = self.clock()
-        for calendar_id, name, kind, settings in self._push_calendars():
+        for calendar_id, name in self._push_calendars():
             if self._retry_at.get(calendar_id, 0.0) > time.monotonic():
                 continue
             try:
-                self._keep(calendar_id, name, kind, settings, now, report)
+                with calendar_lock(self.store, calendar_id):
+                    current = self._settings(calendar_id)
+                    if current is not None:
+                        self._keep(calendar_id, name, *current, now, report)
+            except CalendarBusy:
+                report.busy.append(name)  # a sync or another process's keeper has it: next pass
             except CalbridgeError as exc:
                 self._retry_at[calendar_id] = time.monotonic() + RETRY_SECONDS
                 report.failed[name] = str(exc)
@@ -129,16 +178,24 @@ class ChannelKeeper:
                 self._retry_at.pop(calendar_id, None)
         return report
 
-    def _push_calendars(self) -> list[tuple[int, str, str, dict[str, object]]]:
+    def _push_calendars(self) -> list[tuple[int, str]]:
         with self.store.session() as session:
             rows = session.execute(
-                select(Calendar.id, Calendar.name, Calendar.kind, Calendar.settings).where(
+                select(Calendar.id, Calendar.name).where(
                     Calendar.kind.in_(push_kinds()),
                     Calendar.direction.in_(("both", "pull")),
                     Calendar.paused.is_(False),
                 )
             ).all()
-        return [(row[0], row[1], row[2], dict(row[3] or {})) for row in rows]
+        return [(row[0], row[1]) for row in rows]
+
+    def _settings(self, calendar_id: int) -> tuple[str, dict[str, object]] | None:
+        """The calendar's kind and settings as they are now (None once it is gone)."""
+        with self.store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is None:
+                return None
+            return calendar.kind, dict(calendar.settings or {})
 
     def _keep(
         self,
@@ -149,9 +206,14 @@ class ChannelKeeper:
         now: datetime,
         report: KeeperReport,
     ) -> None:
+        of = watched_identity(kind, name, settings)
         if kind == "google":
             watch = settings.get("watch")
-            if not isinstance(watch, dict) or watch.get("address") != self.google_address:
+            if (
+                not isinstance(watch, dict)
+                or watch.get("address") != self.google_address
+                or watch.get("of", of) != of
+            ):
                 self._watch(name)
                 report.opened.append(name)
             elif needs_renewal(
@@ -161,9 +223,16 @@ class ChannelKeeper:
             ):
                 self._watch(name)
                 report.renewed.append(name)
+            else:
+                return
+            self._remember(calendar_id, "watch", of)
             return
         raw = settings.get("subscription")
-        if not isinstance(raw, dict) or raw.get("notification_url") != self.graph_address:
+        if (
+            not isinstance(raw, dict)
+            or raw.get("notification_url") != self.graph_address
+            or raw.get("of", of) != of
+        ):
             subscribe_calendar(
                 self.store,
                 self.box,
@@ -187,6 +256,18 @@ class ChannelKeeper:
                 provider_factory=self.provider_factory,
             )
             report.renewed.append(name)
+        else:
+            return
+        self._remember(calendar_id, "subscription", of)
+
+    def _remember(self, calendar_id: int, key: str, of: str) -> None:
+        """Note on the channel just opened or renewed what it watches."""
+        with self.store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is not None and isinstance((calendar.settings or {}).get(key), dict):
+                settings = dict(calendar.settings)
+                settings[key] = {**settings[key], "of": of}
+                calendar.settings = settings
 
     def _watch(self, name: str) -> None:
         watch_google_calendar(

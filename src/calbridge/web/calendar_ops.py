@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from calbridge.config import load_settings
 from calbridge.errors import ConfigError, NotFound, ValidationFailed
 from calbridge.ops import sync_control
+from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
 from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
@@ -30,7 +31,6 @@ from calbridge.sync.calendars import (
     add_caldav_calendar,
     add_google_calendar,
     add_graph_calendar,
-    remove_calendar,
     update_calendar,
 )
 
@@ -222,18 +222,12 @@ def remove(store: Store, calendar_id: int, *, actor: str) -> str:
     sides instead of duplicating them."""
     with store.session() as s:
         name = _calendar(s, calendar_id).name
-        kept = remove_calendar(s, name)
-        record(
-            s,
-            actor=actor,
-            subject="calendar",
-            subject_id=calendar_id,
-            action="removed",
-            details={"name": name, "links": kept},
-        )
+    done = unlink_calendar(store, SecretBox.from_settings(load_settings()), name, actor=actor)
+    kept = done.links_kept
+    note = f" Note: {done.channel_note}." if done.channel_note else ""
     return (
         f"Removed calendar '{name}': every booking is kept and nothing was deleted on the "
-        f"calendar itself; its {kept} links are kept aside, so adding it again picks them up."
+        f"calendar itself; its {kept} links are kept aside, so adding it again picks them up.{note}"
     )
 
 

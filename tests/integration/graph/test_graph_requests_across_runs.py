@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from calbridge_emulators.graph.testing import GraphEmulatorHandle
 from sqlalchemy import select
 
 from calbridge.config import Settings
@@ -16,6 +15,7 @@ from calbridge.store.models import Calendar
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.calendars import add_graph_calendar
 from calbridge_cli import make_cli
+from calbridge_emulators.graph.testing import GraphEmulatorHandle
 from worlds import example_store
 
 MAILBOX = "bookings@harbour.example"  # the session emulator's mailbox (conftest)

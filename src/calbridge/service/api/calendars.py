@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from calbridge.config import load_settings
 from calbridge.errors import ConfigError, NotFound
 from calbridge.ops import sync_control
+from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
-from calbridge.service.api.deps import Caller, Writer, transaction
+from calbridge.service.api.deps import Caller, Writer, store_of, transaction
 from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
 from calbridge.store.models import Calendar, Link, Rejection
@@ -35,7 +36,6 @@ from calbridge.sync.calendars import (
     add_caldav_calendar,
     add_google_calendar,
     add_graph_calendar,
-    remove_calendar,
     update_calendar,
 )
 from calbridge.sync.providers import open_provider
@@ -378,19 +378,12 @@ def remove_calendar_route(request: Request, name: str, who: Writer) -> dict[str,
     """The calendar's links are kept as former links: linking the same remote calendar again
     adopts what both sides hold instead of duplicating it."""
     with transaction(request) as session:
-        calendar_id = _find(session, name).id
-        kept = remove_calendar(session, name)
-        record(
-            session,
-            actor=who.name,
-            subject="calendar",
-            subject_id=calendar_id,
-            action="removed",
-            details={"name": name, "links": kept},
-        )
+        _find(session, name)
+    done = unlink_calendar(store_of(request), _box(), name, actor=who.name)
     return {
         "removed": name,
-        "links_kept_for_relinking": kept,
+        "links_kept_for_relinking": done.links_kept,
+        "push_channel_note": done.channel_note,
         "detail": "every booking is kept; nothing was deleted on the calendar itself",
     }
 
