@@ -21,6 +21,7 @@ from core_service import (
 )
 
 from calbridge.service.jobs import JobContext
+from calbridge.service.metrics import ServiceMetrics
 from calbridge.service.queue_pg import PgJobs, conninfo_for
 from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
@@ -96,6 +97,13 @@ def test_bursts_on_three_workers_collapse_and_never_overlap_one_calendar(
         assert {run.result for run in runs} == {"ok"}
     assert overlapping(world.runs()) == []
     assert len(world.bookings()) == 10  # each calendar's one event, edited once: one booking
+    # /metrics of a process that ran no sync itself (as `serve --no-worker`) counts them all
+    metrics = ServiceMetrics()
+    metrics.watch_store(world.store, lambda: None)
+    scraped = metrics.render().decode()
+    done = sum(1 for run in world.runs() if run.result == "ok")
+    assert f'calbridge_syncs_total{{kind="caldav",result="ok"}} {float(done)}' in scraped
+    assert f'calbridge_sync_duration_seconds_count{{kind="caldav"}} {float(done)}' in scraped
     assert {run.worker.split("@")[0] for run in world.runs() if run.worker} == {"worker"}
 
 

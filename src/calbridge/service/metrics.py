@@ -1,14 +1,16 @@
 """``/metrics``: Prometheus figures of the service (prometheus-client, own registry).
 
 Counted in this process as things happen:
-- ``calbridge_syncs_total{kind,result}`` and ``calbridge_sync_duration_seconds{kind}``
-  (a histogram) — every sync job this process ran;
 - ``calbridge_push_notifications_received_total{provider}`` and
   ``calbridge_push_notifications_refused_total{provider,reason}`` — the push endpoints call
   :meth:`ServiceMetrics.notification_received` / :meth:`ServiceMetrics.notification_refused`
   (through ``app.state.metrics``).
 
 Read from the store at scrape time (so they hold for every worker process on PostgreSQL):
+- ``calbridge_syncs_total{kind,result}`` and ``calbridge_sync_duration_seconds{kind}``
+  (a histogram) — every sync run of every worker: :func:`count_sync` adds each finished run
+  to the ``sync_totals`` table in the transaction that records its end, so a web process
+  started with ``--no-worker`` reports the runs of ``calbridge worker`` processes elsewhere;
 - ``calbridge_queue_depth`` — jobs waiting (the transport's ``depth()``);
 - ``calbridge_calendar_last_success_timestamp_seconds{calendar}``;
 - ``calbridge_calendar_state{calendar,state}`` (1 for the calendar's current state);
@@ -22,18 +24,29 @@ Nothing secret is ever a label: calendars are named by their calbridge name.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from calbridge.store.db import Store
-from calbridge.store.models import Calendar
+from calbridge.store.models import Calendar, SyncTotal
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +63,6 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.syncs = Counter(
-            "calbridge_syncs",
-            "Sync jobs run, by result",
-            ["kind", "result"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "calbridge_sync_duration_seconds",
-            "Duration of sync jobs",
-            ["kind"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
         self.received = Counter(
             "calbridge_push_notifications_received",
             "Push notifications received",
@@ -75,10 +75,6 @@ class ServiceMetrics:
             ["provider", "reason"],
             registry=self.registry,
         )
-
-    def sync_finished(self, kind: str, result: str, seconds: float) -> None:
-        self.syncs.labels(kind, result).inc()
-        self.duration.labels(kind).observe(seconds)
 
     def notification_received(self, provider: str) -> None:
         self.received.labels(provider).inc()
@@ -117,7 +113,19 @@ class _StoreCollector(Collector):
             "When each calendar's watch channel or subscription expires",
             labels=["calendar", "kind"],
         )
+        syncs = CounterMetricFamily(
+            "calbridge_syncs", "Sync runs finished, by result", labels=["kind", "result"]
+        )
+        durations: list[HistogramMetricFamily] = []
         try:
+            for kind, totals in _sync_totals(self.store).items():
+                for result, runs in sorted(totals.runs.items()):
+                    syncs.add_metric([kind, result], runs)
+                duration = HistogramMetricFamily(
+                    "calbridge_sync_duration_seconds", "Duration of sync runs", labels=["kind"]
+                )
+                duration.add_metric([kind], totals.cumulative(), totals.seconds)
+                durations.append(duration)
             value = self.depth()
             if value is not None:
                 depth.add_metric([], value)
@@ -135,7 +143,48 @@ class _StoreCollector(Collector):
                         expiry.add_metric([name, kind], at)
         except SQLAlchemyError as exc:
             log.warning("metrics: store unreachable", extra={"error": exc.__class__.__name__})
-        yield from (depth, last, state, expiry)
+        yield from (syncs, *durations, depth, last, state, expiry)
+
+
+@dataclass
+class _KindTotals:
+    runs: dict[str, int] = field(default_factory=dict)  # by result
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    seconds: float = 0.0
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        bounds = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
+        return list(zip(bounds, accumulate(self.buckets), strict=True))
+
+
+def _sync_totals(store: Store) -> dict[str, _KindTotals]:
+    totals: dict[str, _KindTotals] = {}
+    with store.session() as session:
+        rows = session.execute(
+            select(SyncTotal.kind, SyncTotal.result, SyncTotal.bucket, SyncTotal.runs,
+                   SyncTotal.seconds).order_by(SyncTotal.kind)
+        )  # fmt: skip
+        for kind, result, bucket, runs, seconds in rows:
+            each = totals.setdefault(kind, _KindTotals())
+            each.runs[result] = each.runs.get(result, 0) + runs
+            each.buckets[min(bucket, len(DURATION_BUCKETS))] += runs
+            each.seconds += seconds
+    return totals
+
+
+def count_sync(session: Session, kind: str, result: str, seconds: float) -> None:
+    """Add one finished sync run to the totals (in the caller's transaction)."""
+    bucket = bisect_left(DURATION_BUCKETS, seconds)
+    keys = {"kind": kind, "result": result, "bucket": bucket}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(SyncTotal).values(**keys, runs=1, seconds=seconds)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["kind", "result", "bucket"],
+            set_={"runs": SyncTotal.runs + 1, "seconds": SyncTotal.seconds + seconds},
+        )
+    )
 
 
 def _epoch(value: datetime) -> float:
@@ -143,9 +192,9 @@ def _epoch(value: datetime) -> float:
 
 
 def _expiries(settings: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    for kind, key, field in EXPIRY_FIELDS:
+    for kind, key, name in EXPIRY_FIELDS:
         held = settings.get(key)
-        raw = held.get(field) if isinstance(held, dict) else None
+        raw = held.get(name) if isinstance(held, dict) else None
         if not raw:
             continue
         try:

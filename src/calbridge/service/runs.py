@@ -44,6 +44,7 @@ from calbridge.errors import (
     RateLimited,
 )
 from calbridge.service.jobs import JobContext, check_trigger
+from calbridge.service.metrics import count_sync
 from calbridge.store.models import Calendar, SyncRun
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.guard import NEEDS_CONFIRMATION, NeedsConfirmation, confirm_hint
@@ -134,17 +135,15 @@ def run_sync_job(
                 )
     except Interrupted:
         report = SyncReport(name, ok=False, error="interrupted by shutdown")
-        outcome = _finish(ctx, run_id, calendar_id, report, "interrupted", None, attempt)
+        result, retry_in = "interrupted", None
     except Exception as exc:  # a bug must not kill the worker; recorded and logged
         log.exception("sync crashed", extra={"calendar": name})
         report = SyncReport(name, ok=False, error=f"internal error: {exc.__class__.__name__}")
-        outcome = _finish(ctx, run_id, calendar_id, report, "error", None, attempt)
+        result, retry_in = "error", None
     else:
         result, retry_in = _classify(ctx, report, attempt)
-        outcome = _finish(ctx, run_id, calendar_id, report, result, retry_in, attempt)
     seconds = time.perf_counter() - clock_started
-    if ctx.metrics is not None:
-        ctx.metrics.sync_finished(kind, outcome.result, seconds)
+    outcome = _finish(ctx, run_id, calendar_id, report, result, retry_in, attempt, kind, seconds)
     log.info(
         "sync run %s: %s",
         name,
@@ -248,9 +247,14 @@ def _finish(
     result: str,
     retry_in: float | None,
     attempt: int,
+    kind: str,
+    seconds: float,
 ) -> JobOutcome:
+    """Record the run's end, the calendar's new state and the run in the totals of /metrics
+    (one transaction)."""
     now = ctx.clock()
     with ctx.store.session() as session:
+        count_sync(session, kind, result, seconds)
         run = session.get(SyncRun, run_id)
         if run is not None:
             run.finished_at = now

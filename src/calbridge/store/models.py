@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -227,6 +228,22 @@ class SyncRun(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class SyncTotal(Base):
+    """Running totals behind ``/metrics``: sync runs finished by kind, result and duration
+    bucket (``bucket``: index into :data:`calbridge.service.metrics.DURATION_BUCKETS`, its
+    length meaning "+Inf"), with their seconds summed. Every worker process adds to it in the
+    transaction that records the run's end, so one scrape of any process sees every worker's
+    runs; it only grows (``sync_runs`` is pruned after 30 days, these totals are not)."""
+
+    __tablename__ = "sync_totals"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    result: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ServiceWorker(Base):
