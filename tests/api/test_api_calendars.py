@@ -5,12 +5,18 @@ replaced in place, nothing secret is ever answered, and sync control goes throug
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from api_client import Api
 from api_problem import problem
 
+from calbridge_emulators.graph.testing import (
+    GraphEmulatorHandle,
+    make_client_certificate,
+    running_emulator,
+)
 from calbridge_emulators.radicale import RadicaleServer
 
 _names = itertools.count(1)
@@ -132,3 +138,41 @@ def test_remove_forgets_links_and_keeps_bookings(api: Api) -> None:
     assert removed["links_kept_for_relinking"] == 1
     assert api.get(f"/api/bookings/{event_id}").json()["links"] == []
     problem(api.get("/api/calendars/sales"), 404)
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[GraphEmulatorHandle]:
+    with running_emulator(tls=True) as handle:
+        handle.add_user(handle.tenant_id, "bookings@harbour.example", "Harbour Bookings")
+        yield handle
+
+
+def test_a_microsoft_365_calendar_is_added_with_a_certificate_and_it_is_never_answered(
+    api: Api, graph: GraphEmulatorHandle
+) -> None:
+    cert = make_client_certificate()
+    app = graph.add_app(graph.tenant_id, certificate_pem=cert.certificate_pem)
+    pem = cert.private_key_pem + cert.certificate_pem
+    connection = {
+        "kind": "graph",
+        "mailbox": "bookings@harbour.example",
+        "tenant": graph.tenant_id,
+        "client_id": app.client_id,
+        "api_base": graph.graph_url,
+        "login_base": graph.login_base,
+        "ca_file": str(graph.ca_cert_path),
+    }
+    both = {**connection, "client_secret": "s3cret", "certificate_pem": pem}
+    for wrong in (connection, both):
+        refused = problem(api.post("/api/calendars", json={"name": "m", "connection": wrong}), 422)
+        assert "exactly one of client_secret or certificate_pem" in str(refused)
+        assert "PRIVATE KEY" not in str(refused)
+    added = api.post(
+        "/api/calendars",
+        json={"name": "m365", "connection": {**connection, "certificate_pem": pem}},
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["kind"] == "graph" and "PRIVATE KEY" not in added.text
+    listed = api.get("/api/calendars")
+    assert "PRIVATE KEY" not in listed.text and "m365" in listed.text
+    assert api.post("/api/calendars/m365/test").json()["ok"] is True

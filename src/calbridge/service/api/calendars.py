@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -68,14 +68,29 @@ class GoogleConnection(_Body):
 
 
 class GraphConnection(_Body):
+    """An app registration signing in with a client secret or a certificate (PEM with its
+    private key, as Microsoft recommends for production): exactly one of the two."""
+
     kind: Literal["graph"]
     mailbox: str = Field(min_length=1)
     tenant: str = Field(min_length=1)
     client_id: str = Field(min_length=1)
-    client_secret: SecretStr
+    client_secret: SecretStr | None = None
+    certificate_pem: SecretStr | None = Field(
+        None, description="PEM holding the app's certificate and its private key"
+    )
     calendar_id: str | None = None
     api_base: str | None = None
     login_base: str | None = None
+    ca_file: str | None = Field(
+        None, description="CA bundle (a path on the server) for a TLS-inspecting proxy"
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GraphConnection:
+        if (self.client_secret is None) == (self.certificate_pem is None):
+            raise ValueError("give exactly one of client_secret or certificate_pem")
+        return self
 
 
 Connection = Annotated[
@@ -115,17 +130,18 @@ class CalendarChange(_Body):
     tenant: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    certificate_pem: SecretStr | None = None
     calendar_id: str | None = None
     login_base: str | None = None
     api_base: str | None = None
 
     def as_update(self) -> CalendarUpdate:
         common = ("owner", "clear_owner", "policy", "direction", "horizon_days")
-        values = self.model_dump(exclude={"password", "client_secret", *common})
-        values["password"] = self.password.get_secret_value() if self.password else None
-        values["client_secret"] = (
-            self.client_secret.get_secret_value() if self.client_secret else None
-        )
+        hidden = {"password", "client_secret", "certificate_pem", *common}
+        values = self.model_dump(exclude=hidden)
+        values["password"] = _plain(self.password)
+        values["client_secret"] = _plain(self.client_secret)
+        values["certificate"] = _plain(self.certificate_pem)
         # the API's field names → the registry's option keys (calbridge.providers.registry)
         for field_name, key in _CONNECTION_KEYS.items():
             values[key] = values.pop(field_name)
@@ -138,14 +154,20 @@ class CalendarChange(_Body):
 _CONNECTION_KEYS = {"url": "caldav", "google_calendar_id": "google", "mailbox": "graph"}
 
 
+def _plain(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 class Credentials(_Body):
     """New credentials for the calendar's kind: CalDAV ``password`` (and ``username``),
-    Microsoft 365 ``client_secret``, Google ``service_account`` (a Google calendar linked with
-    OAuth renews its consent instead: ``calbridge calendars auth NAME``)."""
+    Microsoft 365 ``client_secret`` or ``certificate_pem``, Google ``service_account`` (a
+    Google calendar linked with OAuth renews its consent instead: ``calbridge calendars auth
+    NAME``)."""
 
     username: str | None = None
     password: SecretStr | None = None
     client_secret: SecretStr | None = None
+    certificate_pem: SecretStr | None = None
     service_account: dict[str, Any] | None = None
 
 
@@ -251,10 +273,12 @@ def _add(session: Session, body: CalendarAdd) -> tuple[Calendar, bool]:
             c.mailbox,
             tenant=c.tenant,
             client_id=c.client_id,
-            client_secret=c.client_secret.get_secret_value(),
+            client_secret=_plain(c.client_secret),
+            certificate_pem=_plain(c.certificate_pem),
             calendar_id=c.calendar_id,
             api_base=c.api_base,
             login_base=c.login_base,
+            ca_file=c.ca_file,
             **common,
         )
         return cal, True
@@ -349,8 +373,8 @@ def update_credentials(
     given = body.model_dump(exclude_none=True)
     if not given.keys() - {"username"}:
         raise ConfigError(
-            f"calendar '{name}': give the new credentials (password, client_secret or "
-            "service_account)"
+            f"calendar '{name}': give the new credentials (password, client_secret, "
+            "certificate_pem or service_account)"
         )
     return _update(request, name, CalendarChange(**given), who.name)
 
