@@ -10,6 +10,8 @@ on purpose).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,3 +128,15 @@ def runs(store: Store, calendar_id: int) -> list[SyncRun]:
 
 def finished_runs(store: Store, calendar_id: int) -> list[SyncRun]:
     return [run for run in runs(store, calendar_id) if run.result != "running"]
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message that arrived (parsed as a mail reader would)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"

@@ -8,16 +8,13 @@ job body.
 
 from __future__ import annotations
 
-import email
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from push_service import free_port
+from push_service import Inbox
 
 from calbridge.service.alerts import Alerter, AlertSettings
 from calbridge.service.jobs import JobContext
@@ -32,29 +29,6 @@ from calbridge_emulators.google.testing import EmulatorHandle, running_emulator
 from worlds import example_store
 
 FAST_RETRY = {"attempts": 1, "base": 0.001, "cap": 0.01}
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message that arrived."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,15 @@ from core_service import (
     USERS,
     SlowProxy,
     World,
+    box,
     owner_bookings,
     wait_until,
     world_on,
 )
+from push_service import Inbox
 
 from calbridge.store.models import Calendar
+from calbridge.sync.calendars import add_caldav_calendar
 from calbridge_emulators.radicale import RadicaleServer, running_radicale
 
 
@@ -128,3 +131,42 @@ def test_no_worker_on_sqlite_is_a_clear_error(world: World) -> None:
     done = run_cli(world, "serve", "--no-worker", "--port", "1")
     assert done.returncode == 1
     assert "--no-worker needs PostgreSQL" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_running_service_emails_a_refused_password_and_the_recovery(
+    world: World, smtp: tuple[Inbox, int]
+) -> None:
+    """Alerts through `calbridge serve` itself: a calendar whose password is refused emails
+    its owner and the alert address once; `calendars update` with the right one ends in one
+    "syncing again" email."""
+    inbox, port = smtp
+    url = world.radicale.make_calendar("staff", f"alerts-{world.folder.name}")
+    with world.store.session() as session:
+        calendar = add_caldav_calendar(
+            session, box(), "front", url, "staff", "not-the-password", check=False, owner="u-mia"
+        )
+        calendar.poll_seconds = 1
+    world.serve(
+        CALBRIDGE_SMTP_HOST="127.0.0.1",
+        CALBRIDGE_SMTP_PORT=str(port),
+        CALBRIDGE_ALERT_EMAILS="ops@harbour.example",
+    )
+    wait_until(lambda: inbox.messages, 60, "the alert email")
+    to, message = inbox.messages[0]
+    assert sorted(to) == ["mia@harbour.example", "ops@harbour.example"]
+    assert message["Subject"].startswith("calbridge: calendar 'front' ")
+    body = message.get_payload()
+    assert "State: auth_expired" in body and "calendars update front" in body, body
+
+    fixed = subprocess.run(
+        [CALBRIDGE, "calendars", "update", "front", "--password-env", "RIGHT"],
+        env=world.env(RIGHT=USERS["staff"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    wait_until(lambda: len(inbox.messages) >= 2, 60, "the recovery email")
+    assert inbox.messages[1][1]["Subject"] == "calbridge: calendar 'front' is syncing again"
+    assert len(inbox.messages) == 2

@@ -19,6 +19,7 @@ Settings (``CALBRIDGE_*``): ``SMTP_HOST`` (unset: no alerts, said once), ``SMTP_
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import smtplib
 import time
@@ -217,8 +218,14 @@ def _unique(addresses: list[str]) -> tuple[str, ...]:
     return tuple(a for a in seen if a)
 
 
+# Headers up to RFC 5322's hard limit on one line: Python's folding at 78 characters moves a
+# subject with quotes in it whole onto a continuation line, which readers show with a leading
+# blank (found by the service's end-to-end alert test).
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def send_email(settings: AlertSettings, alert: Alert) -> None:
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(alert.to)
     message["Subject"] = alert.subject
