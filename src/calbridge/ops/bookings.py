@@ -378,17 +378,31 @@ def needs_review_clause(session: Session) -> ColumnElement[bool]:
 def review_reasons(session: Session, event: Event) -> list[str]:
     """Why this booking is (or would be) in the review queue, in the venue's words; empty when
     it needs no review or was accepted."""
-    if event.status == "cancelled" or session.get(BookingReview, event.id) is not None:
-        return []
+    return reasons_for_many(session, [event])[event.id]
+
+
+def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[str]]:
+    """:func:`review_reasons` for a page of bookings, in two queries whatever their number."""
     default_account, assistant = _review_settings(session)
-    reasons = []
-    if event.ambiguous:
-        reasons.append("ambiguous: the booker's address belongs to more than one user or contact")
-    if default_account is not None and event.client_id == default_account:
-        reasons.append("sent to the Default Account: nobody in the directory has that address")
-    if assistant is not None and event.booked_by_id == assistant:
-        reasons.append("booked by the Virtual Assistant: the booker is not a staff user")
-    return reasons
+    ids = [event.id for event in events]
+    accepted = set(
+        session.scalars(select(BookingReview.event_id).where(BookingReview.event_id.in_(ids)))
+    )
+    found: dict[int, list[str]] = {}
+    for event in events:
+        reasons: list[str] = []
+        found[event.id] = reasons
+        if event.status == "cancelled" or event.id in accepted:
+            continue
+        if event.ambiguous:
+            reasons.append(
+                "ambiguous: the booker's address belongs to more than one user or contact"
+            )
+        if default_account is not None and event.client_id == default_account:
+            reasons.append("sent to the Default Account: nobody in the directory has that address")
+        if assistant is not None and event.booked_by_id == assistant:
+            reasons.append("booked by the Virtual Assistant: the booker is not a staff user")
+    return found
 
 
 def list_bookings(

@@ -18,8 +18,8 @@ from calbridge.ops.bookings import (
     Reassignment,
     accept_review,
     list_bookings,
+    reasons_for_many,
     reassign_booking,
-    review_reasons,
 )
 from calbridge.ops.directory import search
 from calbridge.web.auth import SignedIn
@@ -46,8 +46,9 @@ def directory_matches(session: Session, q: str) -> list[dict[str, str]]:
 
 def _queue(session: Session) -> dict[str, Any]:
     page = list_bookings(session, BookingFilters(needs_review=True), limit=100)
+    reasons = reasons_for_many(session, page.items)
     return {
-        "items": [(e, review_reasons(session, e)) for e in page.items],
+        "items": [(e, reasons[e.id]) for e in page.items],
         "names": Names(session, page.items),
         "more": page.next_after is not None,
     }
