@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from calbridge.service.app import create_app
 from calbridge.store.db import Store, open_store
@@ -24,7 +24,7 @@ from calbridge.web.auth import (
     signed_in,
     start_session,
 )
-from calbridge.web.models import AdminUser
+from calbridge.web.models import AdminUser, LoginFailure
 from calbridge_cli import make_inprocess_cli
 
 PASSWORD = "a-long-enough-password"
@@ -133,21 +133,37 @@ def test_a_session_ends_after_its_lifetime(sqlite_store: Store) -> None:
         assert signed_in(s, "not-a-token", now=start) is None
 
 
-def test_login_throttle_counts_failures_per_address_and_per_client_within_the_window() -> None:
+def test_login_throttle_counts_failures_per_address_and_per_client_within_the_window(
+    sqlite_store: Store,
+) -> None:
     now = [datetime(2026, 12, 1, 9, 0)]
-    throttle = LoginThrottle(limit=3, window=timedelta(minutes=10), clock=lambda: now[0],
+
+    def process() -> LoginThrottle:  # each service process has its own throttle object
+        return LoginThrottle(limit=3, window=timedelta(minutes=10), clock=lambda: now[0],
                              client_limit=5)  # fmt: skip
+
+    def retry_after(email: str, client: str) -> timedelta | None:
+        with sqlite_store.session() as s:
+            return process().retry_after(s, email, client)
+
+    def failed(email: str, client: str) -> None:
+        with sqlite_store.session() as s:
+            process().failed(s, email, client)
+
     for _ in range(3):
-        assert throttle.retry_after("ann@venue.example", "10.0.0.1") is None
-        throttle.failed("ann@venue.example", "10.0.0.1")
-    wait = throttle.retry_after("ANN@venue.example ", "10.0.0.2")
+        assert retry_after("ann@venue.example", "10.0.0.1") is None
+        failed("ann@venue.example", "10.0.0.1")
+    wait = retry_after("ANN@venue.example ", "10.0.0.2")
     assert wait == timedelta(minutes=10)
-    assert throttle.retry_after("bob@venue.example", "10.0.0.1") is None  # 3 < client limit
-    throttle.failed("bob@venue.example", "10.0.0.1")
-    throttle.failed("bob@venue.example", "10.0.0.1")
-    assert throttle.retry_after("carol@venue.example", "10.0.0.1") is not None  # client: 5
+    assert retry_after("bob@venue.example", "10.0.0.1") is None  # 3 < client limit
+    failed("bob@venue.example", "10.0.0.1")
+    failed("bob@venue.example", "10.0.0.1")
+    assert retry_after("carol@venue.example", "10.0.0.1") is not None  # client: 5
     now[0] += timedelta(minutes=10, seconds=1)
-    assert throttle.retry_after("ann@venue.example", "10.0.0.1") is None
+    assert retry_after("ann@venue.example", "10.0.0.1") is None
+    failed("dan@venue.example", "10.0.0.9")  # a new failure clears those out of the window
+    with sqlite_store.session() as s:
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 2
 
 
 def test_session_cookie_is_httponly_samesite_lax_and_secure_behind_https(

@@ -8,7 +8,8 @@
   header for htmx requests); a write without the right token is refused. The sign-in form,
   which has no session yet, uses a double-submit cookie.
 - Throttling: :class:`LoginThrottle` refuses sign-in attempts for an address or a client once
-  too many failed within a window (per process; the clock is injected).
+  too many failed within a window (counted in the store, so shared by every service process;
+  the clock is injected).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from calbridge.domain.email import normalize_email
 from calbridge.errors import BadEmail, CalbridgeError, NotFound, ValidationFailed
 from calbridge.store.events import utcnow
-from calbridge.web.models import ROLES, AdminSession, AdminUser
+from calbridge.web.models import ROLES, AdminSession, AdminUser, LoginFailure
 
 SESSION_HOURS = 12
 MIN_PASSWORD_LENGTH = 10
@@ -166,7 +166,9 @@ def same_token(given: str | None, expected: str) -> bool:
 
 class LoginThrottle:
     """At most ``limit`` failed sign-ins per address, and ``client_limit`` per client (one
-    office may share an address), within ``window``.
+    office may share an address), within ``window`` — counted in the store
+    (:class:`~calbridge.web.models.LoginFailure`), so several service processes behind one
+    address share the count.
 
     A success does not clear the client's failures (an attacker with one right password must
     not reset the counter for the others)."""
@@ -180,28 +182,30 @@ class LoginThrottle:
     ) -> None:
         self.limit, self.window, self.clock = limit, window, clock
         self.client_limit = client_limit
-        self._failures: dict[str, deque[datetime]] = {}
 
-    def _recent(self, key: str) -> deque[datetime]:
-        times = self._failures.setdefault(key, deque())
-        cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        return times
+    @staticmethod
+    def _keys(email: str, client: str) -> tuple[str, str]:
+        return f"email:{email.strip().lower()}"[:320], f"client:{client}"[:320]
 
-    def retry_after(self, email: str, client: str) -> timedelta | None:
+    def retry_after(self, session: Session, email: str, client: str) -> timedelta | None:
         """How long until this address/client may try again, or None when it may now."""
+        now = self.clock()
         waits = []
-        for key, limit in (
-            (f"email:{email.strip().lower()}", self.limit),
-            (f"client:{client}", self.client_limit),
-        ):
-            times = self._recent(key)
+        limits = (self.limit, self.client_limit)
+        for key, limit in zip(self._keys(email, client), limits, strict=True):
+            recent = (
+                select(LoginFailure.at)
+                .where(LoginFailure.key == key, LoginFailure.at >= now - self.window)
+                .order_by(LoginFailure.at.desc())
+                .limit(limit)
+            )
+            times = list(session.scalars(recent))
             if len(times) >= limit:
-                waits.append(times[0] + self.window - self.clock())
+                waits.append(times[-1] + self.window - now)
         return max(waits) if waits else None
 
-    def failed(self, email: str, client: str) -> None:
+    def failed(self, session: Session, email: str, client: str) -> None:
+        """Count one failed sign-in (and forget those older than the window)."""
         now = self.clock()
-        for key in (f"email:{email.strip().lower()}", f"client:{client}"):
-            self._recent(key).append(now)
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - self.window))
+        session.add_all(LoginFailure(key=key, at=now) for key in self._keys(email, client))

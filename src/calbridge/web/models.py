@@ -40,6 +40,19 @@ class AdminSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class LoginFailure(Base):
+    """One failed sign-in, counted per ``key`` (``email:…`` or ``client:…``) by the login
+    throttle; in the store so every service process behind a load balancer counts the same
+    attempts. Rows older than the throttle's window are deleted as new ones arrive."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
 # The bookings page filters by status / client and orders by start time; the review count
 # (ambiguous, or sent to the Default Account, or booked by the Virtual Assistant) reads a
 # covering index instead of the whole table (web benchmark, SQLite: 80 ms → 23 ms).

@@ -83,7 +83,8 @@ def login(
         )
     client = request.client.host if request.client else "unknown"
     throttle = throttle_of(request)
-    wait = throttle.retry_after(email, client)
+    with store_of(request).session() as s:
+        wait = throttle.retry_after(s, email, client)
     if wait is not None:
         minutes = max(1, math.ceil(wait.total_seconds() / 60))
         return _login_page(
@@ -97,8 +98,9 @@ def login(
     with store_of(request).session() as s:
         admin = authenticate(s, email, password)
         token = start_session(s, admin) if admin is not None else None
+        if token is None:
+            throttle.failed(s, email, client)
     if token is None:
-        throttle.failed(email, client)
         return _login_page(
             request,
             "Wrong email or password. (Accounts are created with `calbridge admin create EMAIL`.)",
