@@ -110,7 +110,7 @@ def test_a_calendar_pointed_elsewhere_gets_a_channel_there_and_the_old_one_stops
     assert old.calendar_id == world.google_ids[0]
     with world.store.session() as session:
         second = world.google_ids[1]
-        change = CalendarUpdate(google_calendar_id=second, subject=second)
+        change = CalendarUpdate(connection={"google": second, "subject": second})
         update_calendar(session, shared_box(), "front", change)
     assert keeper.run_once().opened == ["front"]
     (new,) = world.live_channels()
@@ -130,7 +130,7 @@ def test_removing_a_calendar_stops_its_channel(world: World) -> None:
 def test_a_channel_that_cannot_be_stopped_does_not_block_the_removal(world: World) -> None:
     world.keeper().run_once()
     with world.store.session() as session:
-        change = CalendarUpdate(api_base="http://127.0.0.1:9/calendar/v3")
+        change = CalendarUpdate(connection={"api_base": "http://127.0.0.1:9/calendar/v3"})
         update_calendar(session, shared_box(), "front", change, check=False)
     done = unlink_calendar(world.store, shared_box(), "front", actor="test")
     assert done.channel_note is not None
