@@ -8,6 +8,10 @@ and ``details`` (for an update, each changed field's old and new value). Rows ar
 the same transaction as the change they describe, so a change and its record stand or fall
 together; they are never edited.
 
+Changes a sync makes to a booking are recorded too, by the engine, with the actor
+``calendar:NAME`` (:func:`calbridge.sync.history.calendar_actor`): created from a calendar,
+updated from it (each field's old and new value), cancelled because its event was deleted.
+
 Nothing secret is ever put into ``details`` (callers pass field values of bookings and
 settings, never credentials).
 """
@@ -18,27 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from calbridge.store.models import Base
+from calbridge.store.models import HistoryEntry
 
 SUBJECTS = ("booking", "directory", "settings", "token", "calendar")
 
-
-class HistoryEntry(Base):
-    """One recorded change (table ``history``, migration ``0006_api``)."""
-
-    __tablename__ = "history"
-    __table_args__ = (Index("ix_history_subject", "subject", "subject_id", "id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
-    actor: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    action: Mapped[str] = mapped_column(String(32))
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+__all__ = ["SUBJECTS", "Change", "HistoryEntry", "history_of", "now_utc", "recent", "record"]
 
 
 @dataclass(frozen=True)

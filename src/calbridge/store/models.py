@@ -246,6 +246,22 @@ class SyncTotal(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class HistoryEntry(Base):
+    """One recorded change (table ``history``, migration ``0006_api``): see
+    :mod:`calbridge.ops.history`, which writes and reads it."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_history_subject", "subject", "subject_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
 class ServiceWorker(Base):
     """A sync worker's heartbeat: ``/readyz`` wants one seen within the last minute."""
 

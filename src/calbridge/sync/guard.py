@@ -34,6 +34,7 @@ from calbridge.errors import CalbridgeError
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, HeldCancellation, Link
 from calbridge.sync.bookings import apply_fields, booking_fields
+from calbridge.sync.history import record_change
 from calbridge.sync.report import SyncReport
 
 MIN_COUNT = 10
@@ -102,8 +103,8 @@ def settle(
     events = {link.event_id for link, _ in links}
     total = carried_bookings(session, calendar.id)
     if not trips(len(events), total):
-        for link, _why in links:
-            report.cancelled += cancel_link(session, link)
+        for link, why in links:
+            report.cancelled += cancel_link(session, link, why)
         pending.reasons.clear()
         return
     now = utcnow()
@@ -136,9 +137,10 @@ def _live_links(
     return out
 
 
-def cancel_link(session: Session, link: Link) -> int:
+def cancel_link(session: Session, link: Link, why: str = "the calendar event was deleted") -> int:
     """The calendar no longer has this link's object: the link is gone and its booking
-    cancelled (kept, status ``cancelled``). Returns 1 when a booking was cancelled."""
+    cancelled (kept, status ``cancelled``; recorded in its history with ``why``). Returns 1
+    when a booking was cancelled."""
     link.state = "gone"
     event = session.get(Event, link.event_id)
     if event is None or event.status == "cancelled":
@@ -147,6 +149,9 @@ def cancel_link(session: Session, link: Link) -> int:
     cancelled = EventFields(fields.name, fields.times, fields.location, fields.notes, "cancelled")
     apply_fields(session, event, cancelled)
     link.synced_seq = event.change_seq
+    calendar = session.get(Calendar, link.calendar_id)
+    name = calendar.name if calendar is not None else str(link.calendar_id)
+    record_change(session, name, event.id, "cancelled", {"event": link.remote_id, "why": why})
     return 1
 
 
@@ -202,7 +207,7 @@ def confirm_cancellations(session: Session, calendar: Calendar) -> int:
     for row in held:
         link = session.get(Link, row.link_id)
         if link is not None and link.state != "gone":
-            cancelled += cancel_link(session, link)
+            cancelled += cancel_link(session, link, f"confirmed: {row.reason}")
         session.delete(row)
     if calendar.state == NEEDS_CONFIRMATION:
         calendar.state = "ok"

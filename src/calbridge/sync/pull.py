@@ -40,6 +40,7 @@ from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
 from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, booking_row
 from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
+from calbridge.sync.history import changed_fields, record_arrivals, record_change
 from calbridge.sync.readahead import read_ahead
 from calbridge.sync.report import SyncReport
 
@@ -239,6 +240,14 @@ class PageApplier:
                 for (_, link), event_id in zip(self.arrivals, ids, strict=True)
             ],
         )
+        record_arrivals(
+            self.session,
+            self.calendar.name,
+            (
+                (event_id, str(link["remote_id"]), row.get("booker_email"))
+                for (row, link), event_id in zip(self.arrivals, ids, strict=True)
+            ),
+        )
         self.arrivals.clear()
 
     def mark_seen(self, gen: int) -> None:
@@ -292,10 +301,15 @@ class PageApplier:
         if result.booking_changed and apply_fields(
             self.session, event, EventFields.from_snapshot(result.merged)
         ):
+            fields = changed_fields(booking_snap, result.merged)
             if event.status == "cancelled" and not was_cancelled:
                 self.report.cancelled += 1
+                action = "cancelled"
             else:
                 self.report.updated += 1
+                action = "updated"
+            details = {"event": item.ref.id, "changes": fields}
+            record_change(self.session, self.calendar.name, event.id, action, details)
         link.snapshot = remote_snap
         if not result.calendar_changed:
             link.snapshot = result.merged
@@ -316,7 +330,7 @@ class PageApplier:
         if self.pending is not None:
             self.pending.add(link, why)
             return
-        self.report.cancelled += cancel_link(self.session, link)
+        self.report.cancelled += cancel_link(self.session, link, why)
 
     def _reject(self, ref_id: str, uid: str | None, reason: str) -> None:
         self.report.rejected += 1
