@@ -66,7 +66,7 @@ def test_demo_syncs_both_ways_explains_and_stops_cleanly_on_sigterm(tmp_path: Pa
         )
         assert synced.returncode == 0, synced.stderr
         reports = json.loads(synced.stdout)
-        assert len(reports) == 4 and all(r["ok"] for r in reports), reports
+        assert len(reports) == 5 and all(r["ok"] for r in reports), reports
 
         demo.send_signal(signal.SIGTERM)
         out, _ = demo.communicate(timeout=60)
@@ -87,6 +87,7 @@ def test_demo_syncs_both_ways_explains_and_stops_cleanly_on_sigterm(tmp_path: Pa
     assert first["tom-bookings"]["created"] == 3 + 4  # three events and a 4-week series
     assert first["google-events"]["created"] == 2  # Google, via the real client library
     assert first["m365-bookings"]["created"] == 1  # Microsoft 365, via MSAL + Graph
+    assert first["exchange-bookings"]["created"] == 2  # Exchange Server, via exchangelib + EWS
     assert first["tom-bookings"]["pushed_created"] == 1  # Tom's Google booking, on his calendar
     assert all(r["ok"] for r in result["first"] + result["second"] + result["third"])
     second = {r["calendar"]: r for r in result["second"]}

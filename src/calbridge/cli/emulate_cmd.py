@@ -1,4 +1,4 @@
-"""``calbridge emulate google|graph``: local emulators of the calendar APIs."""
+"""``calbridge emulate google|graph|ews``: local emulators of the calendar APIs."""
 
 from __future__ import annotations
 
@@ -33,3 +33,17 @@ def graph(
     from calbridge.cli.emulate_graph import serve
 
     serve(port=port, data_dir=data, fail_rate=fail_rate, tls=tls)
+
+
+@app.command("ews")
+def ews(
+    port: Port = 8767,
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Serve https (self-signed CA printed)")
+    ] = False,
+    exchange: Annotated[str, typer.Option("--exchange", help="Server version: 2016|2019")] = "2016",
+) -> None:
+    """Serve Exchange Web Services (Exchange Server 2016/2019) for one demo mailbox."""
+    from calbridge_emulators.ews.server import serve
+
+    serve(port=port, tls=tls, version=exchange)

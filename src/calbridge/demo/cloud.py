@@ -1,7 +1,9 @@
-"""The demo's Google and Microsoft 365 calendars, on the project's local API emulators.
+"""The demo's Google, Microsoft 365 and Exchange Server calendars, on the project's local API
+emulators.
 
-The real client libraries (google-api-python-client, MSAL) talk to the emulators over HTTP,
-exactly as they would talk to Google and Microsoft; only the base URLs differ.
+The real client libraries (google-api-python-client, MSAL, exchangelib) talk to the emulators
+over HTTP, exactly as they would talk to Google, Microsoft and an on-premises Exchange; only the
+base URLs differ.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 
 from calbridge.store.db import Store
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_google_calendar, add_graph_calendar
+from calbridge.sync.calendars import add_ews_calendar, add_google_calendar, add_graph_calendar
 
 GOOGLE_CALENDAR = "events@harbour.example"
 GRAPH_MAILBOX = "bookings@harbour.example"  # Mia's second address in the example directory
+EWS_MAILBOX = "tom@harbour.example"  # Tom's mailbox on the venue's own Exchange server
 
 
 def _at(today: date, day: int, hour: int) -> datetime:
@@ -103,3 +106,53 @@ def graph_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
                 ca_file=str(graph.ca_cert_path),
             )
         yield graph
+
+
+@contextmanager
+def ews_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
+    """Tom's calendar on the venue's Exchange Server (EWS, NTLM, a service account
+    impersonating his mailbox): a dinner Ann booked, and a meeting Mia organized (stored with
+    her legacy Exchange DN, which calbridge resolves to her address)."""
+    from zoneinfo import ZoneInfo
+
+    from calbridge_emulators.ews.server import running_emulator
+    from calbridge_emulators.ews.store import Organizer
+
+    london = ZoneInfo("Europe/London")
+    with running_emulator() as server:
+        org = server.org
+        org.add_mailbox(EWS_MAILBOX, "Tom Hardy")
+        mia = org.add_mailbox("mia@harbour.example", "Mia Stone")
+        org.add_account("svc-calbridge", "demo-password", impersonates=(EWS_MAILBOX,))
+        dinner = _at(today, 8, 19).replace(tzinfo=london)
+        org.external_create(
+            EWS_MAILBOX,
+            "Acme board dinner",
+            dinner,
+            dinner + timedelta(hours=3),
+            "GMT Standard Time",
+            organizer=Organizer("Ann Lee", "ann@acme-events.example"),
+            location="Harbour Room",
+        )
+        walk = _at(today, 9, 10).replace(tzinfo=london)
+        org.external_create(
+            EWS_MAILBOX,
+            "Venue walk-through",
+            walk,
+            walk + timedelta(hours=1),
+            "GMT Standard Time",
+            organizer=Organizer("Mia Stone", mia.legacy_dn, "EX"),
+        )
+        with store.session() as session:
+            add_ews_calendar(
+                session,
+                box,
+                "exchange-bookings",
+                EWS_MAILBOX,
+                username="HARBOUR\\svc-calbridge",
+                password="demo-password",
+                server=server.ews_url,
+                auth="ntlm",
+                impersonate=True,
+            )
+        yield server

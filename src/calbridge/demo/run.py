@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from calbridge.cli.common import Rows, line, report_rows
 from calbridge.config import Settings
-from calbridge.demo.cloud import google_calendar, graph_calendar
+from calbridge.demo.cloud import ews_calendar, google_calendar, graph_calendar
 from calbridge.demo.seed import seed_events, vevent
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
@@ -232,7 +232,11 @@ def _scenario(
         cloud = ExitStack()
         google = cloud.enter_context(google_calendar(world.store, world.box, today))
         graph = cloud.enter_context(graph_calendar(world.store, world.box, today))
-        console.print("Google Calendar and Microsoft 365 emulators running (real client libraries)")
+        exchange = cloud.enter_context(ews_calendar(world.store, world.box, today))
+        console.print(
+            "Google Calendar, Microsoft 365 and Exchange Server (EWS) emulators running "
+            "(real client libraries)"
+        )
         first = sync_all(world)
         report_rows(first, "1. First sync: calendars → booking system").print(console)
         changes = change_both_sides(world, today)
@@ -255,14 +259,18 @@ def _scenario(
             "has_links": links is not None,
         }
         if keep:
-            for text in keep_lines(world, google.base_url, graph.graph_url, graph.login_base):
+            for text in keep_lines(
+                world, google.base_url, graph.graph_url, graph.login_base, exchange.ews_url
+            ):
                 console.print(line(text), soft_wrap=True)
             (wait or _wait_forever)()
         cloud.close()
     return result
 
 
-def keep_lines(world: DemoWorld, google_url: str, graph_url: str, login_url: str) -> list[str]:
+def keep_lines(
+    world: DemoWorld, google_url: str, graph_url: str, login_url: str, ews_url: str = ""
+) -> list[str]:
     """What ``--keep`` prints: where everything runs, and the shell lines for exploring."""
     env = {
         "CALBRIDGE_DATABASE_URL": world.database_url,
@@ -275,6 +283,7 @@ def keep_lines(world: DemoWorld, google_url: str, graph_url: str, login_url: str
         f"{world.urls['tom']} (user tom, password {STAFF['tom'][1]})",
         f"  Google Calendar API emulator: {google_url}",
         f"  Microsoft Graph emulator: {graph_url} (sign-in: {login_url})",
+        *([f"  Exchange Server (EWS) emulator: {ews_url}"] if ews_url else []),
         "To explore the demo's database with calbridge in another shell, first run:",
         *(f"  export {name}={shlex.quote(value)}" for name, value in env.items()),
         "  then e.g. `calbridge events list`, `calbridge calendars list`, `calbridge sync`.",

@@ -67,6 +67,7 @@ KINDS: dict[str, str] = {
     "caldav": "calbridge.providers.caldav.kind",
     "google": "calbridge.providers.google.kind",
     "graph": "calbridge.providers.graph.kind",
+    "ews": "calbridge.providers.ews.kind",
 }
 
 

@@ -76,9 +76,10 @@ MAILBOX_LIMIT = 4
 
 class MailboxGate:
     """Per-mailbox politeness: at most ``MAILBOX_LIMIT`` (4, Graph's limit) syncs of calendars
-    in one Microsoft mailbox run at once — a sync has one request in flight at a time, so
-    that is at most 4 concurrent requests to the mailbox. Within a process a semaphore per
-    mailbox; on PostgreSQL, across every worker, 4 advisory-lock slots per mailbox."""
+    in one Microsoft mailbox (Graph, or Exchange Server over EWS) run at once — a sync has one
+    request in flight at a time, so that is at most 4 concurrent requests to the mailbox. Within
+    a process a semaphore per mailbox; on PostgreSQL, across every worker, 4 advisory-lock slots
+    per mailbox."""
 
     def __init__(self, limit: int = MAILBOX_LIMIT) -> None:
         self.limit = limit

@@ -115,7 +115,9 @@ def run_sync_job(
             calendar.sync_token = None
         session.flush()
         run_id, name, kind = run.id, calendar.name, calendar.kind
-        mailbox = str((calendar.settings or {}).get("mailbox") or "") if kind == "graph" else ""
+        # Microsoft's throttling budgets are per mailbox (Graph, and EWS with impersonation)
+        polite = kind in ("graph", "ews")
+        mailbox = str((calendar.settings or {}).get("mailbox") or "") if polite else ""
 
     def progress(_n: int) -> None:
         if should_stop():

@@ -134,6 +134,37 @@ def add_graph_calendar(
     return add_calendar(session, box, name, "graph", given, **common)
 
 
+def add_ews_calendar(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    mailbox: str,
+    *,
+    username: str,
+    password: str,
+    server: str | None = None,
+    auth: str = "ntlm",
+    impersonate: bool = False,
+    ca_file: str | None = None,
+    cancellations: bool = False,
+    **common: Any,
+) -> Calendar:
+    """Store an Exchange Server calendar (EWS) after signing in and reading its folder; the
+    password is sealed at rest, the server build learnt on connecting kept in the settings."""
+    values = {
+        "ews": mailbox,
+        "username": username,
+        "password": password,
+        "server": server,
+        "auth": auth,
+        "impersonate": impersonate,
+        "ca_file": ca_file,
+        "cancellations": cancellations,
+    }
+    given = {key: value for key, value in values.items() if value is not None}
+    return add_calendar(session, box, name, "ews", given, **common)
+
+
 def add_google_calendar(
     session: Session,
     box: SecretBox,

@@ -154,8 +154,9 @@ class PageApplier:
         if gen is not None:
             self.seen.extend(link.id for link in links.values())
         known = [link for link in links.values() if link.state != "gone"]
-        if known and all(link.etag == item.ref.etag for link in known) and item.ref.etag:
-            return  # our own write echoed back, or nothing new
+        unchanged = item.ref.etag and all(link.etag == item.ref.etag for link in known)
+        if known and unchanged and all((o.recurrence_id or "") in links for o in item.occurrences):
+            return  # our own write echoed back, or nothing new (no occurrence came into range)
         seen: set[str] = set()
         for occurrence in item.occurrences:
             rid = occurrence.recurrence_id or ""
