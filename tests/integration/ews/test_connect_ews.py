@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +169,11 @@ def test_untrusted_certificate_is_one_line_and_ca_file_fixes_it(
         assert stored.settings["build"].startswith("15.2.")  # Exchange 2019
 
 
-def _utc(start: str, end: str) -> tuple[Any, Any]:
-    from conftest import utc
-
-    return utc(start), utc(end)
+def _utc(start: str, end: str) -> tuple[datetime, datetime]:
+    return (
+        datetime.fromisoformat(start).replace(tzinfo=UTC),
+        datetime.fromisoformat(end).replace(tzinfo=UTC),
+    )
 
 
 def test_a_changed_password_fails_the_sync_naming_the_update_that_fixes_it(

@@ -84,7 +84,8 @@ def test_giving_no_kind_or_two_kinds_names_every_kind() -> None:
         with pytest.raises(ConfigError) as error:
             registry.kind_for_selector(given)
         assert str(error.value) == (
-            "give exactly one of --caldav URL, --google CALENDAR_ID or --graph MAILBOX"
+            "give exactly one of --caldav URL, --google CALENDAR_ID, --graph MAILBOX or "
+            "--ews MAILBOX"
         )
 
 
@@ -125,7 +126,7 @@ def test_an_unknown_kind_or_unreadable_settings_is_a_clear_error(world) -> None:
         open_provider(odd, world.box)
     assert str(error.value) == (
         "calendar 'old': provider 'exchange2003' is not available in this version "
-        "(known: caldav, google, graph)"
+        "(known: caldav, ews, google, graph)"
     )
     broken = Calendar(name="front", kind="caldav", settings={"username": "staff"})
     with pytest.raises(ConfigError) as error:
