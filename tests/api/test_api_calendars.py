@@ -176,3 +176,41 @@ def test_a_microsoft_365_calendar_is_added_with_a_certificate_and_it_is_never_an
     listed = api.get("/api/calendars")
     assert "PRIVATE KEY" not in listed.text and "m365" in listed.text
     assert api.post("/api/calendars/m365/test").json()["ok"] is True
+
+
+def test_export_mode_filters_and_rooms_are_set_and_checked(
+    api: Api, radicale: RadicaleServer
+) -> None:
+    two_way_days = caldav(radicale, assistant={"export": "days"})
+    body = problem(api.post("/api/calendars", json=two_way_days), 409)
+    assert "publish-only" in body["detail"] and api.count("calendars") == 0
+    feed = caldav(
+        radicale,
+        direction="push",
+        assistant={
+            "export": "days",
+            "title_template": "{event_name} ({client})",
+            "filters": {"locations": ["loc-ballroom"], "statuses": ["confirmed"]},
+        },
+    )
+    created = api.post("/api/calendars", json=feed)
+    assert created.status_code == 201, created.text
+    assert created.json()["assistant"] == {
+        "export": "days",
+        "rooms_as_resources": False,
+        "title_template": "{event_name} ({client})",
+        "filters": {"locations": ["loc-ballroom"], "statuses": ["confirmed"]},
+        "room": None,
+    }
+    unknown = api.patch(
+        "/api/calendars/sales", json={"assistant": {"filters": {"locations": ["x"]}}}
+    )
+    assert "no location has id 'x'" in problem(unknown, 404)["detail"]
+    bad_title = api.patch("/api/calendars/sales", json={"assistant": {"title_template": "{nope}"}})
+    assert "unknown merge field '{nope}'" in problem(bad_title, 409)["detail"]
+    changed = api.patch(
+        "/api/calendars/sales",
+        json={"assistant": {"export": "event", "filters": {}, "room": "loc-garden"}},
+    ).json()
+    assert changed["assistant"]["export"] == "event" and changed["assistant"]["filters"] == {}
+    assert changed["assistant"]["room"] == "loc-garden"

@@ -95,6 +95,8 @@ def test_demo_syncs_both_ways_explains_and_stops_cleanly_on_sigterm(tmp_path: Pa
     assert second["tom-bookings"]["pushed_updated"] == 1  # renamed in the booking system
     assert second["tom-bookings"]["pushed_deleted"] == 1  # cancelled in the booking system
     assert all(r["requests"] <= 2 for r in result["third"])
+    assert result["rooms"]["Acme leadership offsite"] == ["Ballroom"]  # the room it invited
+    assert result["rooms"]["Raj's birthday dinner"] == []  # "the garden" is no venue room
     text = "".join(shown)
     assert "Acme Corp" in text and "Walk-in Bookings" in text
     assert not (tmp_path / "untouched" / "calbridge.db").exists()  # the demo used its own store

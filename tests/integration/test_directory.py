@@ -72,7 +72,7 @@ def test_importing_the_example_creates_everything(
     store: Store, example_directory_text: str
 ) -> None:
     report = import_text(store, example_directory_text)
-    assert report.created == {"companies": 3, "contacts": 3, "users": 3}
+    assert report.created == {"companies": 3, "contacts": 3, "users": 3, "locations": 3}
     assert report.settings_changed and report.changed
     rows = snapshot(store)
     assert len(rows["contact_emails"]) == 4  # three primaries and Ann's alternate
@@ -89,9 +89,9 @@ def test_importing_the_same_file_twice_changes_nothing(
     report = import_text(store, example_directory_text)
     assert not report.changed
     assert report.as_dict() == {
-        "created": {"companies": 0, "contacts": 0, "users": 0},
-        "updated": {"companies": 0, "contacts": 0, "users": 0},
-        "unchanged": {"companies": 3, "contacts": 3, "users": 3},
+        "created": {"companies": 0, "contacts": 0, "users": 0, "locations": 0},
+        "updated": {"companies": 0, "contacts": 0, "users": 0, "locations": 0},
+        "unchanged": {"companies": 3, "contacts": 3, "users": 3, "locations": 3},
         "settings_changed": False,
         "changed": False,
         "warnings": [],
@@ -107,8 +107,8 @@ def test_changed_file_updates_in_place(store: Store, example_directory: dict[str
     changed["users"][2]["active"] = False
     changed["settings"]["auto_assign_event_manager"] = False
     report = import_data(store, changed)
-    assert report.created == {"companies": 0, "contacts": 0, "users": 0}
-    assert report.updated == {"companies": 0, "contacts": 1, "users": 1}
+    assert report.created == {"companies": 0, "contacts": 0, "users": 0, "locations": 0}
+    assert report.updated == {"companies": 0, "contacts": 1, "users": 1, "locations": 0}
     assert report.settings_changed
     assert export(store) == changed
     assert len(snapshot(store)["contacts"]) == 3
@@ -129,7 +129,7 @@ def test_file_may_refer_to_ids_already_in_the_database(
         ],
     }  # fmt: skip
     report = import_data(store, extra)
-    assert report.created == {"companies": 0, "contacts": 1, "users": 1}
+    assert report.created == {"companies": 0, "contacts": 1, "users": 1, "locations": 0}
     exported = export(store)
     assert [c["id"] for c in exported["contacts"]][-1] == "ct-new"
     assert exported["settings"] == example_directory["settings"]

@@ -34,6 +34,7 @@ from calbridge.providers.registry import (
 )
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant_json
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_calendar,
@@ -120,6 +121,75 @@ def _warn(kind: ProviderKind[Any], connection: Connection | None) -> None:
         say(("warning:", "yellow"), " ", warning, err=True)
 
 
+Export = Annotated[
+    str | None,
+    typer.Option(
+        "--export",
+        help="locations (one appointment per booked location), days or event (publish-only)",
+    ),
+]
+RoomsAsResources = Annotated[
+    bool | None,
+    typer.Option(
+        "--rooms-as-resources/--no-rooms-as-resources",
+        help="Invite each booked room's resource (Google/Exchange room, CalDAV CUTYPE=ROOM)",
+    ),
+]
+Title = Annotated[
+    str | None,
+    typer.Option(
+        "--title",
+        help="Publish-only: appointment title, e.g. '{event_name} ({client})'; merge fields "
+        "{event_name} {booking_id} {location} {client} {status}; '' clears it",
+    ),
+]
+OnlyStatus = Annotated[
+    list[str] | None, typer.Option("--only-status", help="Carry bookings of this status")
+]
+OnlyLocation = Annotated[
+    list[str] | None, typer.Option("--only-location", help="Carry bookings of this room (id)")
+]
+OnlyClient = Annotated[
+    list[str] | None, typer.Option("--only-client", help="Carry this client's bookings")
+]
+OnlyManager = Annotated[
+    list[str] | None,
+    typer.Option("--only-manager", help="Carry bookings this user manages (user id)"),
+]
+Room = Annotated[
+    str | None,
+    typer.Option("--room", help="This is that room's own calendar (location id); '' clears"),
+]
+
+
+def _assistant(
+    export: str | None,
+    rooms_as_resources: bool | None,
+    title: str | None,
+    statuses: list[str] | None,
+    locations: list[str] | None,
+    clients: list[str] | None,
+    managers: list[str] | None,
+    room: str | None,
+    *,
+    no_filters: bool = False,
+) -> AssistantChange:
+    given = {
+        "statuses": statuses or [],
+        "locations": locations or [],
+        "clients": clients or [],
+        "managers": managers or [],
+    }
+    filters: dict[str, list[str]] | None = None
+    if any(given.values()):
+        if no_filters:
+            raise ConfigError("give --only-… filters or --no-filters, not both")
+        filters = {k: v for k, v in given.items() if v}
+    elif no_filters:
+        filters = {}
+    return AssistantChange(export, rooms_as_resources, title, filters, room)
+
+
 def add(
     name: Annotated[str, typer.Argument(help="A short name for this calendar")],
     owner: Owner = None,
@@ -127,12 +197,32 @@ def add(
     direction: Annotated[str, typer.Option("--direction", help="both|pull|push")] = "both",
     horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=3650)] = 365,
     as_json: AsJson = False,
+    export: Export = None,
+    rooms_as_resources: RoomsAsResources = None,
+    title: Title = None,
+    only_status: OnlyStatus = None,
+    only_location: OnlyLocation = None,
+    only_client: OnlyClient = None,
+    only_manager: OnlyManager = None,
+    room: Room = None,
     *,
     connection: dict[str, Any],
 ) -> None:
     """Link a calendar, after checking that it can be reached with these credentials. Give
     exactly one of the kinds' calendar options (--caldav URL, --google CALENDAR_ID, --graph
     MAILBOX, …) with that kind's other options."""
+    assistant = _assistant(
+        export,
+        rooms_as_resources,
+        title,
+        only_status,
+        only_location,
+        only_client,
+        only_manager,
+        room,
+    )
+    with session() as s:  # refuse bad assistant options before anything is stored
+        apply_assistant(s, Calendar(name=name, direction=direction), assistant)
     kind = kind_for_selector(connection)
     values = read_values(kind, connection)
     preview = _preview(kind, ConnectRequest(name, values))
@@ -150,6 +240,7 @@ def add(
             direction=direction,
             horizon_days=horizon_days,
         )
+        apply_assistant(s, calendar, assistant)
         where = _where_of(calendar)
         data = calendar_json(s, calendar)
     if as_json:
@@ -257,6 +348,7 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
         "policy": c.policy,
         "direction": c.direction,
         "horizon_days": c.horizon_days,
+        "assistant": assistant_json(c),
         "token": "set" if c.sync_token else "none (next sync is a full sync)",
         "last_sync_at": c.last_sync_at.isoformat() + "Z" if c.last_sync_at else None,
         "last_error": c.last_error,
@@ -340,6 +432,15 @@ def show_fields(data: dict[str, Any]) -> Rows:
     rows.add("policy", data["policy"])
     rows.add("direction", data["direction"])
     rows.add("horizon", f"{data['horizon_days']} days")
+    assistant = data["assistant"]
+    rows.add("export", assistant["export"])
+    rows.add("rooms as resources", "yes" if assistant["rooms_as_resources"] else "no")
+    if assistant["title_template"]:
+        rows.add("title", assistant["title_template"])
+    if assistant["room"]:
+        rows.add("room", assistant["room"])
+    for key, values in assistant["filters"].items():
+        rows.add(f"only {key}", ", ".join(values))
     rows.add("sync token", data["token"])
     rows.add("last sync", data["last_sync_at"] or "never")
     rows.add("last error", data["last_error"] or "none")
@@ -368,11 +469,23 @@ def update(
     direction: Annotated[str | None, typer.Option("--direction", help="both|pull|push")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, max=3650)] = None,
     as_json: AsJson = False,
+    export: Export = None,
+    rooms_as_resources: RoomsAsResources = None,
+    title: Title = None,
+    only_status: OnlyStatus = None,
+    only_location: OnlyLocation = None,
+    only_client: OnlyClient = None,
+    only_manager: OnlyManager = None,
+    no_filters: Annotated[
+        bool, typer.Option("--no-filters", help="Carry no bookings by filter any more")
+    ] = False,
+    room: Room = None,
     *,
     connection: dict[str, Any],
 ) -> None:
     """Change a calendar's credentials or settings in place (checked like `add`); its links,
-    sync token and snapshots are kept. Only the options of the calendar's own kind apply."""
+    sync token and snapshots are kept. Only the options of the calendar's own kind apply. Any
+    --only-… option replaces all the filters."""
     with session() as s:
         current = find_calendar(s, name)
         kind, settings = kind_of(current.kind), dict(current.settings or {})
@@ -386,6 +499,17 @@ def update(
         direction=direction,
         horizon_days=horizon_days,
         connection=values,
+        assistant=_assistant(
+            export,
+            rooms_as_resources,
+            title,
+            only_status,
+            only_location,
+            only_client,
+            only_manager,
+            room,
+            no_filters=no_filters,
+        ),
     )
     box = SecretBox.from_settings(load_settings())
     with session() as s:

@@ -18,12 +18,21 @@ from calbridge.errors import BadEvent
 from calbridge.ops.bookings import (
     ManualAssignment,
     NewBooking,
+    book_location,
     cancel_booking,
     create_booking,
     reassign_booking,
+    unbook_location,
     update_booking,
 )
-from calbridge.store.events import event_json, get_event, list_events, typed_event_times
+from calbridge.store.booked import PlaceRequest
+from calbridge.store.events import (
+    event_json,
+    event_times,
+    get_event,
+    list_events,
+    typed_event_times,
+)
 
 app = typer.Typer(help="Bookings: create, list, show, update, cancel, re-assign.")
 
@@ -39,6 +48,14 @@ Zone = Annotated[
     typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin (default: the venue's)"),
 ]
 Location = Annotated[str | None, typer.Option("--location", help="Room or place")]
+Locations = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--location",
+        help="A room (location id, name or alias) or free text; repeat for several booked "
+        "locations; ID@START/END gives that one its own times",
+    ),
+]
 Notes = Annotated[str | None, typer.Option("--notes", help="Free text")]
 NotesFile = Annotated[
     Path | None,
@@ -64,6 +81,22 @@ def _notes(notes: str | None, notes_file: Path | None) -> str | None:
         raise BadEvent(f"--notes-file {notes_file} is not UTF-8 text") from exc
 
 
+def _places(
+    s: Any, values: list[str], *, all_day: bool, timezone: str | None
+) -> list[PlaceRequest]:
+    """``--location`` values: ``ROOM`` (the booking's times) or ``ROOM@START/END``."""
+    out = []
+    for value in values:
+        head, sep, tail = value.rpartition("@")
+        start, slash, end = tail.partition("/")
+        if sep and slash and start[:1].isdigit() and end[:1].isdigit():
+            times = typed_event_times(s, start, end, all_day=all_day, timezone=timezone)
+            out.append(PlaceRequest(head, times))
+        else:
+            out.append(PlaceRequest(value, None))
+    return out
+
+
 def _show(data: dict[str, Any]) -> None:
     say((f"#{data['id']} {data['name']}", "bold"), "  ", (data["status"], "dim"))
     start, end = shown_range(data)
@@ -83,7 +116,24 @@ def _show(data: dict[str, Any]) -> None:
         rows.add("Review", styled("ambiguous assignment: see the trace", "yellow"))
     if data.get("notes"):
         rows.add("Notes", data["notes"])
+    for d in data.get("double_bookings", []):
+        rows.add("Review", styled(d["message"], "yellow"))
     rows.print()
+    booked = data.get("booked_locations", [])
+    if len(booked) > 1 or any(b["location"] for b in booked):
+        table = Rows("booked", "room", "place", "start", "end", "status")
+        for b in booked:
+            start, end = shown_range(b)
+            room = b["location"]
+            table.add(
+                str(b["id"]),
+                f"{room['name']} ({room['id']})" if room else None,
+                b["text"],
+                start,
+                end,
+                b["status"],
+            )
+        table.print()
     for step in data["trace"]:
         say("  ", (f"step {step['step']}", "cyan"), " ", step["outcome"])
 
@@ -95,7 +145,7 @@ def create(
     end: End,
     all_day: AllDay = False,
     timezone: Zone = None,
-    location: Location = None,
+    location: Locations = None,
     notes: Notes = None,
     notes_file: NotesFile = None,
     booker: Annotated[
@@ -123,15 +173,16 @@ def create(
     notes = _notes(notes, notes_file)
     with session() as s:
         times = typed_event_times(s, start, end, all_day=all_day, timezone=timezone)
+        places = _places(s, location or [], all_day=all_day, timezone=timezone)
         booking = NewBooking(
             name=name,
             start=times.start,
             end=times.end,
             all_day=times.all_day,
             timezone=times.timezone,
-            location=location,
             notes=notes,
             status="tentative" if tentative else "confirmed",
+            places=tuple(places),
         )
         event = create_booking(
             s,
@@ -222,6 +273,51 @@ def cancel(
     """Cancel a booking (it is kept, with status cancelled)."""
     with session() as s:
         event = cancel_booking(s, event_id, actor=ACTOR)
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("book-location")
+def book_location_(
+    event_id: Annotated[int, typer.Argument(help="Event id")],
+    location: Annotated[
+        str, typer.Option("--location", help="Location id, room name or alias, or free text")
+    ],
+    start: Annotated[str | None, typer.Option("--start", help="Its own start")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Its own end")] = None,
+    timezone: Zone = None,
+    as_json: AsJson = False,
+) -> None:
+    """Book one more location for a booking (its own times, or the booking's)."""
+    if (start is None) != (end is None):
+        raise BadEvent("give both --start and --end, or neither (the booking's times)")
+    with session() as s:
+        event = get_event(s, event_id)
+        times = None
+        if start is not None and end is not None:
+            current = event_times(event)
+            times = typed_event_times(
+                s, start, end, all_day=current.all_day, timezone=timezone, current=current
+            )
+        event = book_location(s, event_id, PlaceRequest(location, times), actor=ACTOR)
+        data = event_json(s, event)
+    print_json(data) if as_json else _show(data)
+
+
+@app.command("unbook-location")
+def unbook_location_(
+    event_id: Annotated[int, typer.Argument(help="Event id")],
+    booked: Annotated[
+        int | None, typer.Option("--booked", help="The booked location's id (events show)")
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="The room (id, name, alias) or text")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel one booked location; the booking is cancelled when none is left."""
+    with session() as s:
+        event = unbook_location(s, event_id, actor=ACTOR, booked_id=booked, location=location)
         data = event_json(s, event)
     print_json(data) if as_json else _show(data)
 

@@ -68,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Import and export the CRM directory (companies, contacts, users).",
     ),
     "events": ("_events", "Bookings: create, list, show, update, cancel, re-assign."),
+    "locations": ("_locations", "Venue rooms: list them and their double bookings."),
     "emulate": ("_emulate", "Run a local emulator of a calendar API (for tests and demos)."),
     "calendars": ("_calendars", "Calendars kept in sync with the booking system."),
     "conflicts": ("_conflicts", "Fields changed on both sides, and who won."),
@@ -145,6 +146,12 @@ def _events() -> Any:
     app.registered_commands = list(events_cmd.app.registered_commands)
     app.command("link")(sync_cmd.events_link)
     return _group(app)
+
+
+def _locations() -> Any:
+    from calbridge.cli import locations_cmd
+
+    return _group(locations_cmd.app)
 
 
 def _emulate() -> Any:

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from sqlalchemy import select
@@ -117,7 +118,8 @@ def change_both_sides(world: DemoWorld, today: date) -> list[str]:
         datetime(d.year, d.month, d.day, 10) + timedelta(days=2),
         datetime(d.year, d.month, d.day, 18) + timedelta(days=2),
         organizer="ann@acme-events.example",
-        location="Harbour Room",
+        location="Ballroom",
+        rooms=("ballroom@harbour.example",),  # moved, still in the Ballroom
     )
     world.radicale.put_ics(world.urls["mia"] + "acme-offsite.ics", moved)
     with world.store.session() as session:
@@ -142,6 +144,7 @@ def bookings_table(world: DemoWorld) -> Rows:
         "contact",
         "booked by",
         "manager",
+        "room",
         "why",
         title="Bookings, and why they were assigned as they are",
     )
@@ -158,9 +161,33 @@ def bookings_table(world: DemoWorld) -> Rows:
                 (data["client_contact"] or {}).get("name"),
                 data["booked_by"]["name"],
                 data["event_manager"]["name"],
+                _rooms(data),
                 why,
             )
     return table
+
+
+def _rooms(data: dict[str, Any]) -> str:
+    """The booking's rooms (from the venue's list) or its free-text place."""
+    shown = [
+        b["location"]["name"] if b["location"] else f"{b['text'] or '—'} (no room)"
+        for b in data["booked_locations"]
+        if b["status"] == "confirmed"
+    ]
+    return ", ".join(shown) or "—"
+
+
+def rooms_booked(world: DemoWorld) -> dict[str, list[str]]:
+    """Booking name → the venue rooms it holds (for ``--json`` and tests)."""
+    with world.store.session() as session:
+        return {
+            event.name: [
+                b["location"]["name"]
+                for b in event_json(session, event)["booked_locations"]
+                if b["location"] and b["status"] == "confirmed"
+            ]
+            for event in session.scalars(select(Event).order_by(Event.start_utc, Event.id))
+        }
 
 
 SHORT_RULES = {
@@ -172,7 +199,11 @@ SHORT_RULES = {
 
 def short_why(address: str | None, trace: list[dict[str, object]]) -> str:
     """One line per booking; `calbridge events show ID` has the whole trace."""
-    steps = {int(str(step["step"])): str(step["outcome"]) for step in trace}
+    steps = {
+        int(str(step["step"])): str(step["outcome"])
+        for step in trace
+        if str(step["step"]).isdigit()  # the rules' steps, not the room steps
+    }
     last = max(steps)
     why = f"{address or 'no address'} → step {last}: {SHORT_RULES.get(last, steps[last])}"
     if 1 in steps and steps[1].startswith("found user"):
@@ -257,6 +288,7 @@ def _scenario(
             "second": [r.as_dict() for r in second],
             "third": [r.as_dict() for r in third],
             "has_links": links is not None,
+            "rooms": rooms_booked(world),
         }
         if keep:
             for text in keep_lines(

@@ -4,7 +4,9 @@ Each organizer is chosen to exercise one rule of SPEC §2 against the example di
 a user linked to a contact (step 2), a user's secondary address, a user linked to a company
 (falls through to the default account), a contact's alternate address (step 4), a contact
 with no company (itself the client), a stranger (default account), no organizer on an owned
-calendar (the owner's address), a weekly series, and one broken event (a rejection).
+calendar (the owner's address), a weekly series, and one broken event (a rejection). Rooms: the
+Acme offsite invites the Ballroom's room resource (booked in that room); the others name
+places that are no venue room.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ def vevent(
     tz: str | None = "Europe/London",
     location: str | None = None,
     rrule: str | None = None,
+    rooms: tuple[str, ...] = (),
 ) -> str:
-    """One iCalendar object (a VCALENDAR holding one VEVENT)."""
+    """One iCalendar object (a VCALENDAR holding one VEVENT); ``rooms`` are room resources it
+    invites (``ATTENDEE;CUTYPE=ROOM``), each having accepted."""
 
     def when(name: str, value: datetime | date) -> str:
         if not isinstance(value, datetime):
@@ -53,6 +57,8 @@ def vevent(
         lines.append(f"LOCATION:{location}")
     if rrule:
         lines.append(f"RRULE:{rrule}")
+    for room in rooms:
+        lines.append(f"ATTENDEE;CUTYPE=ROOM;ROLE=NON-PARTICIPANT;PARTSTAT=ACCEPTED:mailto:{room}")
     lines += ["END:VEVENT", "END:VCALENDAR", ""]
     return "\r\n".join(lines)
 
@@ -95,7 +101,8 @@ def seed_events(today: date) -> dict[str, list[tuple[str, str]]]:
                 at(2, 9),
                 at(2, 17),
                 organizer="ann@acme-events.example",
-                location="Harbour Room",
+                location="Ballroom",
+                rooms=("ballroom@harbour.example",),  # booked by inviting the room
             ),
         ),
         (
@@ -106,7 +113,7 @@ def seed_events(today: date) -> dict[str, list[tuple[str, str]]]:
                 at(3, 19),
                 at(3, 23),
                 organizer="Raj.Patel@mail.example",
-                location="Sea Lounge",
+                location="the garden",  # no room by that name: flagged for review
             ),
         ),
         (

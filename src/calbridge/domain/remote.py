@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from calbridge.domain.event import EventTimes, Status
+from calbridge.domain.rooms import RoomAttendee
 
 MERGE_FIELDS = ("name", "when", "location", "notes", "status")
 
@@ -109,6 +110,7 @@ class RemoteItem:
     key: str | None = None  # the idempotency key we stamped on it, if we created it
     is_series: bool = False
     updated: datetime | None = None  # the server's last-modified time (naive UTC), if known
+    rooms: tuple[RoomAttendee, ...] = ()  # room resources among its attendees
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,15 @@ class ChangePage:
 
 @dataclass(frozen=True)
 class RemoteEvent:
-    """What the engine asks a provider to write. ``key`` is our idempotency key."""
+    """What the engine asks a provider to write. ``key`` is our idempotency key; ``rooms``
+    the room resources the appointment should invite (a calendar that sends rooms as
+    resources), or None: leave its attendees as they are."""
 
     fields: EventFields
     key: str
     uid: str | None = None
     recurrence_id: str | None = None
+    rooms: tuple[RoomAttendee, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ settings make assignment impossible). After the transaction commits, the front e
 ``jobs.push_booking(event.id)`` so the calendars follow within seconds.
 
 The **review queue** holds bookings an admin should look at: flagged ``ambiguous`` (one address
-belongs to several people), sent to the Default Account (nobody had the booker's address) or
-booked by the Virtual Assistant (the booker is not on the staff). *Accept* takes one out of the
-queue; a re-assignment puts it back when the new result needs review again.
+belongs to several people), sent to the Default Account (nobody had the booker's address),
+booked by the Virtual Assistant (the booker is not on the staff), holding a room another
+confirmed booking holds at the same time (a double booking: stays in the queue until one of
+them moves, even when accepted), or arrived from a calendar in a place that is no venue room.
+*Accept* takes one out of the queue; a re-assignment puts it back when the new result needs
+review again.
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from calbridge.domain.event import STATUSES
 from calbridge.errors import BadEvent, NotFound
 from calbridge.ops.history import now_utc, record
+from calbridge.store.booked import (
+    PlaceRequest,
+    book_place,
+    double_booked_clause,
+    double_bookings,
+    get_booked,
+    summary,
+    unmatched_room_clause,
+)
 from calbridge.store.events import (
     ManualAssignment,
     create_event,
@@ -57,12 +69,14 @@ __all__ = [
     "NewBooking",
     "Reassignment",
     "accept_review",
+    "book_location",
     "cancel_booking",
     "create_booking",
     "get_booking",
     "list_bookings",
     "reassign_booking",
     "review_reasons",
+    "unbook_location",
     "update_booking",
 ]
 
@@ -96,6 +110,7 @@ class NewBooking:
     location: str | None = None
     notes: str | None = None
     status: str = "confirmed"
+    places: tuple[PlaceRequest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,7 @@ def create_booking(
         status=booking.status,
         booker=booker,
         manual=manual,
+        places=booking.places,
     )
     from calbridge.sync.calendars import link_event
 
@@ -233,6 +249,74 @@ def cancel_booking(session: Session, event_id: int, *, actor: str) -> Event:
             action="cancelled",
             details={"changes": {"status": [before, "cancelled"]}},
         )
+    return event
+
+
+def book_location(session: Session, event_id: int, place: PlaceRequest, *, actor: str) -> Event:
+    """Add a booked location (a room by id/name/alias, or free text; its own times or the
+    booking's) to a booking that is not cancelled."""
+    event = get_booking(session, event_id)
+    if event.status == "cancelled":
+        raise BadEvent(f"booking {event_id} is cancelled; create a new booking instead")
+    bl = book_place(session, event, place)
+    event.location = summary(session, event)
+    touch(session, event)
+    record(
+        session,
+        actor=actor,
+        subject="booking",
+        subject_id=event.id,
+        action="location_booked",
+        details={"booked_location": bl.id, "location": bl.location_id, "text": bl.location_text},
+    )
+    return event
+
+
+def unbook_location(
+    session: Session,
+    event_id: int,
+    *,
+    actor: str,
+    booked_id: int | None = None,
+    location: str | None = None,
+) -> Event:
+    """Cancel one booked location (by its id, or by the room/text it holds); the booking is
+    cancelled when none is left."""
+    from calbridge.store.booked import booked_locations, resolve_place
+
+    event = get_booking(session, event_id)
+    live = [bl for bl in booked_locations(session, event.id) if bl.status == "confirmed"]
+    if (booked_id is None) == (location is None):
+        raise BadEvent("give the booked location's id (--booked N) or its --location, not both")
+    if booked_id is not None:
+        target = get_booked(session, event, booked_id)
+    else:
+        room, text = resolve_place(session, location)
+        found = [bl for bl in live if (bl.location_id, bl.location_text) == (room, text)]
+        found = found or [bl for bl in live if room and bl.location_id == room]
+        if not found:
+            raise NotFound(
+                f"booking {event_id} holds no location '{location}'; `calbridge events show "
+                f"{event_id}` lists its booked locations"
+            )
+        target = found[0]
+    if target.status == "cancelled":
+        return event
+    target.status = "cancelled"
+    remaining = [bl for bl in live if bl.id != target.id]
+    if not remaining:
+        update_event(session, event, {"status": "cancelled"})
+    else:
+        event.location = summary(session, event)
+        touch(session, event)
+    record(
+        session,
+        actor=actor,
+        subject="booking",
+        subject_id=event.id,
+        action="location_unbooked",
+        details={"booked_location": target.id, "booking_cancelled": not remaining},
+    )
     return event
 
 
@@ -372,27 +456,37 @@ def needs_review_clause(session: Session) -> ColumnElement[bool]:
     if assistant is not None:
         flagged.append(Event.booked_by_id == assistant)
     accepted = exists().where(BookingReview.event_id == Event.id)
-    return and_(or_(*flagged), ~accepted, Event.status != "cancelled")
+    flagged.append(unmatched_room_clause())
+    return and_(
+        or_(and_(or_(*flagged), ~accepted), double_booked_clause()), Event.status != "cancelled"
+    )
 
 
 def review_reasons(session: Session, event: Event) -> list[str]:
     """Why this booking is (or would be) in the review queue, in the venue's words; empty when
-    it needs no review or was accepted."""
+    it needs no review or was accepted (a double booking stays until it is resolved)."""
     return reasons_for_many(session, [event])[event.id]
 
 
 def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[str]]:
-    """:func:`review_reasons` for a page of bookings, in two queries whatever their number."""
+    """:func:`review_reasons` for a page of bookings."""
     default_account, assistant = _review_settings(session)
     ids = [event.id for event in events]
     accepted = set(
         session.scalars(select(BookingReview.event_id).where(BookingReview.event_id.in_(ids)))
     )
+    unmatched = set(
+        session.scalars(select(Event.id).where(Event.id.in_(ids), unmatched_room_clause()))
+    )
     found: dict[int, list[str]] = {}
     for event in events:
         reasons: list[str] = []
         found[event.id] = reasons
-        if event.status == "cancelled" or event.id in accepted:
+        if event.status == "cancelled":
+            continue
+        doubles = [d.message() for d in double_bookings(session, event.id)]
+        if event.id in accepted:
+            reasons += doubles
             continue
         if event.ambiguous:
             reasons.append(
@@ -402,6 +496,12 @@ def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[st
             reasons.append("sent to the Default Account: nobody in the directory has that address")
         if assistant is not None and event.booked_by_id == assistant:
             reasons.append("booked by the Virtual Assistant: the booker is not a staff user")
+        if event.id in unmatched:
+            reasons.append(
+                "no room: the calendar's location matches no venue room (add it as an alias in "
+                "the directory, or book a room with `calbridge events book-location`)"
+            )
+        reasons += doubles
     return found
 
 

@@ -28,6 +28,7 @@ from calbridge.store.models import (
     Company,
     Contact,
     ContactEmail,
+    Location,
     SystemSettings,
     User,
     UserEmail,
@@ -120,10 +121,15 @@ def known_ids(session: Session) -> KnownIds:
         uid: (utype, bool(active))
         for uid, utype, active in session.execute(select(User.id, User.type, User.active))
     }
+    from calbridge.store.locations import known_rooms
+
+    names, addresses = known_rooms(session)
     return KnownIds(
         companies=set(session.scalars(select(Company.id))),
         contacts=set(session.scalars(select(Contact.id))),
         users=users,
+        room_names=names,
+        room_addresses=addresses,
     )
 
 
@@ -196,6 +202,29 @@ def import_directory(session: Session, text: str, *, strict: bool = False) -> Im
         _table(UserEmail),
         "user_id",
         user_emails,
+    )
+    _upsert(
+        session,
+        "locations",
+        _table(Location),
+        [
+            {
+                "id": loc.id,
+                "name": loc.name,
+                "capacity": loc.capacity,
+                "active": loc.active,
+                "resource_address": None
+                if loc.resource_address is None
+                else normalize_email(loc.resource_address),
+                "resource_display": None
+                if loc.resource_address is None
+                else loc.resource_address.strip(),
+                "aliases": list(loc.aliases),
+                "position": i,
+            }
+            for i, loc in enumerate(d.locations)
+        ],
+        report,
     )
     if d.settings is not None:
         report.settings_changed = _save_settings(session, d)
@@ -386,4 +415,9 @@ def export_directory(session: Session) -> dict[str, Any]:
         }
         for uid, name, utype, active, crm in users
     ]
+    from calbridge.store.locations import export_locations
+
+    locations = export_locations(session)
+    if locations:  # a directory without rooms exports exactly as before
+        out["locations"] = locations
     return out

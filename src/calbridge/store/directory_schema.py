@@ -98,8 +98,29 @@ class UserIn(_Strict):
     email_accounts: list[EmailAccountIn] = Field(default_factory=list)
 
 
+class LocationIn(_Strict):
+    """A venue room (a location events book), optionally linked to a room resource."""
+
+    id: str = Field(min_length=1, max_length=200, description="Unique among locations")
+    name: str = Field(min_length=1, max_length=500)
+    capacity: int | None = Field(default=None, ge=1, description="People it holds, or null")
+    active: bool = Field(default=True, description="false: no longer bookable (never deleted)")
+    resource_address: str | None = Field(
+        default=None,
+        description=(
+            "The room resource's address: a Google Workspace resource calendar's email, an "
+            "Exchange room mailbox or a CalDAV room principal's address; null: none"
+        ),
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names a calendar's location text may use for this room",
+    )
+
+
 class DirectoryIn(_Strict):
-    """A calbridge directory: settings, companies, contacts and users (imported by id)."""
+    """A calbridge directory: settings, companies, contacts, users and locations (imported by
+    id)."""
 
     settings: SettingsIn | None = Field(
         default=None, description="Omitted: the stored settings stay as they are"
@@ -107,6 +128,7 @@ class DirectoryIn(_Strict):
     companies: list[CompanyIn] = Field(default_factory=list)
     contacts: list[ContactIn] = Field(default_factory=list)
     users: list[UserIn] = Field(default_factory=list)
+    locations: list[LocationIn] = Field(default_factory=list)
 
 
 def directory_json_schema() -> dict[str, Any]:
@@ -128,6 +150,9 @@ class KnownIds:
     companies: set[str] = field(default_factory=set)
     contacts: set[str] = field(default_factory=set)
     users: dict[str, tuple[str, bool]] = field(default_factory=dict)  # id -> (type, active)
+    # the stored locations' names/aliases (room keys) and resource addresses, by location id
+    room_names: dict[str, str] = field(default_factory=dict)  # room key -> location id
+    room_addresses: dict[str, str] = field(default_factory=dict)  # address -> location id
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -190,6 +215,50 @@ def check_directory(d: DirectoryIn, known: KnownIds) -> list[str]:
     problems += _users(d, company_ids | contact_ids)
     if d.settings is not None:
         problems += _settings(d.settings, company_ids | contact_ids, users)
+    problems += _locations(d.locations, known)
+    return problems
+
+
+def _locations(locations: list[LocationIn], known: KnownIds) -> list[str]:
+    """Addresses well-formed; no address, name or alias held by two rooms (one would never be
+    matched); locations in the file replace their stored selves."""
+    from calbridge.domain.rooms import room_key
+
+    problems: list[str] = []
+    counts = Counter(loc.id for loc in locations)
+    in_file = {loc.id for loc in locations}
+    names = {k: v for k, v in known.room_names.items() if v not in in_file}
+    addresses = {k: v for k, v in known.room_addresses.items() if v not in in_file}
+    for i, loc in enumerate(locations):
+        where = f"$.locations[{i}]"
+        if counts[loc.id] > 1:
+            problems.append(f"{where}.id: duplicate id '{loc.id}'")
+        if loc.resource_address is not None:
+            if not is_valid_email(loc.resource_address):
+                problems.append(
+                    f"{where}.resource_address: malformed address '{loc.resource_address}'"
+                )
+            else:
+                address = normalize_email(loc.resource_address)
+                other = addresses.setdefault(address, loc.id)
+                if other != loc.id:
+                    problems.append(
+                        f"{where}.resource_address: '{loc.resource_address}' is already the "
+                        f"address of location '{other}'"
+                    )
+        for path, text in [(f"{where}.name", loc.name)] + [
+            (f"{where}.aliases[{j}]", alias) for j, alias in enumerate(loc.aliases)
+        ]:
+            key = room_key(text)
+            if not key:
+                problems.append(f"{path}: empty")
+                continue
+            other = names.setdefault(key, loc.id)
+            if other != loc.id:
+                problems.append(
+                    f"{path}: '{text}' already names location '{other}' (names and aliases "
+                    "compare case- and space-insensitively)"
+                )
     return problems
 
 

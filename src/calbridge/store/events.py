@@ -6,6 +6,7 @@ sync engine pushes "everything with change_seq above what I last wrote".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +19,15 @@ from calbridge.domain.email import normalize_email
 from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
 from calbridge.domain.shown_times import times_json, typed_times
 from calbridge.errors import BadEvent, NotFound
+from calbridge.store.booked import (
+    PlaceRequest,
+    book_place,
+    booked_json,
+    booked_locations,
+    double_bookings,
+    follow_event,
+    summary,
+)
 from calbridge.store.lookup import (
     StoreLookup,
     account_ref,
@@ -190,8 +200,15 @@ def create_event(
     status: str = "confirmed",
     booker: str | None = None,
     manual: ManualAssignment | None = None,
+    places: Sequence[PlaceRequest] = (),
 ) -> Event:
+    """A booking with its booked locations: ``places`` (rooms by id, name or alias, or free
+    text, each with its own times or the booking's), else one made of ``location``."""
+    if places and location is not None:
+        raise BadEvent("give the booking's locations as places or as one location, not both")
     check_text(name, location, notes)
+    for place in places:
+        check_text(name, place.value, None)
     if status not in STATUSES:
         raise BadEvent(f"status '{status}' is not one of {', '.join(STATUSES)}")
     now = utcnow()
@@ -206,6 +223,10 @@ def create_event(
     touch(session, event)
     session.add(event)
     session.flush()
+    for position, place in enumerate(places or [PlaceRequest(location, None)]):
+        book_place(session, event, place, position=position)
+    session.flush()
+    event.location = summary(session, event)
     return event
 
 
@@ -246,6 +267,7 @@ def update_event(
     """Apply field changes (name, start, end, all_day, timezone, location, notes, status).
     ``typed``: the times are as a person typed them (:func:`typed_event_times`)."""
     times_keys = {"start", "end", "all_day", "timezone"}
+    before = event_times(event)
     if times_keys & changes.keys():
         current = event_times(event)
         all_day = changes.get("all_day", current.all_day)
@@ -270,13 +292,17 @@ def update_event(
             changed = False
     else:
         changed = False
-    for key in ("name", "location", "notes", "status"):
+    for key in ("name", "notes", "status"):
         if key in changes and getattr(event, key) != changes[key]:
             setattr(event, key, changes[key])
             changed = True
-    check_text(event.name, event.location, event.notes)
+    check_text(event.name, changes.get("location"), event.notes)
     if event.status not in STATUSES:
         raise BadEvent(f"status '{event.status}' is not one of {', '.join(STATUSES)}")
+    was = event.location
+    moved = "location" in changes and changes["location"] != was
+    follow_event(session, event, before, event_times(event), (moved, changes.get("location")))
+    changed = changed or event.location != was
     if changed:
         touch(session, event)
     return changed
@@ -340,6 +366,10 @@ def event_json(session: Session, event: Event) -> dict[str, Any]:
         "ambiguous": event.ambiguous,
         "trace": event.trace or [],
         "reasons": event.assignment_reasons or {},
+        "booked_locations": [
+            booked_json(session, bl) for bl in booked_locations(session, event.id)
+        ],
+        "double_bookings": [d.as_dict() for d in double_bookings(session, event.id)],
         "links": event_links(session, event.id),
         "created_at": event.created_at.isoformat() + "Z",
         "updated_at": event.updated_at.isoformat() + "Z",

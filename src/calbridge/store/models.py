@@ -105,6 +105,25 @@ class UserEmail(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Location(Base):
+    """A venue room (SPEC §1): name, aliases, capacity, active, and the address of the room
+    resource it is linked to (a Google resource calendar's email, an Exchange room mailbox, a
+    CalDAV room principal's address), stored normalized and indexed: an invited room is found
+    by one indexed query."""
+
+    __tablename__ = "locations"
+    __table_args__ = (Index("ix_locations_resource_address", "resource_address"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    resource_address: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    resource_display: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order in the imported file
+
+
 class SystemSettings(Base):
     """Event System Settings; a single row with id 1."""
 
@@ -168,6 +187,34 @@ class Event(Base):
     change_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class BookedLocation(Base):
+    """One room (or free-text place) a booking holds, with its own times (EventPro's "event
+    locations"). ``location_id`` is the venue room, or None for a free-text ``location_text``;
+    ``match`` says how a room was found for a booking that came from a calendar (``resource``,
+    ``calendar_room``, ``text``, ``none``: flagged for review) or ``given`` by a person.
+    ``status`` is ``confirmed`` or ``cancelled`` (deleting its appointment cancels it)."""
+
+    __tablename__ = "booked_locations"
+    __table_args__ = (
+        Index("ix_booked_locations_event", "event_id"),
+        Index("ix_booked_locations_room", "location_id", "start_utc"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    location_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    location_text: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    start: Mapped[str] = mapped_column(String(40))
+    end: Mapped[str] = mapped_column(String(40))
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_utc: Mapped[datetime] = mapped_column(DateTime)
+    end_utc: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    match: Mapped[str] = mapped_column(String(16), default="given")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Calendar(Base):
     """A linked calendar. ``settings`` holds the provider's connection details (never secrets:
     those are in ``secret``, encrypted). ``sync_token`` is the provider's opaque cursor."""
@@ -202,6 +249,17 @@ class Calendar(Base):
     # digest of the sealed secret that was refused: no retry until the credentials change
     auth_failed_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
     full_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The calendar as an assistant (calbridge.sync.assistant): one appointment per booked
+    # location, per day or per event; rooms sent as resource attendees; which bookings it
+    # carries; the title of appointments on a publish-only calendar; the room whose own
+    # calendar this is (every event on it is in that room).
+    export_mode: Mapped[str] = mapped_column(
+        String(16), default="locations", server_default="locations"
+    )
+    rooms_as_resources: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    filters: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    title_template: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    room_location_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SyncRun(Base):
@@ -288,10 +346,15 @@ class LinkState:
     state: Mapped[str] = mapped_column(String(16), default="pending")
     origin: Mapped[str] = mapped_column(String(16), default="booking")  # booking | calendar
     is_series: Mapped[bool] = mapped_column(Boolean, default=False)
+    # which appointment of the booking this is (calbridge.sync.assistant.parts): "" the
+    # booking's first booked location (or the whole event), "l<id>" another booked location,
+    # "d<date>" one day of it
+    part: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
 
 class Link(LinkState, Base):
-    """One booking ⇄ one calendar object (or one occurrence of a series).
+    """One booking ⇄ one calendar object (or one occurrence of a series; or one appointment
+    of the booking, ``part``).
 
     ``state``: ``pending`` (to be created on the calendar), ``creating`` (create sent or about to
     be: after a crash the next run adopts it by ``key``), ``ok``, ``gone`` (removed on one side).
@@ -300,7 +363,7 @@ class Link(LinkState, Base):
 
     __tablename__ = "links"
     __table_args__ = (
-        UniqueConstraint("calendar_id", "event_id", name="uq_link_calendar_event"),
+        UniqueConstraint("calendar_id", "event_id", "part", name="uq_link_calendar_event_part"),
         UniqueConstraint("calendar_id", "remote_id", "recurrence_id", name="uq_link_remote"),
         Index("ix_links_calendar_key", "calendar_id", "key"),
         Index("ix_links_event", "event_id"),

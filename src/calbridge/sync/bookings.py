@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import Assignment, AssignmentSettings, TraceStep, assign
 from calbridge.domain.email import normalize_email
 from calbridge.domain.remote import EventFields
+from calbridge.domain.rooms import RoomChoice, RoomDecision
 from calbridge.errors import BadEmail
+from calbridge.store.booked import follow_event
 from calbridge.store.events import (
     event_times,
     next_change_seq,
@@ -21,7 +24,7 @@ from calbridge.store.events import (
     utcnow,
 )
 from calbridge.store.lookup import StoreLookup
-from calbridge.store.models import Calendar, Event, UserEmail
+from calbridge.store.models import BookedLocation, Calendar, Event, UserEmail
 
 
 def booking_fields(event: Event) -> EventFields:
@@ -33,9 +36,12 @@ def apply_fields(session: Session, event: Event, fields: EventFields) -> bool:
     """Write ``fields`` into the booking; bump its change counter when anything changed."""
     if booking_fields(event).snapshot() == fields.snapshot():
         return False
+    before, was = event_times(event), event.location
     event.name = fields.name
     set_times(event, fields.times)
     event.location, event.notes, event.status = fields.location, fields.notes, fields.status
+    moved = (fields.location or None) != (was or None)
+    follow_event(session, event, before, fields.times, (moved, fields.location), strict=False)
     touch(session, event)
     return True
 
@@ -116,3 +122,41 @@ def _no_booker(settings: AssignmentSettings, calendar: str) -> Assignment:
         event_manager_reason="no user matched: "
         + ("the Default Event Manager" if settings.default_event_manager else "the VA"),
     )
+
+
+def insert_booked_locations(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    ids: Sequence[int],
+    rooms: Sequence[RoomDecision] = (),
+) -> None:
+    """The booked locations of the bookings a page brought in (their ``events`` rows and new
+    ids), in one statement: one per room the rules found
+    (:func:`calbridge.domain.rooms.match_rooms`), with the booking's times."""
+    out = []
+    decisions: list[RoomDecision | None] = [*rooms] or [None] * len(rows)
+    for row, event_id, decision in zip(rows, ids, decisions, strict=True):
+        choices = decision.choices if decision is not None else ()
+        fallback = [RoomChoice(None, "given", row.get("location"))]
+        for position, choice in enumerate(choices or fallback):
+            out.append(
+                {
+                    "event_id": event_id,
+                    "location_id": choice.room.id if choice.room is not None else None,
+                    "location_text": choice.text
+                    if choice.match in ("text", "none", "given")
+                    else None,
+                    **{k: row[k] for k in ("start", "end", "all_day", "timezone")},
+                    **{k: row[k] for k in ("start_utc", "end_utc")},
+                    "status": "cancelled" if row.get("status") == "cancelled" else "confirmed",
+                    "match": choice.match,
+                    "position": position,
+                }
+            )
+    if out:
+        session.execute(insert(BookedLocation), out)
+
+
+def room_trace(decision: RoomDecision) -> list[dict[str, Any]]:
+    """The room steps, as entries of the booking's assignment trace."""
+    return [{"step": "room", "rule": rule, "outcome": outcome} for rule, outcome in decision.trace]

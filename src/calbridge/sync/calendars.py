@@ -34,6 +34,7 @@ from calbridge.providers.registry import (
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, Link, User
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.assistant import AssistantChange, apply_assistant
 from calbridge.sync.providers import credentials_fix, open_provider
 from calbridge.sync.push import booking_key
 from calbridge.sync.relink import (
@@ -314,6 +315,8 @@ class CalendarUpdate:
     direction: str | None = None
     horizon_days: int | None = None
     connection: Mapping[str, Any] = field(default_factory=dict)
+    # the calendar as an assistant: export mode, rooms, filters, title (sync/assistant.py)
+    assistant: AssistantChange | None = None
 
 
 def find_calendar(session: Session, name: str) -> Calendar:
@@ -374,6 +377,7 @@ def update_calendar(
     calendar.policy, calendar.direction = policy, direction
     if change.horizon_days is not None:
         calendar.horizon_days = change.horizon_days
+    apply_assistant(session, calendar, change.assistant or AssistantChange())
     if moved:
         calendar.sync_token = None  # the token belongs to the calendar it pointed at
     session.flush()

@@ -33,7 +33,7 @@ from calbridge.domain.remote import EventFields
 from calbridge.errors import CalbridgeError
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar, Event, HeldCancellation, Link
-from calbridge.sync.bookings import apply_fields, booking_fields
+from calbridge.sync.appointments import apply_link_fields, link_fields
 from calbridge.sync.history import record_change
 from calbridge.sync.report import SyncReport
 
@@ -143,15 +143,18 @@ def cancel_link(session: Session, link: Link, why: str = "the calendar event was
     when a booking was cancelled."""
     link.state = "gone"
     event = session.get(Event, link.event_id)
-    if event is None or event.status == "cancelled":
-        return 0
-    fields = booking_fields(event)
-    cancelled = EventFields(fields.name, fields.times, fields.location, fields.notes, "cancelled")
-    apply_fields(session, event, cancelled)
-    link.synced_seq = event.change_seq
     calendar = session.get(Calendar, link.calendar_id)
-    name = calendar.name if calendar is not None else str(link.calendar_id)
-    record_change(session, name, event.id, "cancelled", {"event": link.remote_id, "why": why})
+    if event is None or calendar is None or event.status == "cancelled":
+        return 0
+    fields = link_fields(session, calendar, event, link)
+    cancelled = EventFields(fields.name, fields.times, fields.location, fields.notes, "cancelled")
+    apply_link_fields(session, calendar, event, link, cancelled)
+    link.synced_seq = event.change_seq
+    if event.status != "cancelled":
+        return 0  # one booked location of several: cancelled, the booking goes on
+    record_change(
+        session, calendar.name, event.id, "cancelled", {"event": link.remote_id, "why": why}
+    )
     return 1
 
 

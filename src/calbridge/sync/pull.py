@@ -33,12 +33,20 @@ from calbridge.domain.remote import (
     RemoteRejection,
     Window,
 )
+from calbridge.domain.rooms import RoomDecision, match_rooms
 from calbridge.errors import BadEmail, BadEvent
 from calbridge.store.db import Store
 from calbridge.store.events import assignment_columns, utcnow
+from calbridge.store.locations import StoreRoomLookup
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
-from calbridge.sync.bookings import apply_fields, assign_arrival, booking_fields, booking_row
+from calbridge.sync.appointments import apply_link_fields, link_fields
+from calbridge.sync.bookings import (
+    assign_arrival,
+    booking_row,
+    insert_booked_locations,
+    room_trace,
+)
 from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
 from calbridge.sync.history import changed_fields, record_arrivals, record_change
 from calbridge.sync.readahead import read_ahead
@@ -78,6 +86,8 @@ class PageApplier:
         self.assigned: Assigned = {} if assigned is None else assigned
         self.arrivals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # page's new bookings
         self.seen: list[int] = []  # links a full listing mentioned (see mark_seen)
+        self.arrival_rooms: list[RoomDecision] = []  # each arrival's rooms (domain/rooms.py)
+        self.room_lookup = StoreRoomLookup(session)
         self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
         self.prefetched: set[str] = set()
         self.uid_owner: dict[str, str] = {}  # UID → the href that holds it (see _duplicate)
@@ -206,6 +216,12 @@ class PageApplier:
             assigned = {**assignment_columns(assignment), "booker_email": assignment.email or None}
             self.assigned[memo] = assigned
         event = booking_row(self.session, fields, assigned)
+        rooms = match_rooms(
+            item.rooms, self.calendar.room_location_id, fields.location, self.room_lookup
+        )
+        if rooms.trace:
+            event["trace"] = [*(event.get("trace") or []), *room_trace(rooms)]
+        self.arrival_rooms.append(rooms)
         link = {
             "calendar_id": self.calendar.id,
             "remote_id": item.ref.id,
@@ -249,7 +265,11 @@ class PageApplier:
                 for (row, link), event_id in zip(self.arrivals, ids, strict=True)
             ),
         )
+        insert_booked_locations(
+            self.session, [e for e, _ in self.arrivals], ids, self.arrival_rooms
+        )
         self.arrivals.clear()
+        self.arrival_rooms.clear()
 
     def mark_seen(self, gen: int) -> None:
         """Record that a full listing mentioned the page's known links: one UPDATE per 500
@@ -273,7 +293,7 @@ class PageApplier:
             return
         if remote_snap == link.snapshot:
             return  # the calendar did not change these fields; our changes go out on push
-        booking_snap = booking_fields(event).snapshot()
+        booking_snap = link_fields(self.session, self.calendar, event, link).snapshot()
         policy: Any = self.calendar.policy
         result = merge(
             booking_snap,
@@ -299,8 +319,8 @@ class PageApplier:
         self.report.conflicts += len(result.conflicts)
         was_cancelled = event.status == "cancelled"
         in_sync = link.synced_seq >= event.change_seq
-        if result.booking_changed and apply_fields(
-            self.session, event, EventFields.from_snapshot(result.merged)
+        if result.booking_changed and apply_link_fields(
+            self.session, self.calendar, event, link, EventFields.from_snapshot(result.merged)
         ):
             fields = changed_fields(booking_snap, result.merged)
             if event.status == "cancelled" and not was_cancelled:

@@ -30,6 +30,15 @@ from calbridge.domain.remote import (
 from calbridge.errors import Conflict, ProviderAuthError, ProviderError, RateLimited
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
+from calbridge.sync.assistant import (
+    Appointment,
+    appointments,
+    effective_filters,
+    ensure_parts,
+    matches,
+    matches_clause,
+    unmatched_links,
+)
 from calbridge.sync.bookings import booking_fields
 from calbridge.sync.pull import PageApplier
 from calbridge.sync.report import SyncReport
@@ -38,23 +47,20 @@ Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
 
 
-def booking_key(calendar: Calendar, event_id: int) -> str:
-    """Our idempotency key: lower-case base32hex-safe (Google ids), unique per calendar."""
-    return f"cb{calendar.key_prefix}e{event_id}"
+def booking_key(calendar: Calendar, event_id: int, part: str = "") -> str:
+    """Our idempotency key: lower-case base32hex-safe (Google ids), unique per calendar; one
+    per appointment ``part`` of a booking (``""``: its first)."""
+    return f"cb{calendar.key_prefix}e{event_id}{part}"
 
 
-def adopt_owner_bookings(session: Session, calendar: Calendar) -> int:
-    """Create ``pending`` links for the owner's bookings this calendar does not carry yet."""
-    if calendar.owner_user_id is None:
+def adopt_matching_bookings(session: Session, calendar: Calendar) -> int:
+    """Create ``pending`` links for the bookings this calendar's filters (or its owner) ask
+    for and that it does not carry yet (:mod:`calbridge.sync.assistant`)."""
+    filters = effective_filters(calendar)
+    if not filters:
         return 0
     linked = exists().where(Link.calendar_id == calendar.id, Link.event_id == Event.id)
-    ids = session.scalars(
-        select(Event.id).where(
-            Event.event_manager_id == calendar.owner_user_id,
-            Event.status != "cancelled",
-            ~linked,
-        )
-    ).all()
+    ids = session.scalars(select(Event.id).where(matches_clause(filters), ~linked)).all()
     for event_id in ids:
         session.add(
             Link(
@@ -62,25 +68,54 @@ def adopt_owner_bookings(session: Session, calendar: Calendar) -> int:
                 event_id=event_id,
                 key=booking_key(calendar, event_id),
                 state="pending",
-                origin="booking",
+                origin="filter",
             )
         )
-    return len(ids)
+    back = session.scalars(  # taken off when they stopped matching; they match again
+        select(Link)
+        .join(Event, Event.id == Link.event_id)
+        .where(
+            Link.calendar_id == calendar.id,
+            Link.origin == "filter",
+            Link.state == "gone",
+            matches_clause(filters),
+        )
+    ).all()
+    for link in back:
+        link.state, link.remote_id, link.etag, link.snapshot, link.synced_seq = (
+            "pending",
+            None,
+            None,
+            None,
+            0,
+        )
+    return len(ids) + len(back)
 
 
 def pending_work(store: Store, calendar_id: int) -> list[int]:
-    """Ids of links whose booking changed since last synced (or that were never written)."""
+    """Ids of links whose booking changed since last synced (or that were never written), with
+    the appointments a booking's parts call for (:func:`calbridge.sync.assistant.ensure_parts`)
+    and the ones its filters no longer want."""
     with store.session() as session:
         calendar = session.get(Calendar, calendar_id)
         assert calendar is not None
-        adopt_owner_bookings(session, calendar)
+        adopt_matching_bookings(session, calendar)
+        changed = (Event.change_seq > Link.synced_seq) | Link.state.in_(("pending", "creating"))
+        events = session.scalars(
+            select(Link.event_id)
+            .join(Event, Event.id == Link.event_id)
+            .where(Link.calendar_id == calendar_id, Link.state != "gone", changed)
+            .distinct()
+        ).all()
+        ensure_parts(session, calendar, list(events), lambda e, p: booking_key(calendar, e, p))
+        session.flush()
         rows = session.scalars(
             select(Link.id)
             .join(Event, Event.id == Link.event_id)
             .where(
                 Link.calendar_id == calendar_id,
                 Link.state != "gone",
-                (Event.change_seq > Link.synced_seq) | Link.state.in_(("pending", "creating")),
+                changed | Link.id.in_(unmatched_links(session, calendar)),
             )
             .order_by(Link.id)
         ).all()
@@ -109,6 +144,10 @@ class Pusher:
         self.provider = provider
         self.window = window
         self.report = report
+        self.removed: set[int] = set()  # links deleted because the filters no longer match
+        with store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            self.rooms_as_resources = bool(calendar is not None and calendar.rooms_as_resources)
 
     def run(self, progress: Progress) -> None:
         work = pending_work(self.store, self.calendar_id)
@@ -130,17 +169,24 @@ class Pusher:
         event = session.get(Event, link.event_id) if link is not None else None
         if link is None or event is None or link.state == "gone":
             return None
+        calendar = session.get(Calendar, link.calendar_id)
+        assert calendar is not None
+        wanted = appointments(session, calendar, event)
+        removed = link.origin == "filter" and not matches(session, calendar, event)
+        goes = event.status == "cancelled" or removed or link.part not in wanted
         if link.state in ("pending", "creating"):
-            if event.status == "cancelled":
+            if goes:
                 session.delete(link)
                 return None
             link.state = "creating"
-        request = self._request(link, event)
+        request = self._request(link, event, wanted.get(link.part))
         ref = RemoteRef(link.remote_id or "", link.etag)
         if link.state == "creating":
             op = WriteOp("create", event=request)
-        elif event.status == "cancelled":
+        elif goes:
             op = WriteOp("delete", ref=ref, recurrence_id=link.recurrence_id or None)
+            if removed and event.status != "cancelled":
+                self.removed.add(link_id)
         else:
             op = WriteOp("update", event=request, ref=ref)
         return Prepared(link_id, event.change_seq, request, op)
@@ -214,12 +260,14 @@ class Pusher:
         else:
             self._done(session, prepared, None, None, "deleted")
 
-    def _request(self, link: Link, event: Event) -> RemoteEvent:
+    def _request(self, link: Link, event: Event, wanted: Appointment | None) -> RemoteEvent:
+        fields = wanted.fields if wanted is not None else booking_fields(event)
         return RemoteEvent(
-            fields=booking_fields(event),
+            fields=fields,
             key=link.key,
             uid=link.uid,
             recurrence_id=link.recurrence_id or None,
+            rooms=wanted.rooms if wanted is not None and self.rooms_as_resources else None,
         )
 
     def _done(
@@ -250,6 +298,12 @@ class Pusher:
             what, "pushed_deleted"
         )
         setattr(self.report, attr, getattr(self.report, attr) + 1)
+        if what == "deleted" and prepared.link_id in self.removed:
+            self.report.removed += 1
+            self.report.notes.append(
+                f"booking {link.event_id} no longer matches the calendar's filters: removed "
+                "from this calendar (the booking is not cancelled)"
+            )
 
     def _refresh(self, ref_id: str) -> None:
         """Re-read one object after a conditional write failed, and merge it."""

@@ -16,6 +16,7 @@ class SyncReport:
     pushed_created: int = 0
     pushed_updated: int = 0
     pushed_deleted: int = 0
+    removed: int = 0  # bookings taken off this calendar: they no longer match its filters
     conflicts: int = 0
     rejected: int = 0
     failed: int = 0  # writes the calendar refused for one booking; retried next run

@@ -26,6 +26,7 @@ from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Link, SyncRun
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant_json
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_caldav_calendar,
@@ -199,6 +200,56 @@ def update_credentials(
             details={"name": name},
         )
     return name
+
+
+def _ids(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def update_assistant(store: Store, calendar_id: int, values: dict[str, str], *, actor: str) -> str:
+    """The calendar form's assistant section (as ``calbridge calendars update --export …
+    --only-… --title … --room …``): every value given replaces the stored one."""
+    change = AssistantChange(
+        export_mode=values.get("export") or None,
+        rooms_as_resources=values.get("rooms_as_resources") == "on",
+        title_template=values.get("title_template", ""),
+        filters={
+            "statuses": _ids(values.get("only_statuses")),
+            "locations": _ids(values.get("only_locations")),
+            "clients": _ids(values.get("only_clients")),
+            "managers": _ids(values.get("only_managers")),
+        },
+        room=values.get("room", ""),
+    )
+    with store.session() as s:
+        calendar = _calendar(s, calendar_id)
+        apply_assistant(s, calendar, change)
+        record(
+            s,
+            actor=actor,
+            subject="calendar",
+            subject_id=calendar_id,
+            action="assistant_updated",
+            details={"name": calendar.name, **assistant_json(calendar)},
+        )
+        return calendar.name
+
+
+def assistant_form(session: Session, calendar: Calendar) -> dict[str, Any]:
+    """What the calendar page's assistant form shows."""
+    from calbridge.store.locations import list_locations
+
+    data = assistant_json(calendar)
+    filters = data["filters"]
+    return {
+        **data,
+        "only_statuses": ", ".join(filters.get("statuses", [])),
+        "only_locations": ", ".join(filters.get("locations", [])),
+        "only_clients": ", ".join(filters.get("clients", [])),
+        "only_managers": ", ".join(filters.get("managers", [])),
+        "rooms": [(loc.id, loc.name) for loc in list_locations(session)],
+        "publish_only": calendar.direction == "push",
+    }
 
 
 def removal_impact(session: Session, calendar: Calendar) -> dict[str, int]:

@@ -69,6 +69,11 @@ def create_app(emulator: GoogleCalendarEmulator, *, manage_lifecycle: bool = Tru
             return Response(status_code=resp.status, headers=resp.headers)
         return Response(_json_bytes(resp.body), resp.status, resp.headers, media_type=JSON_TYPE)
 
+    async def rooms(request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, body = emulator.rooms_listing(headers)
+        return Response(_json_bytes(body), status, media_type=JSON_TYPE)
+
     async def batch(request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, out_headers, payload = emulator.handle_batch(
@@ -152,6 +157,11 @@ def create_app(emulator: GoogleCalendarEmulator, *, manage_lifecycle: bool = Tru
             Route("/", index, methods=["GET"]),
             Route("/calendar/v3/{rest:path}", api, methods=methods),
             Route("/batch/calendar/v3", batch, methods=["POST"]),
+            Route(
+                "/admin/directory/v1/customer/{customer}/resources/calendars",
+                rooms,
+                methods=["GET"],
+            ),
             Route("/token", token, methods=["POST"]),
             Route("/o/oauth2/auth", authorize, methods=["GET"]),
             Route("/o/oauth2/v2/auth", authorize, methods=["GET"]),

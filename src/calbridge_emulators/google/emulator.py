@@ -211,6 +211,23 @@ class GoogleCalendarEmulator:
         """Create a user with a primary calendar; returns the calendar id (= email)."""
         return self.store.add_user(email, display_name=display_name, time_zone=time_zone).id
 
+    def add_room(self, email: str, name: str, capacity: int | None = None) -> str:
+        """A Workspace room resource (resource calendar + rooms listing); returns its email."""
+        return self.store.add_room(email, name, capacity).id
+
+    def rooms_listing(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The Admin SDK Directory API's ``resources/calendars`` list (any signed-in caller)."""
+        try:
+            self.auth.authenticate(headers, {})
+        except ApiError as exc:
+            return exc.code, exc.to_json()
+        with self.store.lock:
+            items = [room.as_resource() for room in self.store.rooms.values()]
+        return 200, {
+            "kind": "admin#directory#resources#calendars#calendarResourcesList",
+            "items": items,
+        }
+
     def add_calendar(
         self,
         owner: str,

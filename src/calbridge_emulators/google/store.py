@@ -38,6 +38,7 @@ from .model import (
     StoredEvent,
     User,
 )
+from .rooms import Room, answer_rooms
 from .timeutil import Clock, is_valid_zone
 
 STATE_FILE = "google-calendar-emulator.json"
@@ -66,6 +67,7 @@ class Store:
         self.consents: dict[str, Consent] = {}  # the people who can answer the consent page
         self.signed_in: str | None = None  # whose browser session it is (the last consent set)
         self.auth_codes: dict[str, AuthCode] = {}
+        self.rooms: dict[str, Room] = {}  # Workspace room resources, by email (rooms.py)
         self.dirty = True
 
     def reset(self) -> None:
@@ -87,6 +89,8 @@ class Store:
         else:
             cal.log_change(ev)
         ev.refresh_times(cal.time_zone)
+        if self.rooms:
+            answer_rooms(self.rooms, self.calendars, ev)
         cal.updated = self.clock.time()
         if self.on_change is not None:
             self.on_change(cal.id)
@@ -111,6 +115,19 @@ class Store:
             cal.updated = self.clock.time()
             self.calendars[email] = cal
         return cal
+
+    def add_room(self, email: str, name: str, capacity: int | None = None) -> Calendar:
+        """A Workspace room resource: its resource calendar (id = its email) and its entry in
+        the rooms listing; invitations are answered by :func:`rooms.answer_rooms`."""
+        email = email.lower()
+        with self.lock:
+            self.rooms[email] = Room(email, name, capacity)
+            cal = self.calendars.get(email)
+            if cal is None:
+                cal = Calendar(id=email, owner=email, summary=name, time_zone="UTC")
+                cal.updated = self.clock.time()
+                self.calendars[email] = cal
+            return cal
 
     def add_calendar(
         self,

@@ -104,6 +104,10 @@ class EmulatorHandle:
         """Create a user with a primary calendar; returns its id (the email)."""
         return self.emulator.add_user(email, display_name=display_name, time_zone=time_zone)
 
+    def add_room(self, email: str, name: str, capacity: int | None = None) -> str:
+        """A Workspace room resource that answers invitations (accepts when free)."""
+        return self.emulator.add_room(email, name, capacity)
+
     def seed_events(
         self, calendar_id: str, events: Iterable[dict[str, Any]], *, principal: str | None = None
     ) -> list[str]:

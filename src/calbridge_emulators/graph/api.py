@@ -289,6 +289,7 @@ class MailboxApi:
                 return self._created(req, target, existing)
             organizer = {"name": target.user.display_name, "address": target.user.upn}
             item = ev.new_item(req.body, cal.id, organizer, now)
+            self.emu.answer_rooms(item)
             cal.items[item.id] = item
             if txn:
                 cal.transactions[txn] = item.id
@@ -312,6 +313,7 @@ class MailboxApi:
             before = copy.deepcopy(item)
             if key is None:
                 ev.patch_item(item, req.body, now)
+                self.emu.answer_rooms(item)
             else:
                 ev.patch_instance(item, key, req.body, now)
             cal.record_change(item.id, before)

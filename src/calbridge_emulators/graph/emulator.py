@@ -124,6 +124,25 @@ class GraphEmulator:
             self.store.dirty = True
             return user
 
+    def add_room(
+        self, tenant: str | Tenant, address: str, name: str, capacity: int | None = None
+    ) -> User:
+        """A room mailbox: listed by ``/places/microsoft.graph.room`` and answering invitations
+        (rooms.py)."""
+        from .rooms import Room
+
+        user = self.add_user(tenant, address, name)
+        with self.store.lock:
+            self.store.rooms[address.lower()] = Room(address, name, capacity, user.id)
+        return user
+
+    def answer_rooms(self, item: Any) -> None:
+        if self.store.rooms:
+            from .rooms import answer_rooms
+
+            now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            answer_rooms(self.store, self.store.rooms, item, now)
+
     def user(self, key: str) -> User:
         with self.store.lock:
             for tenant_id in self.store.tenants:
@@ -202,6 +221,7 @@ class GraphEmulator:
             cal = self._calendar(owner, calendar)
             organizer = {"name": owner.display_name, "address": owner.upn}
             item = ev.new_item(event, cal.id, organizer, self.clock.now())
+            self.answer_rooms(item)
             cal.items[item.id] = item
             cal.record_change(item.id, None)
             self.changed(owner, cal, item.id, "created")
@@ -221,6 +241,7 @@ class GraphEmulator:
             now = self.clock.now()
             if key is None:
                 ev.patch_item(item, patch, now)
+                self.answer_rooms(item)
             else:
                 ev.patch_instance(item, key, patch, now)
             if is_cancelled is not None:
@@ -365,4 +386,10 @@ class GraphEmulator:
             return await self.subscriptions.handle(req, segs)
         if head == "users" and len(segs) >= 2:
             return self.api.handle(req, segs)
+        if head == "places" and req.method == "GET" and len(segs) == 2:
+            if segs[1].lower() != "microsoft.graph.room":
+                raise GraphError(400, "BadRequest", f"Unsupported place type '{segs[1]}'.")
+            with self.store.lock:
+                rooms = [room.as_place() for room in self.store.rooms.values()]
+            return GraphResponse(200, {"value": rooms})
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segs[0]}'.")

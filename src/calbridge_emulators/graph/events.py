@@ -121,6 +121,9 @@ _EXT_ID = re.compile(
 )
 
 
+_NEVER = "0001-01-01T00:00:00Z"  # Graph's "no response yet" time
+
+
 def _read_error(message: str) -> GraphError:
     return GraphError(400, "RequestBodyRead", message)
 
@@ -149,7 +152,8 @@ def _normalize_location(value: Any) -> dict[str, Any] | None:
 
 def apply_writable(target: dict[str, Any], body: dict[str, Any]) -> None:
     """Validate and copy the plain writable properties of ``body`` into ``target``."""
-    for key in WRITABLE & body.keys():
+    # ``locations`` first: its first entry is the location unless ``location`` is given too
+    for key in sorted(WRITABLE & body.keys(), key=lambda k: (k == "location", k)):
         value = body[key]
         if key in ENUMS and value is not None:
             type_name, allowed = ENUMS[key]
@@ -170,6 +174,8 @@ def apply_writable(target: dict[str, Any], body: dict[str, Any]) -> None:
             value = {"contentType": ctype.lower(), "content": str(value.get("content") or "")}
         elif key == "location":
             value = _normalize_location(value)
+            if "locations" not in body:  # a new location alone replaces the list
+                target["locations"] = None
         elif key == "locations":
             value = [loc for loc in (_normalize_location(v) for v in value or []) if loc]
             target["location"] = value[0] if value else None
@@ -177,6 +183,7 @@ def apply_writable(target: dict[str, Any], body: dict[str, Any]) -> None:
             value = [
                 {
                     "type": a.get("type") or "required",
+                    "status": a.get("status") or {"response": "none", "time": _NEVER},
                     "emailAddress": {
                         "name": (a.get("emailAddress") or {}).get("name")
                         or (a.get("emailAddress") or {}).get("address", ""),

@@ -209,10 +209,10 @@ def render(
         "start": _dttz(start, item.is_all_day, opts),
         "end": _dttz(end, item.is_all_day, opts),
         "location": loc,
-        "locations": [loc] if loc["displayName"] else [],
+        "locations": props.get("locations") or ([loc] if loc["displayName"] else []),
         "recurrence": item.recurrence if key is None else None,
         "attendees": [
-            {**a, "status": {"response": "none", "time": "0001-01-01T00:00:00Z"}}
+            {"status": {"response": "none", "time": "0001-01-01T00:00:00Z"}, **a}
             for a in props["attendees"]
         ],
         "organizer": {"emailAddress": dict(item.organizer)},

@@ -297,6 +297,7 @@ class Store:
         self.users: dict[str, User] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.secrets: dict[str, str] = {}  # signing material that must survive restarts
+        self.rooms: dict[str, Any] = {}  # room mailboxes by address (rooms.Room)
         self.dirty = False
         if data_dir is not None and (data_dir / self.FILE_NAME).exists():
             self.load()

@@ -40,6 +40,7 @@ from calbridge.domain.remote import (
     RemoteRef,
     Window,
 )
+from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import BadEmail, BadEvent, BadRemoteEvent
 
 KEY_PROPERTY = "calbridgeKey"  # in extendedProperties.private: "calbridge created this event"
@@ -169,7 +170,40 @@ def single_item(event: Json, calendar_zone: str) -> RemoteItem:
         occurrences=(RemoteOccurrence(None, fields_of(event, calendar_zone)),),
         key=key_of(event),
         updated=_updated([event]),
+        rooms=rooms_of(event),
     )
+
+
+#: Google's responseStatus → the neutral answer (domain/rooms.py)
+_ANSWERS = {"accepted": "accepted", "declined": "declined", "tentative": "tentative"}
+
+
+def rooms_of(event: Json) -> tuple[RoomAttendee, ...]:
+    """The room resources among the attendees (``resource: true``), with their answer: a
+    Workspace room declines an invitation when it is busy."""
+    rooms = []
+    for attendee in event.get("attendees") or []:
+        if not isinstance(attendee, dict) or not attendee.get("resource"):
+            continue
+        email = attendee.get("email")
+        if isinstance(email, str) and email.strip():
+            answer = _ANSWERS.get(str(attendee.get("responseStatus")), "needs-action")
+            name = attendee.get("displayName")
+            rooms.append(
+                RoomAttendee(email.strip(), name if isinstance(name, str) else None, answer)
+            )
+    return tuple(rooms)
+
+
+def attendees_body(rooms: tuple[RoomAttendee, ...]) -> list[Json]:
+    """Room resources as Google attendees (``resource: true``)."""
+    out: list[Json] = []
+    for room in rooms:
+        attendee: Json = {"email": room.address, "resource": True}
+        if room.name:
+            attendee["displayName"] = room.name
+        out.append(attendee)
+    return out
 
 
 def series_item(
@@ -195,6 +229,7 @@ def series_item(
         key=key_of(principal),
         is_series=True,
         updated=_updated([principal, *exceptions]),
+        rooms=rooms_of(principal),
     )
 
 
@@ -333,4 +368,6 @@ def insert_body(event: RemoteEvent, calendar_zone: str) -> Json:
     body["extendedProperties"] = {"private": {KEY_PROPERTY: event.key}}
     if event.uid:
         body["iCalUID"] = event.uid
+    if event.rooms:
+        body["attendees"] = attendees_body(event.rooms)
     return body

@@ -34,6 +34,7 @@ from calbridge.domain.remote import (
     WriteResult,
     Written,
 )
+from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import CalbridgeError, Conflict
 from calbridge.providers.google.api import (
     GoogleApi,
@@ -43,6 +44,7 @@ from calbridge.providers.google.api import (
     with_if_match,
 )
 from calbridge.providers.google.mapping import (
+    attendees_body,
     event_body,
     event_id_for,
     insert_body,
@@ -83,7 +85,7 @@ class GoogleWriter:
             assert result is not None
             return result
         try:
-            return written(self.api.guard(self._patch(ref, event.fields).execute))
+            return written(self.api.guard(self._patch(ref, event.fields, event.rooms).execute))
         except HttpError as exc:
             raise self._error(exc, "update", ref.id) from exc
 
@@ -161,8 +163,12 @@ class GoogleWriter:
         self._latest[ref.id] = new_etag
         return Written(RemoteRef(ref.id, new_etag), str(master.get("iCalUID") or ref.id))
 
-    def _patch(self, ref: RemoteRef, fields: EventFields) -> HttpRequest:
+    def _patch(
+        self, ref: RemoteRef, fields: EventFields, rooms: tuple[RoomAttendee, ...] | None = None
+    ) -> HttpRequest:
         body = event_body(fields, self.zone_for(fields), patch=True)
+        if rooms is not None:  # the calendar sends rooms: its attendees are the rooms
+            body["attendees"] = attendees_body(rooms)
         request = self.api.events.patch(calendarId=self.api.calendar_id, eventId=ref.id, body=body)
         return with_if_match(request, ref.etag)
 
@@ -190,7 +196,7 @@ class GoogleWriter:
         assert op.ref is not None
         if op.kind == "update":
             assert op.event is not None
-            return self._patch(op.ref, op.event.fields)
+            return self._patch(op.ref, op.event.fields, op.event.rooms)
         request = self.api.events.delete(calendarId=self.api.calendar_id, eventId=op.ref.id)
         return with_if_match(request, op.ref.etag)
 

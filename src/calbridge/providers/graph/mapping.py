@@ -36,6 +36,7 @@ from calbridge.domain.remote import (
     RemoteRef,
     RemoteRejection,
 )
+from calbridge.domain.rooms import RoomAttendee
 from calbridge.domain.windows_zones import IANA_ALIASES, iana_to_windows, windows_to_iana
 from calbridge.errors import BadEmail, BadEvent
 
@@ -112,7 +113,52 @@ def item_of(raw: dict[str, Any]) -> RemoteItem | RemoteRejection:
         key=key_of(raw),
         is_series=series,
         updated=_instant(raw.get("lastModifiedDateTime")),
+        rooms=rooms_of(raw),
     )
+
+
+#: Graph's ``responseType`` → the neutral answer (domain/rooms.py)
+_ANSWERS = {"accepted": "accepted", "declined": "declined", "tentativelyAccepted": "tentative"}
+
+
+def rooms_of(raw: dict[str, Any]) -> tuple[RoomAttendee, ...]:
+    """The room mailboxes among the attendees (``type: resource``), with their answer (a room
+    mailbox declines when it is busy)."""
+    rooms = []
+    for attendee in raw.get("attendees") or []:
+        if not isinstance(attendee, dict) or attendee.get("type") != "resource":
+            continue
+        email = attendee.get("emailAddress") or {}
+        address = str(email.get("address") or "").strip() if isinstance(email, dict) else ""
+        if not address:
+            continue
+        status = attendee.get("status") or {}
+        answer = _ANSWERS.get(str(status.get("response")), "needs-action")
+        name = email.get("name") if isinstance(email.get("name"), str) else None
+        rooms.append(RoomAttendee(address, name, answer))
+    return tuple(rooms)
+
+
+def rooms_body(rooms: tuple[RoomAttendee, ...], location: str | None) -> dict[str, Any]:
+    """Room mailboxes as resource attendees and as ``locations`` (the location text stays)."""
+    return {
+        "attendees": [
+            {
+                "type": "resource",
+                "emailAddress": {"address": r.address, "name": r.name or r.address},
+            }
+            for r in rooms
+        ],
+        "locations": [
+            {
+                "displayName": r.name or r.address,
+                "locationEmailAddress": r.address,
+                "locationType": "conferenceRoom",
+            }
+            for r in rooms
+        ],
+        "location": {"displayName": location or ""},
+    }
 
 
 def _etag(raw: dict[str, Any]) -> str | None:
@@ -257,10 +303,18 @@ def event_body(fields: EventFields) -> dict[str, Any]:
 
 def create_body(event: RemoteEvent) -> dict[str, Any]:
     return {
-        **event_body(event.fields),
+        **write_body(event),
         "transactionId": transaction_id(event.key),
         "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": event.key}],
     }
+
+
+def write_body(event: RemoteEvent) -> dict[str, Any]:
+    """``event_body`` plus the rooms when the calendar sends rooms as resources."""
+    body = event_body(event.fields)
+    if event.rooms is not None:
+        body.update(rooms_body(event.rooms, event.fields.location))
+    return body
 
 
 def _graph_time(value: datetime | date) -> str:

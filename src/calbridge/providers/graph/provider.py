@@ -48,8 +48,8 @@ from calbridge.providers.graph.http import GRAPH_API, MAX_BATCH, GraphSession, I
 from calbridge.providers.graph.mapping import (
     KEY_PROPERTY,
     create_body,
-    event_body,
     item_of,
+    write_body,
     written_uid,
 )
 from calbridge.providers.retry import RetryPolicy
@@ -278,7 +278,7 @@ class GraphProvider:
         response = self.http.send(
             "PATCH",
             self._event_path(ref.id),
-            json=event_body(event.fields),
+            json=write_body(event),
             headers=_if_match(ref, READ_PREFER),
         )
         if response.status_code == 404:
@@ -324,7 +324,7 @@ class GraphProvider:
                 "method": "PATCH",
                 "url": self._event_path(op.ref.id),
                 "headers": {**json_headers, **_if_match(op.ref, READ_PREFER)},
-                "body": event_body(op.event.fields),
+                "body": write_body(op.event),
             }
         return {
             "id": rid,

@@ -110,6 +110,8 @@ def _properties(data: str | bytes) -> dict[str, Property]:
         elif stack[-1] == "VEVENT":
             if name in _SERIES or (name in _WANTED and name in found):
                 raise _Unusual
+            if name == "ATTENDEE" and "CUTYPE=ROOM" in params.upper():
+                raise _Unusual  # the full reader reads the rooms
             if name in _WANTED:
                 found[name] = (_parameters(params), value)
     if stack or events != 1:

@@ -43,6 +43,7 @@ from calbridge.domain.remote import (
     RemoteRejection,
     Window,
 )
+from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import BadEmail, BadEvent, BadRemoteEvent
 from calbridge.providers.ical.fast import read_simple
 from calbridge.providers.ical.fields import (
@@ -226,7 +227,29 @@ def _item(
         key=None if key is None else str(key),
         is_series=master is None or _repeats(master) or bool(overrides),
         updated=updated,
+        rooms=rooms_of(principal),
     )
+
+
+def rooms_of(component: Component) -> tuple[RoomAttendee, ...]:
+    """The rooms among an event's attendees (``ATTENDEE;CUTYPE=ROOM``), with their answer
+    (``PARTSTAT``: a room that declined is busy)."""
+    found = component.get("ATTENDEE")
+    values = found if isinstance(found, list) else [] if found is None else [found]
+    rooms = []
+    for value in values:
+        params = getattr(value, "params", {}) or {}
+        if str(params.get("CUTYPE", "")).upper() != "ROOM":
+            continue
+        address = str(value).strip()
+        if address.lower().startswith("mailto:"):
+            address = address[7:]
+        if not address:
+            continue
+        cn = params.get("CN")
+        answer = str(params.get("PARTSTAT", "NEEDS-ACTION")).lower()
+        rooms.append(RoomAttendee(address.strip(), str(cn) if cn else None, answer))
+    return tuple(rooms)
 
 
 def _repeats(master: Component) -> bool:

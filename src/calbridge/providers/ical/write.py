@@ -19,11 +19,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from icalendar import Calendar, Component, Event
-from icalendar.prop import vText
+from icalendar.prop import vCalAddress, vText
 
 from calbridge.domain.event import EventTimes
 from calbridge.domain.recurrence import parse_recurrence_id
 from calbridge.domain.remote import EventFields, RemoteEvent
+from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import BadEvent, BadRemoteEvent
 from calbridge.providers.ical.fields import KEY_PROPERTY, PRODID, STATUS_OUT
 from calbridge.providers.ical.parse import (
@@ -54,6 +55,7 @@ def new_object(event: RemoteEvent, uid: str, now: datetime) -> bytes:
     component.add("SEQUENCE", 0)
     component.add(KEY_PROPERTY, event.key)
     write_fields(component, event.fields, current=None)
+    write_rooms(component, event.rooms)
     calendar.add_component(component)
     _add_zones(calendar, event.fields.times)
     return bytes(calendar.to_ical())
@@ -74,6 +76,7 @@ def apply_event(data: str | bytes, event: RemoteEvent, now: datetime) -> bytes:
     except BadEvent:
         current = None  # unreadable before: write every field
     write_fields(target, event.fields, current)
+    write_rooms(target, event.rooms)
     _touch(target, now)
     _add_zones(calendar, event.fields.times)
     return bytes(calendar.to_ical())
@@ -101,6 +104,33 @@ def exclude_occurrence(data: str | bytes, rid: str, now: datetime) -> bytes | No
         master.add("EXDATE", value, parameters=params)
     _touch(master, now)
     return bytes(calendar.to_ical())
+
+
+def write_rooms(component: Component, rooms: tuple[RoomAttendee, ...] | None) -> None:
+    """Make the event's room attendees (``ATTENDEE;CUTYPE=ROOM``) exactly ``rooms``, keeping a
+    room's answer (``PARTSTAT``) and every other attendee; None leaves the attendees alone."""
+    if rooms is None:
+        return
+    found = component.get("ATTENDEE")
+    values = found if isinstance(found, list) else [] if found is None else [found]
+    wanted = {room.address.lower(): room for room in rooms}
+    kept = []
+    for value in values:
+        params = getattr(value, "params", {}) or {}
+        address = str(value).strip().lower().removeprefix("mailto:")
+        if str(params.get("CUTYPE", "")).upper() == "ROOM":
+            if address not in wanted:
+                continue
+            wanted.pop(address)
+        kept.append(value)
+    component.pop("ATTENDEE", None)
+    for value in kept:
+        component.add("ATTENDEE", value, encode=False)
+    for room in wanted.values():
+        params = {"CUTYPE": "ROOM", "ROLE": "NON-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION"}
+        if room.name:
+            params["CN"] = room.name
+        component.add("ATTENDEE", vCalAddress(f"mailto:{room.address}"), parameters=params)
 
 
 def write_fields(component: Component, fields: EventFields, current: EventFields | None) -> None:

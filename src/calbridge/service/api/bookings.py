@@ -24,7 +24,13 @@ from calbridge.service.api import pagination
 from calbridge.service.api.deps import Caller, Writer, push_booking, transaction
 from calbridge.service.api.times import instant, parse_instant
 from calbridge.service.problems import ProblemRoute
-from calbridge.store.events import event_times
+from calbridge.store.booked import (
+    PlaceRequest,
+    booked_json,
+    booked_locations,
+    double_bookings,
+)
+from calbridge.store.events import event_times, typed_event_times
 from calbridge.store.lookup import account_ref, user_ref
 from calbridge.store.models import Calendar, Contact, Event, Link
 
@@ -33,6 +39,16 @@ router = APIRouter(route_class=ProblemRoute, prefix="/bookings", tags=["bookings
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class PlaceIn(_Body):
+    """A booked location: a room (location id, name or alias) or free text, with its own
+    times (both or neither: the booking's)."""
+
+    location: str = Field(min_length=1, max_length=1000)
+    start: str | None = None
+    end: str | None = None
+    timezone: str | None = None
 
 
 class BookingCreate(_Body):
@@ -57,6 +73,11 @@ class BookingCreate(_Body):
     booked_by: str | None = None
     event_manager: str | None = None
     calendars: list[str] = Field(default_factory=list, description="Also put it on these")
+    locations: list[PlaceIn] = Field(
+        default_factory=list,
+        description="Booked locations (instead of `location`): rooms or free text, each with "
+        "its own times or the booking's",
+    )
 
 
 class BookingUpdate(_Body):
@@ -110,6 +131,10 @@ def booking_json(session: Session, event: Event, *, detail: bool = False) -> dic
         "ambiguous": event.ambiguous,
         "needs_review": bool(reasons),
         "review_reasons": reasons,
+        "booked_locations": [
+            booked_json(session, bl) for bl in booked_locations(session, event.id)
+        ],
+        "double_bookings": [d.as_dict() for d in double_bookings(session, event.id)],
         "created_at": instant(event.created_at),
         "updated_at": instant(event.updated_at),
     }
@@ -212,17 +237,18 @@ def create_booking(
         raise BadEvent("give booker (an email address), or client, booked_by and event_manager")
     else:
         manual = ops.ManualAssignment(body.client, body.contact, body.booked_by, body.event_manager)
-    new = ops.NewBooking(
-        name=body.name,
-        start=body.start,
-        end=body.end,
-        all_day=body.all_day,
-        timezone=body.timezone,
-        location=body.location,
-        notes=body.notes,
-        status=body.status,
-    )
     with transaction(request) as session:
+        new = ops.NewBooking(
+            name=body.name,
+            start=body.start,
+            end=body.end,
+            all_day=body.all_day,
+            timezone=body.timezone,
+            location=body.location,
+            notes=body.notes,
+            status=body.status,
+            places=tuple(_place(session, p, body.all_day, body.timezone) for p in body.locations),
+        )
         event = ops.create_booking(
             session,
             new,
@@ -271,6 +297,42 @@ def reassign_booking(
         event = ops.reassign_booking(
             session, booking_id, actor=who.name, booker=body.booker, chosen=chosen
         )
+        data = booking_json(session, event, detail=True)
+    push_booking(request, booking_id)
+    return data
+
+
+def _place(session: Session, place: PlaceIn, all_day: bool, timezone: str | None) -> PlaceRequest:
+    if (place.start is None) != (place.end is None):
+        raise BadEvent("a booked location needs both start and end, or neither")
+    if place.start is None or place.end is None:
+        return PlaceRequest(place.location, None)
+    times = typed_event_times(
+        session, place.start, place.end, all_day=all_day, timezone=place.timezone or timezone
+    )
+    return PlaceRequest(place.location, times)
+
+
+@router.post("/{booking_id}/locations", status_code=201, summary="Book one more location")
+def book_location(request: Request, booking_id: int, body: PlaceIn, who: Writer) -> dict[str, Any]:
+    with transaction(request) as session:
+        event = ops.get_booking(session, booking_id)
+        place = _place(session, body, event.all_day, body.timezone or event.timezone)
+        event = ops.book_location(session, booking_id, place, actor=who.name)
+        data = booking_json(session, event, detail=True)
+    push_booking(request, booking_id)
+    return data
+
+
+@router.post(
+    "/{booking_id}/locations/{booked_id}/cancel",
+    summary="Cancel one booked location (the booking too when none is left)",
+)
+def unbook_location(
+    request: Request, booking_id: int, booked_id: int, who: Writer
+) -> dict[str, Any]:
+    with transaction(request) as session:
+        event = ops.unbook_location(session, booking_id, actor=who.name, booked_id=booked_id)
         data = booking_json(session, event, detail=True)
     push_booking(request, booking_id)
     return data

@@ -31,6 +31,7 @@ from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
+from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant_json
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_caldav_calendar,
@@ -98,6 +99,26 @@ Connection = Annotated[
 ]
 
 
+class AssistantIn(_Body):
+    """The calendar as an assistant (README "Rooms, export modes and filters"): absent fields
+    stay as they are; ``title_template``/``room`` ``""`` clear them; ``filters`` replaces all
+    filters (``{}``: none)."""
+
+    export: Literal["locations", "days", "event"] | None = None
+    rooms_as_resources: bool | None = None
+    title_template: str | None = Field(None, max_length=500)
+    filters: dict[Literal["statuses", "locations", "clients", "managers"], list[str]] | None = None
+    room: str | None = None
+
+    def change(self) -> AssistantChange:
+        filters: dict[str, list[str]] | None = None
+        if self.filters is not None:
+            filters = {str(k): list(v) for k, v in self.filters.items()}
+        return AssistantChange(
+            self.export, self.rooms_as_resources, self.title_template, filters, self.room
+        )
+
+
 class CalendarAdd(_Body):
     name: str = Field(min_length=1, max_length=200)
     connection: Connection
@@ -105,6 +126,7 @@ class CalendarAdd(_Body):
     policy: Literal["booking-wins", "calendar-wins", "latest-wins"] = "booking-wins"
     direction: Literal["both", "pull", "push"] = "both"
     horizon_days: int = Field(365, ge=1, le=3650)
+    assistant: AssistantIn | None = None
 
 
 class CalendarChange(_Body):
@@ -134,10 +156,11 @@ class CalendarChange(_Body):
     calendar_id: str | None = None
     login_base: str | None = None
     api_base: str | None = None
+    assistant: AssistantIn | None = None
 
     def as_update(self) -> CalendarUpdate:
         common = ("owner", "clear_owner", "policy", "direction", "horizon_days")
-        hidden = {"password", "client_secret", "certificate_pem", *common}
+        hidden = {"password", "client_secret", "certificate_pem", "assistant", *common}
         values = self.model_dump(exclude=hidden)
         values["password"] = _plain(self.password)
         values["client_secret"] = _plain(self.client_secret)
@@ -148,6 +171,7 @@ class CalendarChange(_Body):
         return CalendarUpdate(
             **self.model_dump(include=set(common)),
             connection={key: value for key, value in values.items() if value is not None},
+            assistant=self.assistant.change() if self.assistant is not None else None,
         )
 
 
@@ -236,6 +260,7 @@ def calendar_json(session: Session, calendar: Calendar) -> dict[str, Any]:
         "policy": calendar.policy,
         "direction": calendar.direction,
         "horizon_days": calendar.horizon_days,
+        "assistant": assistant_json(calendar),
         "state": getattr(calendar, "state", None) or "ok",
         "paused": bool(getattr(calendar, "paused", False)),
         "last_success_at": instant(getattr(calendar, "last_success_at", None)),
@@ -259,6 +284,16 @@ def _add(session: Session, body: CalendarAdd) -> tuple[Calendar, bool]:
         "direction": body.direction,
         "horizon_days": body.horizon_days,
     }
+    assistant = body.assistant.change() if body.assistant is not None else AssistantChange()
+    apply_assistant(session, Calendar(name=body.name, direction=body.direction), assistant)
+    cal, checked = _add_kind(session, box, body, common)
+    apply_assistant(session, cal, assistant)
+    return cal, checked
+
+
+def _add_kind(
+    session: Session, box: SecretBox, body: CalendarAdd, common: dict[str, Any]
+) -> tuple[Calendar, bool]:
     c = body.connection
     if isinstance(c, CalDAVConnection):
         cal = add_caldav_calendar(

@@ -56,6 +56,28 @@ def search_directory(
     return {"items": [f.as_dict() for f in found]}
 
 
+@router.get("/locations", tags=["locations"], summary="The venue's rooms")
+def list_locations(request: Request, _: Caller) -> dict[str, Any]:
+    """Rooms come and go with the directory file (`POST /api/directory/import`)."""
+    from calbridge.store.locations import list_locations as rooms
+    from calbridge.store.locations import location_json
+
+    with transaction(request) as session:
+        return {"items": [location_json(loc) for loc in rooms(session)]}
+
+
+@router.get(
+    "/locations/double-bookings",
+    tags=["locations"],
+    summary="Rooms two confirmed bookings hold at the same time",
+)
+def double_bookings(request: Request, _: Caller) -> dict[str, Any]:
+    from calbridge.store.booked import double_bookings as found
+
+    with transaction(request) as session:
+        return {"items": [d.as_dict() for d in found(session)]}
+
+
 @router.get("/settings", tags=["settings"], summary="The Event System Settings")
 def get_settings(request: Request, _: Caller) -> dict[str, Any]:
     with transaction(request) as session:

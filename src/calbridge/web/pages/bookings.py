@@ -16,6 +16,7 @@ from calbridge.domain.event import STATUSES
 from calbridge.errors import CalbridgeError
 from calbridge.ops.bookings import BookingFilters, list_bookings, review_reasons
 from calbridge.ops.history import history_of
+from calbridge.store.booked import booked_json, booked_locations
 from calbridge.store.events import get_event
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.web.auth import SignedIn
@@ -123,5 +124,6 @@ def booking(request: Request, event_id: int, who: Annotated[SignedIn, Depends(re
             "links": _link_rows(s, event),
             "history": history_of(s, "booking", event.id),
             "review": review_reasons(s, event),
+            "booked": [booked_json(s, bl) for bl in booked_locations(s, event.id)],
         }
     return render(request, "booking.html", context)

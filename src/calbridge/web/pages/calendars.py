@@ -118,6 +118,7 @@ def calendar_page(
             "impact": calendar_ops.removal_impact(s, calendar),
             "runs": calendar_ops.recent_runs(s, calendar.id),
             "held": held_cancellations(s, calendar.id),
+            "assistant": calendar_ops.assistant_form(s, calendar),
         }
     return render(request, "calendar.html", context)
 
@@ -140,6 +141,27 @@ async def update_credentials(
         request,
         f"/calendars/{calendar_id}",
         f"Credentials of '{name}' updated and checked; its bookings and links are kept.",
+    )
+
+
+@router.post("/calendars/{calendar_id}/assistant", response_class=HTMLResponse)
+async def update_assistant(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    values = await _values(request)
+    try:
+        name = calendar_ops.update_assistant(
+            store_of(request), calendar_id, values, actor=who.email
+        )
+    except CalbridgeError as exc:
+        return done(request, f"/calendars/{calendar_id}", f"Not changed: {exc}", "error")
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        jobs.sync_calendar(calendar_id, trigger="manual")
+    return done(
+        request,
+        f"/calendars/{calendar_id}",
+        f"Export, filters and rooms of '{name}' saved; the next sync applies them.",
     )
 
 
