@@ -4,7 +4,7 @@ Contract:
 
 * Every booking has at least one booked location; the first one (lowest id) is created with
   the booking and has the booking's times unless given others. A booking created before rooms
-  existed has one, with its free-text location and no room (migration ``0009_locations``).
+  existed has one, with its free-text location and no room (migration ``0013_locations``).
 * ``Event.location`` is the summary of its confirmed booked locations (each one's text, or its
   room's name), so everything that reads a booking's one location keeps working.
 * Changing a booking's times moves the booked locations that had the old times; the others keep

@@ -4,8 +4,8 @@ Every existing booking gets one booked location with its own times and its free-
 (no room), so nothing changes for it; existing links are that booked location's appointment
 (``part`` "").
 
-Revision ID: 0009_locations
-Revises: 0008_push
+Revision ID: 0013_locations
+Revises: 0012_login_failures
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_locations"
-down_revision = "0008_push"
+revision = "0013_locations"
+down_revision = "0012_login_failures"
 branch_labels = None
 depends_on = None
 
