@@ -30,6 +30,7 @@ from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant
 from calbridge.sync.calendars import (
     CalendarUpdate,
     add_caldav_calendar,
+    add_ews_calendar,
     add_google_calendar,
     add_graph_calendar,
     update_calendar,
@@ -98,6 +99,22 @@ def _add(session: Session, box: SecretBox, kind: str, values: dict[str, str]) ->
             calendar_id=values.get("calendar_id") or None,
             api_base=values.get("api_base") or None,
             login_base=values.get("login_base") or None,
+            **common,
+        )
+    if kind == "ews":
+        auth = values.get("auth") or "ntlm"
+        if auth not in ("ntlm", "basic"):
+            raise ValidationFailed("the sign-in method must be NTLM or Basic")
+        return add_ews_calendar(
+            session,
+            box,
+            name,
+            _required(values, "mailbox", "the mailbox"),
+            username=_required(values, "username", "the user name (DOMAIN\\user)"),
+            password=_required(values, "password", "the password"),
+            server=values.get("server") or None,
+            auth=auth,
+            impersonate=values.get("impersonate") == "on",
             **common,
         )
     calendar_id = _required(values, "google_calendar", "the Google calendar id")

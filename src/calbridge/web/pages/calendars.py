@@ -25,7 +25,7 @@ from calbridge.web.core import WebRefused, done, reader, render, store_of, write
 from calbridge.web.status import KIND_LABELS, all_calendars, calendar_status
 
 router = APIRouter()
-KINDS = ("caldav", "google", "graph")
+KINDS = ("caldav", "google", "graph", "ews")
 
 
 def _calendar(session: Session, calendar_id: int) -> Calendar:

@@ -1,0 +1,65 @@
+"""The admin UI links an Exchange Server calendar (EWS) like the others: a refused password is
+shown with what to do and nothing is stored; the right one links the mailbox."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from calbridge.service.app import create_app
+from calbridge.store.models import Calendar
+from calbridge.web.auth import create_admin
+from calbridge_emulators.ews.server import EwsServer
+from worlds import example_store
+
+ADMIN = ("admin@venue.example", "admin-password-1")
+
+
+def _csrf(page: str) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    return token[1]
+
+
+def test_an_exchange_calendar_is_added_from_the_admin_ui_after_its_test(
+    ews_server: EwsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALBRIDGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CALBRIDGE_SECRET_KEY", "web-ews-tests-secret-key")
+    ews_server.org.reset()
+    ews_server.org.add_mailbox("bookings@harbour.example", "Harbour Bookings")
+    ews_server.org.add_account("bookings", "B00kings!pw", mailbox="bookings@harbour.example")
+    with example_store(tmp_path) as store:
+        with store.session() as s:
+            create_admin(s, *ADMIN)
+        client = TestClient(create_app(store))
+        login = client.get("/login").text
+        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
+                                    "csrf_token": _csrf(login), "next": "/"})  # fmt: skip
+        form = client.get("/calendars/new?kind=ews")
+        assert form.status_code == 200 and 'name="impersonate"' in form.text
+        values = {
+            "csrf_token": _csrf(form.text),
+            "kind": "ews",
+            "name": "exchange",
+            "mailbox": "bookings@harbour.example",
+            "server": ews_server.ews_url,
+            "username": "HARBOUR\\bookings",
+            "auth": "basic",
+        }
+        refused = client.post("/calendars/new", data={**values, "password": "wrong"})
+        assert refused.status_code == 422
+        assert "Connection test failed" in refused.text and "wrong" not in refused.text
+        with store.session() as s:
+            assert s.scalars(select(Calendar)).all() == []
+
+        added = client.post("/calendars/new", data={**values, "password": "B00kings!pw"})
+        assert added.status_code in (200, 303), added.text[:500]
+        with store.session() as s:
+            (calendar,) = s.scalars(select(Calendar)).all()
+            assert (calendar.name, calendar.kind) == ("exchange", "ews")
+            assert "B00kings" not in str(calendar.settings)
