@@ -55,6 +55,7 @@ NASTY = [
     "tab\there\nnew line\r\x1b[31mred\x1b[0m\x07\x7f",
     "宴会 🎉 e\u0301 \u202eevil\u202c \ufeff zero\u200bwidth",
     "\\[escaped] \\",
+    "0\x1f\x1f\u2028·line\u2029paragraph",  # found by this test: rich broke the line there
 ]
 # (NUL is refused by the store before anything is written: no database can hold it.)
 CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
@@ -209,6 +210,7 @@ def test_markup_in_an_error_message_is_printed_whole(tmp_path: Path) -> None:
 
 def test_shown_escapes_control_characters_only() -> None:
     assert shown("a\tb\nc\x1b[0m\x7f\x85é 🎉 [x]") == "a\\tb\\nc\\x1b[0m\\x7f\\x85é 🎉 [x]"
+    assert shown("a\u2028b\u2029c") == "a\\u2028b\\u2029c"
     assert shown(None) == "—"
 
 

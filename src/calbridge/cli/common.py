@@ -42,8 +42,9 @@ Cell = str | Text | None
 
 
 def shown(value: object) -> str:
-    """``value`` as text for a person: control characters (C0, DEL, C1) escaped, the rest as
-    it is. ``None`` is shown as an em dash."""
+    """``value`` as text for a person: control characters (C0, DEL, C1) and the Unicode line
+    and paragraph separators (U+2028, U+2029) escaped, the rest as it is. ``None`` is shown
+    as an em dash."""
     if value is None:
         return "—"
     text = str(value)
@@ -54,12 +55,15 @@ def shown(value: object) -> str:
 
 def _is_control(ch: str) -> bool:
     code = ord(ch)
-    return code < 0x20 or 0x7F <= code < 0xA0
+    # C0, DEL and C1 controls, and the Unicode line and paragraph separators: terminals and
+    # rich break lines at all of them, so a title holding one would be cut in two
+    return code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029)
 
 
 def _escape_control(ch: str) -> str:
     named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    return named.get(ch) or f"\\x{ord(ch):02x}"
+    code = ord(ch)
+    return named.get(ch) or (f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}")
 
 
 def readable(value: object) -> str:
