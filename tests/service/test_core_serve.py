@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import select
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -170,3 +175,34 @@ def test_the_running_service_emails_a_refused_password_and_the_recovery(
     wait_until(lambda: len(inbox.messages) >= 2, 60, "the recovery email")
     assert inbox.messages[1][1]["Subject"] == "calbridge: calendar 'front' is syncing again"
     assert len(inbox.messages) == 2
+
+
+def test_an_idle_connection_stays_open_for_the_configured_keep_alive(world: World) -> None:
+    """Senders (Google, Microsoft, a proxy) reuse kept-alive connections: the service must not
+    close an idle one before ``keep_alive_seconds`` (uvicorn's own default is 5 s, which races
+    the sender's next request into a reset), and does close it after."""
+    service = world.serve(CALBRIDGE_KEEP_ALIVE_SECONDS="7")
+    address = urlsplit(service.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        assert _health_on(sock).startswith(b"HTTP/1.1 200")
+        readable, _, _ = select.select([sock], [], [], 6)  # past uvicorn's own 5 s
+        assert not readable, "the service closed (or wrote on) an idle connection within 6 s"
+        assert _health_on(sock).startswith(b"HTTP/1.1 200")  # the same connection, reused
+        idle_since = time.monotonic()
+        readable, _, _ = select.select([sock], [], [], 30)
+        assert readable and sock.recv(1) == b"", "the idle connection was never closed"
+        assert time.monotonic() - idle_since >= 6.5
+    service.stop()
+
+
+def _health_on(sock: socket.socket) -> bytes:
+    """``GET /healthz`` on an open connection; the whole answer (headers and body)."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: calbridge\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return answer

@@ -128,6 +128,7 @@ def _serve(rt: Runtime, *, run_workers: bool) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        timeout_keep_alive=int(settings.keep_alive_seconds),
         timeout_graceful_shutdown=3,
         lifespan="off",
     )

@@ -8,6 +8,12 @@ and Graph calendars every 15 minutes as a backstop behind push. Without a public
 and Microsoft cannot call us back, so push is off and their interval is shortened to
 ``poll_without_push_seconds``. A calendar may carry its own interval
 (``calendars.poll_seconds``), which wins over these defaults.
+
+Idle connections stay open ``keep_alive_seconds`` (75 s): Google's and Microsoft's senders and
+a reverse proxy in front keep connections to us alive, and a server that closes an idle one
+first (uvicorn's default is 5 s) races the sender's next request on it — the sender sees a
+reset connection. Above the 60 s idle timeout of common proxies and load balancers, the proxy
+closes first, which it handles cleanly.
 """
 
 from __future__ import annotations
@@ -49,6 +55,11 @@ class ServiceSettings(BaseSettings):
         default=30.0, gt=0, description="a worker silent this long lost its jobs (killed)"
     )
     stalled_check_seconds: float = Field(default=10.0, gt=0)
+    keep_alive_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        description="how long an idle HTTP connection stays open (above a proxy's idle timeout)",
+    )
 
     @property
     def push_enabled(self) -> bool:
