@@ -6,6 +6,10 @@ throwaway cluster started here with ``initdb`` + ``pg_ctl`` from ``/usr/lib/post
 temporary folder, on a free port, with its unix socket in that folder; else
 :class:`PostgresUnavailable` saying why. The cluster trades durability for speed (``fsync=off``):
 it only ever holds test data.
+
+A run that is killed (SIGKILL, a CI timeout) cannot stop its cluster. Each cluster's folder
+records the process that started it (``owner.pid``); starting a cluster first stops and removes
+every ``calbridge-pg-*`` cluster whose owner is gone, so killed runs never pile up servers.
 """
 
 from __future__ import annotations
@@ -68,11 +72,57 @@ def _run(argv: list[str], what: str) -> None:
         raise PostgresUnavailable(f"{what} failed: {' / '.join(tail)}")
 
 
+OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphan_clusters(bindir: Path, parent: Path | None = None) -> list[Path]:
+    """Stop and remove the throwaway clusters whose owning process is gone; the folders reaped."""
+    reaped = []
+    for folder in Path(parent or tempfile.gettempdir()).glob("calbridge-pg-*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge (being set up, or from before owners were recorded)
+        if _alive(owner):
+            continue
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        reaped.append(folder)
+    return reaped
+
+
 @contextmanager
 def throwaway_cluster() -> Iterator[str]:
     """Start a private cluster; yield its server URL (the ``postgres`` database); remove it."""
     bindir = _bindir()
+    reap_orphan_clusters(bindir)
     folder = Path(tempfile.mkdtemp(prefix="calbridge-pg-"))
+    (folder / OWNER_FILE).write_text(str(os.getpid()))
     as_postgres: list[str] = []
     if os.geteuid() == 0:
         try:
