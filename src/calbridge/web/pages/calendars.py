@@ -9,6 +9,7 @@ into a form is never rendered back into a page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -123,24 +124,35 @@ def calendar_page(
     return render(request, "calendar.html", context)
 
 
-@router.post("/calendars/{calendar_id}/credentials", response_class=HTMLResponse)
-async def update_credentials(
-    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+UpdateOp = Callable[..., str]
+
+
+async def _update_and_resync(
+    request: Request, calendar_id: int, who: SignedIn, update: UpdateOp, saved: str
 ) -> Response:
+    """Apply one form's update (``update`` returns the calendar's name), queue a sync so the
+    change shows at once, and come back with ``saved`` (``{name}`` filled) or the refusal."""
     values = await _values(request)
     try:
-        name = calendar_ops.update_credentials(
-            store_of(request), calendar_id, values, actor=who.email
-        )
+        name = update(store_of(request), calendar_id, values, actor=who.email)
     except CalbridgeError as exc:
         return done(request, f"/calendars/{calendar_id}", f"Not changed: {exc}", "error")
     jobs = getattr(request.app.state, "jobs", None)
     if jobs is not None:
         jobs.sync_calendar(calendar_id, trigger="manual")
-    return done(
+    return done(request, f"/calendars/{calendar_id}", saved.format(name=name))
+
+
+@router.post("/calendars/{calendar_id}/credentials", response_class=HTMLResponse)
+async def update_credentials(
+    request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
+) -> Response:
+    return await _update_and_resync(
         request,
-        f"/calendars/{calendar_id}",
-        f"Credentials of '{name}' updated and checked; its bookings and links are kept.",
+        calendar_id,
+        who,
+        calendar_ops.update_credentials,
+        "Credentials of '{name}' updated and checked; its bookings and links are kept.",
     )
 
 
@@ -148,20 +160,12 @@ async def update_credentials(
 async def update_assistant(
     request: Request, calendar_id: int, who: Annotated[SignedIn, Depends(writer)]
 ) -> Response:
-    values = await _values(request)
-    try:
-        name = calendar_ops.update_assistant(
-            store_of(request), calendar_id, values, actor=who.email
-        )
-    except CalbridgeError as exc:
-        return done(request, f"/calendars/{calendar_id}", f"Not changed: {exc}", "error")
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is not None:
-        jobs.sync_calendar(calendar_id, trigger="manual")
-    return done(
+    return await _update_and_resync(
         request,
-        f"/calendars/{calendar_id}",
-        f"Export, filters and rooms of '{name}' saved; the next sync applies them.",
+        calendar_id,
+        who,
+        calendar_ops.update_assistant,
+        "Export, filters and rooms of '{name}' saved; the next sync applies them.",
     )
 
 
