@@ -20,34 +20,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import tempfile
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.table import Table
+from mailbox_bench import (
+    MAILBOX,
+    ORGANIZERS,
+    ZONES,
+    Bench,
+    Phases,
+    print_phases,
+    when,
+    with_emulator_child,
+)
 
-MAILBOX = "bookings@harbour.example"
 SERVICE = ("svc-calbridge", "bench-password")
 OUTLOOK = ("bookings", "outlook-password")
-ORGANIZERS = [
-    "mia@harbour.example",
-    "ann@acme-events.example",
-    "tom@harbour.example",
-    "raj.patel@mail.example",
-    "someone@stranger.example",
-]
-ZONES = ["W. Europe Standard Time", "GMT Standard Time", "Eastern Standard Time"]
-
-
-def when(i: int) -> datetime:
-    return datetime(2026, 12, 7, 8, tzinfo=UTC) + timedelta(days=i // 17, minutes=(i % 17) * 40)
 
 
 def serve_emulator(n: int) -> None:
@@ -62,7 +53,7 @@ def serve_emulator(n: int) -> None:
         org.add_account(*SERVICE, impersonates=(MAILBOX,))
         org.add_account(*OUTLOOK, mailbox=MAILBOX)
         for i in range(n):
-            start = when(i)
+            start = when(i).replace(tzinfo=UTC)
             address = ORGANIZERS[i % len(ORGANIZERS)]
             org.external_create(
                 MAILBOX,
@@ -106,25 +97,11 @@ class Outlook:
         self.account.bulk_update([(item, ["subject"]) for item in items])
 
 
-def bench(n: int, root: Path, info: dict[str, str]) -> dict[str, dict[str, Any]]:
-    from sqlalchemy import select
-
-    from calbridge.demo import __file__ as demo_file
-    from calbridge.domain.event import make_times
-    from calbridge.store.db import open_store
-    from calbridge.store.directory import import_directory
-    from calbridge.store.events import ManualAssignment, create_event, update_event
-    from calbridge.store.models import Event
-    from calbridge.store.secrets import SecretBox
+def bench(n: int, root: Path, info: dict[str, str]) -> Phases:
     from calbridge.sync.calendars import add_ews_calendar
-    from calbridge.sync.engine import sync_calendar
-    from calbridge.sync.providers import open_provider
 
-    store = open_store(f"sqlite:///{root / 'calbridge.db'}")
-    box = SecretBox(SecretBox.generate_key())
-    with store.session() as session:
-        import_directory(session, (Path(demo_file).parent / "directory.json").read_text())
-        cal_id = add_ews_calendar(
+    def add(session: Any, box: Any) -> Any:
+        return add_ews_calendar(
             session,
             box,
             "bookings",
@@ -135,55 +112,31 @@ def bench(n: int, root: Path, info: dict[str, str]) -> dict[str, dict[str, Any]]
             auth="basic",
             impersonate=True,
             owner="u-tom",
-        ).id
+        )
+
+    bench = Bench(root, add)
     control = httpx.Client(base_url=info["base"], timeout=60)
-    phases: dict[str, dict[str, Any]] = {}
 
     def run(phase: str) -> None:
         control.post("/_emulator/calls")
-        started = time.perf_counter()
-        report = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
-        seconds = time.perf_counter() - started
-        if not report.ok:
-            raise SystemExit(f"{phase}: {report.error}")
-        seen = control.get("/_emulator/calls").json()["operations"]
-        phases[phase] = {
-            "seconds": round(seconds, 2),
-            "requests": report.requests,
-            "EWS operations": ", ".join(f"{k} {v}" for k, v in sorted(seen.items())),
-            "pulled": report.pulled,
-            "created/updated": f"{report.created}/{report.updated}",
-            "pushed c/u/d": f"{report.pushed_created}/{report.pushed_updated}/"
-            f"{report.pushed_deleted}",
-            "peak RSS MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        }
+
+        def served() -> dict[str, Any]:
+            seen = control.get("/_emulator/calls").json()["operations"]
+            return {"EWS operations": ", ".join(f"{k} {v}" for k, v in sorted(seen.items()))}
+
+        bench.run(phase, served)
 
     run("initial import")
     run("no-change re-sync")
     share = max(1, n // 100)
     Outlook(info["url"]).rename(share, 100)
-    with store.session() as session:
-        ids = list(session.scalars(select(Event.id).order_by(Event.id)))[50::100][:share]
-        for event_id in ids:
-            event = session.get(Event, event_id)
-            assert event is not None
-            update_event(session, event, {"notes": "changed in the booking system"})
+    bench.change_bookings(share)
     run("1% changed both ways")
-    with store.session() as session:
-        for i in range(1000):
-            start = when(i).replace(tzinfo=None) + timedelta(minutes=20)
-            create_event(
-                session,
-                name=f"New booking {i}",
-                times=make_times(
-                    start, start + timedelta(hours=1), all_day=False, timezone="Europe/London"
-                ),
-                manual=ManualAssignment("co-acme", "ct-ann", "u-tom", "u-tom"),
-            )
+    bench.new_bookings(1000)
     run("1,000 new bookings pushed")
     run("re-sync reading them back")
-    store.dispose()
-    return phases
+    bench.store.dispose()
+    return bench.phases
 
 
 def main() -> None:
@@ -195,32 +148,11 @@ def main() -> None:
     if args.serve is not None:
         serve_emulator(args.serve)
         return
-    emulator = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(args.n)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        info = json.loads(emulator.stdout.readline())
-        with tempfile.TemporaryDirectory(prefix="cb-bench-ews-") as root:
-            phases = bench(args.n, Path(root), info)
-    finally:
-        if emulator.stdin is not None:
-            emulator.stdin.close()
-        emulator.wait(timeout=60)
+    phases = with_emulator_child(__file__, args.n, "cb-bench-ews-", bench)
     if args.json:
         print(json.dumps({"n": args.n, "phases": phases}, indent=2))
         return
-    table = Table(title=f"calbridge ⇄ Exchange (EWS emulator), {args.n:,} items")
-    columns = list(next(iter(phases.values())))
-    table.add_column("phase")
-    for column in columns:
-        table.add_column(column, justify="right" if column != "EWS operations" else "left")
-    for phase, figures in phases.items():
-        table.add_row(phase, *(str(figures[c]) for c in columns))
-    Console(width=170).print(table)
+    print_phases(f"calbridge ⇄ Exchange (EWS emulator), {args.n:,} items", phases)
 
 
 if __name__ == "__main__":
