@@ -28,8 +28,8 @@ from push_service import (
 )
 from sqlalchemy import select
 
+from calbridge.providers.google.notify import open_channel
 from calbridge.providers.google.provider import GoogleProvider
-from calbridge.providers.google.watch import open_channel
 from calbridge.store.db import Store, open_store
 from calbridge.store.directory import import_directory
 from calbridge.store.models import Calendar, Event, Link

@@ -46,8 +46,13 @@ from sqlalchemy import select
 
 from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError, CalendarBusy
-from calbridge.providers.google.notify import stop_watching_google_calendar, watch_google_calendar
-from calbridge.providers.google.watch import DEFAULT_TTL, RENEW_MARGIN, needs_renewal
+from calbridge.providers.google.notify import (
+    DEFAULT_TTL,
+    RENEW_MARGIN,
+    needs_renewal,
+    stop_watching_google_calendar,
+    watch_google_calendar,
+)
 from calbridge.providers.graph.notify import (
     renew_subscription,
     subscribe_calendar,

@@ -1,5 +1,6 @@
-"""Exchange Server on-premises over EWS (exchangelib): ``connection`` (settings, sign-in,
-retries, errors), ``mapping`` (items <-> neutral values), ``provider`` (pull and push).
+"""Exchange Server on-premises over EWS (exchangelib): ``http`` (the exchangelib connection:
+settings, sign-in, TLS trust, counting, retries, errors), ``mapping`` (items <-> neutral values),
+``provider`` (pull and push), ``kind`` (the registry entry).
 
 :func:`open_ews` builds the provider for a stored calendar."""
 
@@ -19,9 +20,9 @@ def open_ews(
     retry: RetryPolicy | None = None,
 ) -> Any:
     """The provider of a stored Exchange calendar: ``settings`` (see
-    :class:`~calbridge.providers.ews.connection.EwsSettings`, plus an optional ``retry``) and
+    :class:`~calbridge.providers.ews.http.EwsSettings`, plus an optional ``retry``) and
     the opened ``secret`` (``password``)."""
-    from calbridge.providers.ews.connection import EwsConnection, EwsSettings
+    from calbridge.providers.ews.http import EwsConnection, EwsSettings
     from calbridge.providers.ews.provider import EwsProvider
 
     if retry is None:

@@ -56,7 +56,7 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import BadEvent, CalbridgeError, Conflict, ProviderError, TokenExpired
-from calbridge.providers.ews.connection import EwsConnection, translate
+from calbridge.providers.ews.http import EwsConnection, translate
 from calbridge.providers.ews.mapping import (
     READ_FIELDS,
     WRITE_FIELDS,
@@ -66,7 +66,7 @@ from calbridge.providers.ews.mapping import (
     organizer_address,
     title,
 )
-from calbridge.providers.graph.delta import DeltaToken
+from calbridge.providers.window_token import DeltaToken
 
 # Reading a master only to learn its pattern: no occurrence falls in this window.
 _PATTERN_ONLY = Window(datetime(1970, 1, 1), datetime(1970, 1, 2))

@@ -1,4 +1,6 @@
-"""Google Calendar behind the provider protocol: ``provider`` (the connector), ``api`` (the
-google-api-python-client service and batches), ``auth`` / ``consent`` (service account and OAuth),
-``mapping`` / ``series`` (Event JSON ⇄ neutral values), ``writes`` (inserts, patches, deletes),
-``watch`` and ``notify`` (push channels and what a notification triggers)."""
+"""Google Calendar behind the provider protocol: ``provider`` (the connector, and the pull),
+``http`` (the google-api-python-client service, single calls and batches, errors), ``auth`` /
+``consent`` (service account and OAuth, the counted and retrying transport), ``mapping`` /
+``series`` (Event JSON ⇄ neutral values; whole series re-read), ``writes`` (inserts, patches,
+deletes), ``notify`` (watch channels and what a notification triggers), ``kind`` (the registry
+entry)."""

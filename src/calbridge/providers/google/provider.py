@@ -21,7 +21,7 @@ A cancelled single event or master is reported deleted; a cancelled exception is
 occurrence. A series' etag is a digest over the master's and every exception's etag.
 
 **Push** lives in :mod:`~calbridge.providers.google.writes`; credentials and the counted,
-retrying transport in :mod:`~calbridge.providers.google.auth` and ``google.api``.
+retrying transport in :mod:`~calbridge.providers.google.auth` and ``google.http``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import BadEmail, BadEvent
-from calbridge.providers.google.api import DEFAULT_API_BASE, GoogleApi, Json
 from calbridge.providers.google.auth import make_credentials
+from calbridge.providers.google.http import DEFAULT_API_BASE, GoogleApi, Json
 from calbridge.providers.google.mapping import (
     is_cancelled,
     is_master,

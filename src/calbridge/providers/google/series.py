@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
-from calbridge.providers.google.api import GoogleApi, Json, status_of
+from calbridge.providers.google.http import GoogleApi, Json, status_of
 from calbridge.providers.google.mapping import master_id_of
 
 MAX_BATCH = 50

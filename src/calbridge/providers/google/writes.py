@@ -36,7 +36,7 @@ from calbridge.domain.remote import (
 )
 from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import CalbridgeError, Conflict
-from calbridge.providers.google.api import (
+from calbridge.providers.google.http import (
     GoogleApi,
     Json,
     is_retryable_part,

@@ -3,8 +3,8 @@
 
 Pull: ``calendarView/delta`` over the sync window, one :class:`ChangePage` per Graph page
 (``Prefer: odata.maxpagesize``), following ``@odata.nextLink``; the ``@odata.deltaLink`` of the
-last page is the token, stamped with the window it was opened over (``graph.delta``). A delta
-link Graph no longer knows (410 ``SyncStateNotFound``), or one whose window the engine's has
+last page is the token, stamped with the window it was opened over (``providers.window_token``).
+A delta link Graph no longer knows (410 ``SyncStateNotFound``), or one whose window the engine's has
 moved past, raises :class:`TokenExpired` and the engine resyncs in full. Graph reports
 ``@removed`` both for an event that was deleted and for one that was *moved out of the window*;
 the ids are looked up (in ``$batch`` reads) so that only a real deletion cancels a booking and a
@@ -43,7 +43,6 @@ from calbridge.providers.graph.auth import (
     TokenSources,
     relink_command,
 )
-from calbridge.providers.graph.delta import DeltaToken
 from calbridge.providers.graph.http import GRAPH_API, MAX_BATCH, GraphSession, InnerResponse
 from calbridge.providers.graph.mapping import (
     KEY_PROPERTY,
@@ -53,6 +52,7 @@ from calbridge.providers.graph.mapping import (
     written_uid,
 )
 from calbridge.providers.retry import RetryPolicy
+from calbridge.providers.window_token import DeltaToken
 
 READ_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text", IdType="ImmutableId"'
 EXPAND_KEY = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY}')"
@@ -210,7 +210,7 @@ class GraphProvider:
 
     def _resume(self, token: str, window: Window) -> tuple[Window, str]:
         """The window and delta link of a stored token, unless the link cannot serve
-        ``window`` (see ``graph.delta``) or belongs to another calendar or server."""
+        ``window`` (see ``providers.window_token``) or belongs to another calendar or server."""
         stored = DeltaToken.parse(token)
         if stored is None:
             raise TokenExpired(f"{self.label}: the stored delta link records no window")

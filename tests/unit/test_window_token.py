@@ -1,11 +1,12 @@
-"""The Graph delta token: a delta link together with the window it was opened over."""
+"""The window-stamped sync token (Graph delta links, EWS sync states): a token together with the
+window it was opened over."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from calbridge.domain.remote import Window
-from calbridge.providers.graph.delta import WINDOW_DRIFT, DeltaToken
+from calbridge.providers.window_token import WINDOW_DRIFT, DeltaToken
 
 OPENED = Window(datetime(2026, 12, 2, 3, 4, 5, 678), datetime(2027, 4, 1, 3, 4, 5, 678))
 LINK = "https://graph.example/v1.0/users/a@b/calendar/calendarView/delta?$deltatoken=x|y:z"

@@ -1,4 +1,6 @@
-"""The token a Graph calendar stores: its ``@odata.deltaLink`` and the window it was opened over.
+"""A sync token stamped with the window it was opened over, for the APIs whose listing is fixed
+to a window when it starts: Graph's ``@odata.deltaLink`` and EWS's ``SyncFolderItems`` state
+(whose series are expanded over that window).
 
 Graph fixes a delta link's ``startDateTime``/``endDateTime`` when the first (full) round asks
 for them, and keeps them for the link's whole life. The engine's window moves on with the clock,
