@@ -3,6 +3,7 @@ and the people did, newest first, with cursor pagination."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -43,23 +44,34 @@ def _before(cursor: str | None, kind: str) -> int | None:
     return position[0]
 
 
-def _calendar_records(
-    session: Any, model: Any, calendar: str | None, before: int | None, limit: int
-) -> list[Any]:
-    """One page of a per-calendar record table (conflicts, rejections), newest first, with the
-    calendar's name beside each row."""
-    query = (
-        select(model, Calendar.name)
-        .join(Calendar, Calendar.id == model.calendar_id)
-        .order_by(model.id.desc())
-        .limit(limit)
-    )
-    cal_id = _calendar_id(session, calendar)
-    if cal_id is not None:
-        query = query.where(model.calendar_id == cal_id)
-    if before is not None:
-        query = query.where(model.id < before)
-    return list(session.execute(query).all())
+def _calendar_records_page(
+    request: Request,
+    response: Response,
+    kind: str,
+    model: Any,
+    calendar: str | None,
+    limit: int,
+    cursor: str | None,
+    shape: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of a per-calendar record table (conflicts, rejections), newest first: each row
+    shaped by ``shape`` with the calendar's name beside it."""
+    before = _before(cursor, kind)
+    with transaction(request) as session:
+        query = (
+            select(model, Calendar.name)
+            .join(Calendar, Calendar.id == model.calendar_id)
+            .order_by(model.id.desc())
+            .limit(limit)
+        )
+        cal_id = _calendar_id(session, calendar)
+        if cal_id is not None:
+            query = query.where(model.calendar_id == cal_id)
+        if before is not None:
+            query = query.where(model.id < before)
+        rows = list(session.execute(query).all())
+    items = [{"id": record.id, "calendar": name, **shape(record)} for record, name in rows]
+    return pagination.page(request, response, items, _next(kind, [r for r, _ in rows], limit))
 
 
 @router.get("/conflicts", summary="Fields changed on both sides, and who won")
@@ -71,13 +83,15 @@ def list_conflicts(
     limit: int = pagination.LimitQuery,
     cursor: str | None = pagination.CursorQuery,
 ) -> dict[str, Any]:
-    before = _before(cursor, "conflicts")
-    with transaction(request) as session:
-        rows = _calendar_records(session, ConflictRecord, calendar, before, limit)
-    items = [
-        {
-            "id": c.id,
-            "calendar": name,
+    return _calendar_records_page(
+        request,
+        response,
+        "conflicts",
+        ConflictRecord,
+        calendar,
+        limit,
+        cursor,
+        lambda c: {
             "booking_id": c.event_id,
             "field": c.field,
             "booking_value": c.booking_value,
@@ -85,11 +99,7 @@ def list_conflicts(
             "winner": c.winner,
             "policy": c.policy,
             "at": instant(c.at),
-        }
-        for c, name in rows
-    ]
-    return pagination.page(
-        request, response, items, _next("conflicts", [c for c, _ in rows], limit)
+        },
     )
 
 
@@ -102,22 +112,15 @@ def list_rejections(
     limit: int = pagination.LimitQuery,
     cursor: str | None = pagination.CursorQuery,
 ) -> dict[str, Any]:
-    before = _before(cursor, "rejections")
-    with transaction(request) as session:
-        rows = _calendar_records(session, Rejection, calendar, before, limit)
-    items = [
-        {
-            "id": r.id,
-            "calendar": name,
-            "uid": r.uid,
-            "remote_id": r.remote_id,
-            "reason": r.reason,
-            "at": instant(r.at),
-        }
-        for r, name in rows
-    ]
-    return pagination.page(
-        request, response, items, _next("rejections", [r for r, _ in rows], limit)
+    return _calendar_records_page(
+        request,
+        response,
+        "rejections",
+        Rejection,
+        calendar,
+        limit,
+        cursor,
+        lambda r: {"uid": r.uid, "remote_id": r.remote_id, "reason": r.reason, "at": instant(r.at)},
     )
 
 
