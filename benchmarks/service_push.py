@@ -353,12 +353,7 @@ def graph_webhook(rate: int, calendars: int = 10) -> dict[str, float]:
                     box,
                     f"room{i}",
                     mailbox,
-                    tenant=graph.tenant_id,
-                    client_id=graph.client_id,
-                    client_secret=graph.client_secret,
-                    api_base=graph.graph_url,
-                    login_base=graph.login_base,
-                    ca_file=str(graph.ca_cert_path),
+                    **graph.link_options(),
                     check=False,
                 )
         with service(folder, url) as base:

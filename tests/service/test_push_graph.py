@@ -77,13 +77,8 @@ def graph_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphSer
                 shared_box(),
                 "m365",
                 MAILBOX,
-                tenant=graph.tenant_id,
-                client_id=graph.client_id,
-                client_secret=graph.client_secret,
                 calendar_id=calendar.id,
-                api_base=graph.graph_url,
-                login_base=graph.login_base,
-                ca_file=str(graph.ca_cert_path),
+                **graph.link_options(),
             )
             calendar_id = ours.id
         env = {"CALBRIDGE_PUSH_GRAPH_LIFETIME_SECONDS": str(LIFETIME_SECONDS)}

@@ -97,13 +97,8 @@ def graph_calendar(store: Store, box: SecretBox, today: date) -> Iterator[Any]:
                 box,
                 "m365-bookings",
                 GRAPH_MAILBOX,
-                tenant=graph.tenant_id,
-                client_id=graph.client_id,
-                client_secret=graph.client_secret,
                 calendar_id=calendar.id,
-                api_base=graph.graph_url,
-                login_base=graph.login_base,
-                ca_file=str(graph.ca_cert_path),
+                **graph.link_options(),
             )
         yield graph
 

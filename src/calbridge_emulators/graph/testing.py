@@ -72,6 +72,19 @@ class GraphEmulatorHandle:
     user: str = ""
     _clients: list[httpx.Client] = field(default_factory=list)
 
+    def link_options(self) -> dict[str, str]:
+        """How calbridge signs in to this emulator: the keyword arguments of
+        ``calbridge.sync.calendars.add_graph_calendar`` for the default app (tenant, client id
+        and secret, API and login base, CA file)."""
+        return {
+            "tenant": self.tenant_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "api_base": self.graph_url,
+            "login_base": self.login_base,
+            "ca_file": str(self.ca_cert_path),
+        }
+
     # URLs & clients -----------------------------------------------------------
     @property
     def verify(self) -> str | bool:
