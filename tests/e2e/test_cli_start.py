@@ -30,16 +30,18 @@ HEAVY = (
 )
 
 
-def loaded_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+def loaded_after(
+    args: list[str], env: dict[str, str] | None = None, watch: tuple[str, ...] = HEAVY
+) -> tuple[int, list[str]]:
     """Run ``calbridge ARGS`` through ``main()`` in a fresh interpreter; the exit code and which
-    of the listed libraries were imported by then."""
+    of the ``watch``ed modules were imported by then."""
     code = (
         "import json, sys\n"
         f"sys.argv = ['calbridge', *{args!r}]\n"
         "from calbridge.cli.main import main\n"
         "try:\n    main()\n    code = 0\n"
         "except SystemExit as exc:\n    code = exc.code or 0\n"
-        f"heavy = [m for m in {list(HEAVY)!r} + ['alembic', 'googleapiclient', 'msal'] "
+        f"heavy = [m for m in {list(watch)!r} + ['alembic', 'googleapiclient', 'msal'] "
         "if m in sys.modules]\n"
         "sys.stderr.write('LOADED ' + json.dumps([code, sorted(set(heavy))]) + '\\n')\n"
     )
@@ -146,3 +148,51 @@ def test_a_database_one_migration_behind_is_brought_to_the_head(tmp_path: Path) 
         assert version == head_revision()
     finally:
         opened.dispose()
+
+
+def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_terminal_library(
+    tmp_path: Path, example_directory_text: str
+) -> None:
+    """``calbridge sync --json`` of a CalDAV calendar (a real Radicale), first with nothing on
+    it and then with nothing changed: it runs the whole engine, yet loads no other kind's
+    connector or client library, no migration tool, no iCalendar parser (there is nothing to
+    read), and nothing that only prints to a terminal (rich, pygments, click)."""
+    from calbridge.config import Settings
+    from calbridge.ops.directory import import_directory
+    from calbridge.store.secrets import SecretBox
+    from calbridge.sync.calendars import add_caldav_calendar
+    from calbridge_emulators.radicale import running_radicale
+
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"CALBRIDGE_DATA_DIR": str(data)}
+    watch = (
+        "calbridge.providers.google",
+        "calbridge.providers.graph",
+        "calbridge.providers.ews",
+        "exchangelib",
+        "icalendar",
+        "alembic",
+        "mako",
+        "rich",
+        "pygments",
+        "click",
+        "calbridge.providers.caldav.provider",
+        "calbridge.sync.engine",
+    )
+    with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
+        url = server.make_calendar("ann", "bookings")
+        store = open_store(f"sqlite:///{data / 'calbridge.db'}")
+        try:
+            with store.session() as s:
+                import_directory(s, example_directory_text, actor="test")
+                add_caldav_calendar(
+                    s, SecretBox.from_settings(Settings(data_dir=data)), "b", url, "ann", "ann-pw"
+                )
+        finally:
+            store.dispose()
+        for _run in ("first", "no change"):
+            code, loaded = loaded_after(["sync", "--json"], env, watch)
+            assert code == 0
+            # the engine and the CalDAV connector ran; nothing else was loaded
+            assert loaded == ["calbridge.providers.caldav.provider", "calbridge.sync.engine"]

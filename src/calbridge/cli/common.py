@@ -9,6 +9,10 @@ untruncated lines — tab-separated fields under a header line, or ``key: value`
 ``grep``/``cut`` work; ``--json`` remains the format for scripts. Control characters in outside
 text are shown escaped (``\\n``, ``\\x1b``), so a hostile title cannot drive the terminal or
 split a record over two lines.
+
+rich is imported when something is first printed through it (``console``, ``err_console``,
+:func:`say`, :class:`Rows` on a terminal), not when this module is: ``calbridge sync --json``
+never loads it.
 """
 
 from __future__ import annotations
@@ -17,28 +21,45 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from calbridge.config import load_settings
-from calbridge.store.db import Store, open_store
-from calbridge.sync.report import SyncReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+    from sqlalchemy.orm import Session
+
+    from calbridge.store.db import Store
+    from calbridge.sync.report import SyncReport
+
+    console: Console
+    err_console: Console
 
 
 def make_console(stderr: bool = False) -> Console:
     """A console that prints strings as they are: no markup, no emoji codes, no highlighting."""
+    from rich.console import Console
+
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
 
 
-console = make_console()
-err_console = make_console(stderr=True)
+def __getattr__(name: str) -> Any:
+    """``console`` and ``err_console``, made on first use (importing rich then)."""
+    if name in ("console", "err_console"):
+        made = make_console(stderr=name == "err_console")
+        globals()[name] = made
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-Cell = str | Text | None
+
+def _console(err: bool = False) -> Console:
+    made: Console = __getattr__("err_console" if err else "console")
+    return made
+
+
+Cell: TypeAlias = "str | Text | None"
 
 
 def shown(value: object) -> str:
@@ -78,12 +99,16 @@ def readable(value: object) -> str:
 
 def styled(value: object, style: str) -> Text:
     """Outside text (or our own) in a style, never parsed as markup."""
+    from rich.text import Text
+
     return Text(shown(value), style=style)
 
 
 def line(*parts: Cell | tuple[object, str]) -> Text:
     """One line from parts: plain strings (outside text is safe here), ``Text``, or
     ``(value, style)`` pairs."""
+    from rich.text import Text
+
     text = Text()
     for part in parts:
         if isinstance(part, tuple):
@@ -97,10 +122,12 @@ def line(*parts: Cell | tuple[object, str]) -> Text:
 
 def say(*parts: Cell | tuple[object, str], err: bool = False) -> None:
     """Print one line built by :func:`line`; on a pipe the styles simply fall away."""
-    (err_console if err else console).print(line(*parts), soft_wrap=True)
+    _console(err).print(line(*parts), soft_wrap=True)
 
 
 def _cell(value: Cell) -> Text:
+    from rich.text import Text
+
     return value.copy() if isinstance(value, Text) else Text(shown(value))
 
 
@@ -121,6 +148,9 @@ class Rows:
 
     def table(self) -> Table:
         """The rich table (columns wrap; nothing is cut with an ellipsis)."""
+        from rich import box
+        from rich.table import Table
+
         table = Table(
             title=self.title,
             show_header=not self.fields,
@@ -145,7 +175,7 @@ class Rows:
         return lines
 
     def print(self, to: Console | None = None) -> None:
-        target = to or console
+        target = to or _console()
         if target.is_terminal:
             target.print(self.table())
         else:
@@ -154,6 +184,8 @@ class Rows:
 
 
 def store() -> Store:
+    from calbridge.store.db import open_store
+
     return open_store(load_settings().resolved_database_url())
 
 

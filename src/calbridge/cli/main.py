@@ -281,10 +281,35 @@ def report_error(exc: CalbridgeError) -> int:
     return exc.exit_code
 
 
+def lighten_libraries() -> None:
+    """Two libraries do costly work at import that a calbridge process never uses:
+
+    - httpx imports its own command line (``httpx._main``: click, rich, pygments) whenever
+      those are installed — they are, for calbridge's CLI. A stand-in module is registered
+      before httpx is first imported, so only ``httpx.main`` (httpx's CLI) is missing here;
+    - pydantic scans every installed distribution's entry points for plugins the first time
+      it builds a validator; ``PYDANTIC_DISABLE_PLUGINS`` (pydantic's documented switch) skips
+      that unless the environment sets it.
+    """
+    import os
+    import types
+
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        stand_in = types.ModuleType("httpx._main")
+
+        def _no_httpx_cli() -> None:
+            raise SystemExit("httpx's command line is not available inside calbridge")
+
+        stand_in.main = _no_httpx_cli  # type: ignore[attr-defined]
+        sys.modules["httpx._main"] = stand_in
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
 def main() -> None:
     if sys.argv[1:] == ["--version"]:
         sys.stdout.write(f"calbridge {version()}\n")
         sys.exit(0)
+    lighten_libraries()
     import typer
 
     from calbridge.errors import CalbridgeError

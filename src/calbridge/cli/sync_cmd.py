@@ -1,87 +1,106 @@
-"""``calbridge sync``, ``conflicts list``, ``rejections list`` and ``events link``."""
+"""``calbridge sync``, ``conflicts list``, ``rejections list`` and ``events link``.
+
+``calbridge sync`` is run often (by hand, cron, scripts), so this module imports at start only
+Typer; the store, the engine and the one provider kind being synced are imported when the
+command runs, and rich only when a progress bar or a table is shown (``--json`` never).
+``tests/e2e/test_cli_start.py`` checks what a sync process loads.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from sqlalchemy import select
 
-from calbridge.cli.calendars_cmd import find_calendar
-from calbridge.cli.common import (
-    Cell,
-    Rows,
-    err_console,
-    print_json,
-    readable,
-    report_rows,
-    say,
-    session,
-    store,
-)
-from calbridge.config import load_settings
-from calbridge.errors import ConfigError
-from calbridge.store.events import get_event
-from calbridge.store.lookup import settings_problems
-from calbridge.store.models import Calendar, ConflictRecord, Rejection
-from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import link_event
-from calbridge.sync.engine import sync_calendar
-from calbridge.sync.providers import open_provider
-from calbridge.sync.report import SyncReport
+if TYPE_CHECKING:
+    from calbridge.cli.common import Cell, Rows
+    from calbridge.store.db import Store
+    from calbridge.store.models import ConflictRecord, Rejection
+    from calbridge.sync.report import SyncReport
 
 conflicts_app = typer.Typer(help="Fields changed on both sides, and who won.")
 rejections_app = typer.Typer(help="Calendar events that could not be imported.")
 
 
 def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
+    from calbridge.cli.common import store
+    from calbridge.config import load_settings
+    from calbridge.store.secrets import SecretBox
+    from calbridge.sync.engine import sync_calendar
+    from calbridge.sync.providers import open_provider
+
     box = SecretBox.from_settings(load_settings())
     opened = store()
     try:
-        with opened.session() as s:
-            problems = settings_problems(s)
-            if problems:
-                raise ConfigError("cannot sync: " + "; ".join(problems))
-            ids = (
-                [find_calendar(s, n).id for n in names]
-                if names
-                else list(s.scalars(select(Calendar.id).order_by(Calendar.name)))
-            )
-        reports = []
-        with Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not show_progress,
-            transient=False,
-        ) as progress:
-            for cal_id in ids:
-                task = progress.add_task(f"calendar #{cal_id}", total=None)
+        ids = _calendar_ids(opened, names)
 
-                def tick(n: int, task: TaskID = task) -> None:
-                    progress.advance(task, n)
+        def run(cal_id: int, tick: Callable[[int], None] | None) -> SyncReport:
+            def provider(calendar: Any) -> Any:
+                return open_provider(calendar, box, opened)
 
-                report = sync_calendar(
-                    opened, cal_id, lambda c: open_provider(c, box, opened), None, tick
-                )
-                progress.update(
-                    task, description=report.calendar, total=progress.tasks[-1].completed
-                )
-                reports.append(report)
-        return reports
+            return sync_calendar(opened, cal_id, provider, None, tick)
+
+        if not show_progress:
+            return [run(cal_id, None) for cal_id in ids]
+        return _with_progress(ids, run)
     finally:
         opened.dispose()
+
+
+def _calendar_ids(opened: Store, names: list[str]) -> list[int]:
+    """The calendars to sync (all, by name), once the stored settings allow a sync."""
+    from sqlalchemy import select
+
+    from calbridge.errors import ConfigError
+    from calbridge.store.lookup import settings_problems
+    from calbridge.store.models import Calendar
+
+    with opened.session() as s:
+        problems = settings_problems(s)
+        if problems:
+            raise ConfigError("cannot sync: " + "; ".join(problems))
+        if names:
+            from calbridge.sync.calendars import find_calendar
+
+            return [find_calendar(s, n).id for n in names]
+        return list(s.scalars(select(Calendar.id).order_by(Calendar.name)))
+
+
+def _with_progress(
+    ids: list[int], run: Callable[[int, Callable[[int], None] | None], SyncReport]
+) -> list[SyncReport]:
+    """Each calendar synced under its own rich progress bar (on stderr)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from calbridge.cli.common import err_console
+
+    reports = []
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        for cal_id in ids:
+            task = progress.add_task(f"calendar #{cal_id}", total=None)
+
+            def tick(n: int, task: TaskID = task) -> None:
+                progress.advance(task, n)
+
+            report = run(cal_id, tick)
+            progress.update(task, description=report.calendar, total=progress.tasks[-1].completed)
+            reports.append(report)
+    return reports
 
 
 def sync(
@@ -89,6 +108,8 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
 ) -> None:
     """Pull then push every calendar (or the named ones), incrementally."""
+    from calbridge.cli.common import print_json, report_rows
+
     reports = run_sync(names or [], show_progress=not as_json)
     if as_json:
         print_json([r.as_dict() for r in reports])
@@ -101,6 +122,9 @@ def sync(
 @conflicts_app.command("list")
 def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every field changed on both sides: both values, the winner, and when."""
+    from calbridge.cli.common import Rows, readable
+    from calbridge.store.models import ConflictRecord
+
     data = [
         {
             "calendar": calendar,
@@ -134,6 +158,9 @@ def conflicts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 @rejections_app.command("list")
 def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Calendar events skipped because they cannot be imported, with the reason."""
+    from calbridge.cli.common import Rows
+    from calbridge.store.models import Rejection
+
     data = [
         {
             "calendar": calendar,
@@ -153,11 +180,16 @@ def rejections_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     )
 
 
-Record = TypeVar("Record", ConflictRecord, Rejection)
+Record = TypeVar("Record", "ConflictRecord", "Rejection")
 
 
 def _per_calendar(model: type[Record]) -> list[tuple[Record, str]]:
     """Every record of a per-calendar log, oldest first, with its calendar's name."""
+    from sqlalchemy import select
+
+    from calbridge.cli.common import session
+    from calbridge.store.models import Calendar
+
     with session() as s:
         rows = s.execute(
             select(model, Calendar.name)
@@ -173,6 +205,8 @@ def _print_list(
     table: Rows,
     cells: Callable[[dict[str, Any]], list[Cell]],
 ) -> None:
+    from calbridge.cli.common import print_json
+
     if as_json:
         print_json(data)
         return
@@ -186,6 +220,10 @@ def events_link(
     calendar: Annotated[str, typer.Option("--calendar", help="Calendar name")],
 ) -> None:
     """Put a booking on a calendar (written at the next sync)."""
+    from calbridge.cli.common import say, session
+    from calbridge.store.events import get_event
+    from calbridge.sync.calendars import find_calendar, link_event
+
     with session() as s:
         event = get_event(s, event_id)
         link_event(s, event, find_calendar(s, calendar))
