@@ -298,3 +298,42 @@ def test_resolving_one_booker_costs_the_same_number_of_queries_for_10_and_2000_c
     large = statements_per_resolution(store, 2000)  # an upsert of a superset of the 10
     assert small == large
     assert max(small.values()) <= 12
+
+
+def test_prefetched_lookups_answer_exactly_as_one_address_queries_do_with_two_queries_a_chunk(
+    store: Store,
+) -> None:
+    """``resolve --batch`` prefetches its addresses a chunk at a time: the answers must be
+    the very rows the one-address queries give (several matches, users linked to contacts,
+    alternates, misses), and the lookups after the prefetch must not touch the database."""
+    text = json.loads(generated(60))
+    text["contacts"].append(contact("ct-twin", "twin@crm.example", "c5@alt.example"))
+    load(store, json.dumps(text))
+    addresses = [
+        *(f"c{i}@crm.example" for i in range(0, 60, 7)),
+        *(f"c{i}@alt.example" for i in range(0, 60, 5)),
+        *(f"u{i}@venue.example" for i in range(0, 60, 10)),
+        "nobody@else.example",
+        "c5@alt.example",  # two contacts share it
+    ]
+    with store.session() as s:
+        one_by_one = StoreLookup(s)
+        expected = {
+            a: (one_by_one.users_by_email(a), one_by_one.contacts_by_email(a)) for a in addresses
+        }
+    assert any(len(contacts) == 2 for _, contacts in expected.values())
+    assert any(users for users, _ in expected.values())
+    with store.session() as s:
+        batch = StoreLookup(s)
+        with counted(s) as prefetching:
+            batch.prefetch(addresses * 2)  # duplicates are asked once
+        with counted(s) as after:
+            got = {a: (batch.users_by_email(a), batch.contacts_by_email(a)) for a in addresses}
+    assert sorted_matches(got) == sorted_matches(expected)
+    assert len([q for q in prefetching if q.lstrip().upper().startswith("SELECT")]) == 2
+    assert after == []
+
+
+def sorted_matches(found: dict[str, Any]) -> dict[str, Any]:
+    """Match lists in a fixed order (neither query orders its rows; the rules pick by id)."""
+    return {a: tuple(sorted(matches, key=repr) for matches in pair) for a, pair in found.items()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
+from itertools import islice
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -14,7 +16,7 @@ from calbridge.cli.common import Rows, line, print_json, print_jsonl, say, sessi
 from calbridge.domain.assignment import Assignment, AssignmentSettings, assign
 from calbridge.domain.email import normalize_email
 from calbridge.errors import BadEmail, CalbridgeError
-from calbridge.store.lookup import StoreLookup, load_assignment_settings
+from calbridge.store.lookup import PREFETCH_CHUNK, StoreLookup, load_assignment_settings
 
 
 def assignment_json(a: Assignment) -> dict[str, Any]:
@@ -95,6 +97,19 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[str, int]]:
         yield kept[:MAX_LINE].decode("utf-8", errors="replace"), length - newline
 
 
+def _prefetched(lines: Iterator[tuple[str, int]], lookup: StoreLookup) -> Iterator[tuple[str, int]]:
+    """The lines unchanged, read ``PREFETCH_CHUNK`` at a time so that each chunk's addresses
+    are looked up together (:meth:`StoreLookup.prefetch`) before they are resolved one by one."""
+    while chunk := list(islice(lines, PREFETCH_CHUNK)):
+        addresses = []
+        for raw, length in chunk:
+            if raw.strip() and length <= MAX_LINE:
+                with suppress(BadEmail):  # reported in its turn, with the reason
+                    addresses.append(normalize_email(raw))
+        lookup.prefetch(addresses)
+        yield from chunk
+
+
 def echo(text: str, length: int) -> str:
     """What of a malformed line is shown back: at most ECHO characters, marked when cut."""
     if len(text) <= ECHO and length <= MAX_LINE:
@@ -115,7 +130,10 @@ def _batch(path: Path, lookup: StoreLookup, settings: AssignmentSettings, as_jso
     failures = 0
     table = None if as_json else Rows("email", "client", "contact", "booked by", "manager", "!")
     with stream:
-        for raw, length in _lines(stream):
+        lines = _lines(stream)
+        # Typed at a terminal, each address is answered as it is entered; otherwise (a file, a
+        # pipe) addresses are read and looked up a chunk at a time.
+        for raw, length in lines if stream.isatty() else _prefetched(lines, lookup):
             if not raw.strip():
                 continue
             try:

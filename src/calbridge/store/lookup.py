@@ -9,10 +9,16 @@ metadata, row objects) costs several times the indexed query itself (~50 µs aga
 SQLite). So each statement is compiled once per dialect and run on the DBAPI cursor of the
 session's own connection: same transaction, no per-call overhead. Such statements do not pass
 through SQLAlchemy's ``before_cursor_execute`` event; count them at the DBAPI level.
+
+A caller that knows many addresses up front (``resolve --batch``) calls
+:meth:`StoreLookup.prefetch` with a chunk of them: two ``IN`` queries answer the whole chunk,
+and the per-address lookups that follow read the answer instead of the database (~40 queries
+for 10,000 addresses instead of ~18,000). The rows are the same as the one-address queries'.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +28,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import BindParameter, ClauseElement
 
 from calbridge.domain.assignment import (
     ASSIGNABLE_USER_TYPES,
@@ -40,7 +46,7 @@ _crm_contact = aliased(Contact)
 _crm_company = aliased(Company)
 _crm_contact_company = aliased(Company)
 
-_USERS_BY_EMAIL = (
+_USERS = (
     select(
         User.id,
         User.name,
@@ -64,19 +70,22 @@ _USERS_BY_EMAIL = (
         _crm_company,
         and_(User.crm_account_kind == "company", _crm_company.id == User.crm_account_id),
     )
-    .where(
-        UserEmail.address == bindparam("address", required=False),
-        User.active.is_(True),
-        User.type.in_(ASSIGNABLE_USER_TYPES),
-    )
+    .where(User.active.is_(True), User.type.in_(ASSIGNABLE_USER_TYPES))
 )
-
-_CONTACTS_BY_EMAIL = (
+_CONTACTS = (
     select(Contact.id, Contact.name, ContactEmail.is_primary, Company.id, Company.name)
     .join(ContactEmail, ContactEmail.contact_id == Contact.id)
     .outerjoin(Company, Company.id == Contact.company_id)
-    .where(ContactEmail.address == bindparam("address", required=False))
 )
+_USERS_BY_EMAIL = _USERS.where(UserEmail.address == bindparam("address", required=False))
+_CONTACTS_BY_EMAIL = _CONTACTS.where(ContactEmail.address == bindparam("address", required=False))
+# The same two queries for many addresses at once, each row ending with the address it answers.
+_MANY: BindParameter[list[str]] = bindparam("addresses", expanding=True)
+_USERS_BY_EMAILS = _USERS.add_columns(UserEmail.address).where(UserEmail.address.in_(_MANY))
+_CONTACTS_BY_EMAILS = _CONTACTS.add_columns(ContactEmail.address).where(
+    ContactEmail.address.in_(_MANY)
+)
+PREFETCH_CHUNK = 500  # addresses per IN list (well under every database's parameter limit)
 
 
 @dataclass(frozen=True)
@@ -113,8 +122,28 @@ class StoreLookup:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._users, self._contacts = _prepared(session.get_bind().dialect)
+        self._user_rows: dict[str, list[Any]] = {}  # prefetched answers by address
+        self._contact_rows: dict[str, list[Any]] = {}
 
-    def _rows(self, statement: _Prepared, address: str) -> list[Any]:
+    def prefetch(self, addresses: Iterable[str]) -> None:
+        """Answer the lookups of these (normalized) addresses with two queries per chunk; the
+        answers replace earlier ones. Only for a read-only pass: a directory change made in
+        this session after the prefetch is not seen by the prefetched addresses."""
+        wanted = list(dict.fromkeys(addresses))
+        for at in range(0, len(wanted), PREFETCH_CHUNK):
+            chunk = wanted[at : at + PREFETCH_CHUNK]
+            for known, many in (
+                (self._user_rows, _USERS_BY_EMAILS),
+                (self._contact_rows, _CONTACTS_BY_EMAILS),
+            ):
+                found: dict[str, list[Any]] = {address: [] for address in chunk}
+                for row in self.session.execute(many, {"addresses": chunk}):
+                    found[row[-1]].append(tuple(row[:-1]))
+                known.update(found)
+
+    def _rows(self, statement: _Prepared, address: str, known: dict[str, list[Any]]) -> list[Any]:
+        if address in known:
+            return known[address]
         if self.session.autoflush:  # as session.execute would: see pending ORM changes
             self.session.flush()
         with closing(self.session.connection().connection.cursor()) as cursor:
@@ -123,7 +152,7 @@ class StoreLookup:
 
     def users_by_email(self, address: str) -> list[UserMatch]:
         out = []
-        for row in self._rows(self._users, address):
+        for row in self._rows(self._users, address, self._user_rows):
             uid, uname, utype, active, primary, kind, crm_id, contact_name, company_name = row[:9]
             cc_id, cc_name = row[9:]
             account: AccountRef | None = None
@@ -145,7 +174,9 @@ class StoreLookup:
                 bool(primary),
                 Ref(co_id, co_name) if co_id is not None else None,
             )
-            for cid, cname, primary, co_id, co_name in self._rows(self._contacts, address)
+            for cid, cname, primary, co_id, co_name in self._rows(
+                self._contacts, address, self._contact_rows
+            )
         ]
 
 
