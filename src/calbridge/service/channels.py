@@ -1,21 +1,28 @@
-"""Push channels of the running service: a Google watch channel per Google calendar and a
-Graph subscription (with its lifecycle URL) per Microsoft 365 calendar, kept alive.
+"""Push channels of the running service: a Google watch channel per Google calendar, a
+Graph subscription (with its lifecycle URL) per Microsoft 365 calendar and an EWS streaming
+subscription per Exchange calendar, kept alive.
 
-Only with a public URL (``CALBRIDGE_PUBLIC_URL``): Google and Microsoft must be able to reach
-``{public_url}/hooks/google`` and ``{public_url}/hooks/graph``; without one push is off and
-the scheduler polls those calendars more often instead.
+Google and Graph only with a public URL (``CALBRIDGE_PUBLIC_URL``): Google and Microsoft must
+be able to reach ``{public_url}/hooks/google`` and ``{public_url}/hooks/graph``; without one
+their push is off and the scheduler polls those calendars more often instead. Exchange streams
+need no public URL — the service calls Exchange and keeps the connection open
+(:mod:`calbridge.providers.ews.notify`); each change enqueues the calendar's sync through the
+same per-calendar throttle as ``/hooks/*`` notifications.
 
 :meth:`ChannelKeeper.run_once` is what the scheduler calls (at start, once the web server
 answers — Graph calls ``/hooks/graph`` back before it creates a subscription — and then every
 ``CHECK_SECONDS``):
 
-- *ensure*: every Google / Graph calendar that pulls (direction ``both`` or ``pull``), is not
-  paused and has no channel to this address (a new calendar, a changed public URL) gets one;
+- *ensure*: every Google / Graph / Exchange calendar that pulls (direction ``both`` or
+  ``pull``), is not paused and has no channel to this address (a new calendar, a changed
+  public URL) gets one;
 - *renew*: a channel whose expiry is near is replaced (Google: a new channel, the old one
   stopped) or extended (Graph: ``PATCH``, re-created when Graph forgot it). Lifetimes: Google
   channels ``google_ttl`` (7 days), renewed a day before; Graph events subscriptions
   ``graph_lifetime`` (3 days; at most 10,080 minutes), renewed a day before. Shorter
-  lifetimes renew at a third of the lifetime before expiry.
+  lifetimes renew at a third of the lifetime before expiry. Exchange: the stream's lease is
+  renewed (its thread reconnects and re-subscribes by itself); a calendar that no longer
+  qualifies (removed, paused) has its stream stopped.
 
 One calendar's failure (credentials, outage) is logged and retried after ``RETRY_SECONDS``;
 the others go on.
@@ -46,6 +53,7 @@ from sqlalchemy import select
 
 from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError, CalendarBusy
+from calbridge.providers.ews.notify import StreamKeeper, unsubscribe_calendar
 from calbridge.providers.google.notify import (
     DEFAULT_TTL,
     RENEW_MARGIN,
@@ -56,7 +64,9 @@ from calbridge.providers.google.notify import (
 from calbridge.providers.graph.notify import (
     renew_subscription,
     subscribe_calendar,
-    unsubscribe_calendar,
+)
+from calbridge.providers.graph.notify import (
+    unsubscribe_calendar as unsubscribe_graph_calendar,
 )
 from calbridge.providers.graph.subscriptions import LIFETIME, RENEW_BEFORE, Subscription
 from calbridge.providers.registry import kind_of, push_kinds
@@ -92,6 +102,9 @@ class PushSettings(BaseSettings):
     stray_stop_seconds: float = Field(
         default=30.0, ge=0, description="wait before stopping a channel no calendar uses"
     )
+    ews_stream_minutes: int = Field(
+        default=30, ge=1, le=30, description="an Exchange stream's connection timeout"
+    )
 
 
 def renew_margin(lifetime: timedelta, default: timedelta) -> timedelta:
@@ -107,6 +120,7 @@ class KeeperReport:
     renewed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
 
 
 def watched_identity(kind: str, name: str, settings: dict[str, object]) -> str:
@@ -129,6 +143,8 @@ def stop_push(store: Store, box: SecretBox, name: str) -> str | None:
         if kind == "google" and settings.get("watch"):
             stop_watching_google_calendar(store, box, name)
         elif kind == "graph" and settings.get("subscription"):
+            unsubscribe_graph_calendar(store, box, name)
+        elif kind == "ews" and settings.get("stream"):
             unsubscribe_calendar(store, box, name)
     except (CalbridgeError, httpx.HTTPError) as exc:
         return (
@@ -142,30 +158,57 @@ def stop_push(store: Store, box: SecretBox, name: str) -> str | None:
 class ChannelKeeper:
     store: Store
     box: SecretBox
-    public_url: str
+    public_url: str | None
     google_ttl: timedelta = DEFAULT_TTL
     graph_lifetime: timedelta = LIFETIME
     provider_factory: ProviderFactory | None = None
     clock: Callable[[], datetime] = utcnow
+    on_change: Callable[[int], None] | None = None  # Exchange streams: enqueue a sync
+    stream_minutes: int = 30
     _retry_at: dict[int, float] = field(default_factory=dict)
+    _streams: StreamKeeper | None = None
+
+    @property
+    def streams(self) -> StreamKeeper:
+        if self._streams is None:
+            self._streams = StreamKeeper(
+                self.store,
+                self._ews_connection,
+                self.on_change or (lambda calendar_id: None),
+                minutes=self.stream_minutes,
+            )
+        return self._streams
+
+    def _ews_connection(self, calendar_id: int) -> Any:
+        factory = self.provider_factory or (lambda c: open_provider(c, self.box))
+        with self.store.session() as session:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is None:
+                raise CalbridgeError(f"calendar {calendar_id} was removed")
+            provider = factory(calendar)
+        conn: Any = provider.conn  # type: ignore[attr-defined]
+        return conn
 
     @property
     def google_address(self) -> str:
-        return self.public_url.rstrip("/") + GOOGLE_PATH
+        return (self.public_url or "").rstrip("/") + GOOGLE_PATH
 
     @property
     def graph_address(self) -> str:
-        return self.public_url.rstrip("/") + GRAPH_PATH
+        return (self.public_url or "").rstrip("/") + GRAPH_PATH
 
     @property
     def lifecycle_address(self) -> str:
-        return self.public_url.rstrip("/") + LIFECYCLE_PATH
+        return (self.public_url or "").rstrip("/") + LIFECYCLE_PATH
 
     def run_once(self) -> KeeperReport:
         """Open missing channels and renew the ones expiring soon."""
         report = KeeperReport()
         now = self.clock()
-        for calendar_id, name in self._push_calendars():
+        calendars = self._push_calendars()
+        if self._streams is not None:
+            report.stopped = self._streams.retain({c for c, _ in calendars})
+        for calendar_id, name in calendars:
             if self._retry_at.get(calendar_id, 0.0) > time.monotonic():
                 continue
             try:
@@ -184,10 +227,11 @@ class ChannelKeeper:
         return report
 
     def _push_calendars(self) -> list[tuple[int, str]]:
+        kinds = push_kinds() if self.public_url else ["ews"]
         with self.store.session() as session:
             rows = session.execute(
                 select(Calendar.id, Calendar.name).where(
-                    Calendar.kind.in_(push_kinds()),
+                    Calendar.kind.in_(kinds),
                     Calendar.direction.in_(("both", "pull")),
                     Calendar.paused.is_(False),
                 )
@@ -212,6 +256,12 @@ class ChannelKeeper:
         report: KeeperReport,
     ) -> None:
         of = watched_identity(kind, name, settings)
+        if kind == "ews":
+            if self.streams.keep(calendar_id, name, settings, of, now) == "opened":
+                report.opened.append(name)
+            return
+        if not self.public_url:
+            return
         if kind == "google":
             watch = settings.get("watch")
             if (
@@ -304,10 +354,14 @@ class _KeeperTask:
             return
         self.last_pass = now
         report = self.keeper.run_once()
-        if report.opened or report.renewed:
+        if report.opened or report.renewed or report.stopped:
             log.info(
                 "push channels kept",
-                extra={"opened": report.opened, "renewed": report.renewed},
+                extra={
+                    "opened": report.opened,
+                    "renewed": report.renewed,
+                    "stopped": report.stopped,
+                },
             )
 
     def _answers(self) -> bool:
@@ -321,7 +375,8 @@ def schedule(scheduler: Any, ctx: Any, jobs: Any) -> None:
     """Register the push side's periodic work on the service's scheduler (called by
     ``calbridge serve``): booking changes made outside the service
     (:class:`~calbridge.service.booking_watch.BookingWatcher`, every tick), email alerts
-    (:class:`~calbridge.service.alerts.Alerter`) and, with a public URL, the channels."""
+    (:class:`~calbridge.service.alerts.Alerter`) and the channels: Exchange streams always,
+    Google and Graph channels with a public URL."""
     from calbridge.service.alerts import CHECK_SECONDS as ALERT_SECONDS
     from calbridge.service.alerts import Alerter
     from calbridge.service.booking_watch import BookingWatcher
@@ -331,17 +386,24 @@ def schedule(scheduler: Any, ctx: Any, jobs: Any) -> None:
     watcher.start()
     scheduler.every(settings.scheduler_tick_seconds, "booking changes", watcher.run_once)
     scheduler.every(ALERT_SECONDS, "alerts", Alerter(ctx.store).run_once)
-    if not settings.public_url:
-        return
     push = PushSettings()
     box = SecretBox.from_settings(load_settings())
+    from calbridge.service.hooks import Throttle
+
+    throttle = Throttle(push.min_interval_seconds)
+
+    def changed(calendar_id: int) -> None:
+        throttle.submit(calendar_id, lambda: jobs.sync_calendar(calendar_id, trigger="push"))
+
     keeper = ChannelKeeper(
         ctx.store,
         box,
-        settings.public_url,
+        settings.public_url or None,
         google_ttl=timedelta(seconds=push.google_ttl_seconds),
         graph_lifetime=timedelta(seconds=push.graph_lifetime_seconds),
         provider_factory=lambda c: open_provider(c, box),
+        on_change=changed,
+        stream_minutes=push.ews_stream_minutes,
     )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     local = f"http://{host}:{settings.port}"

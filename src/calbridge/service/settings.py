@@ -3,11 +3,12 @@
 ``calbridge serve`` / ``calbridge worker`` build it from the environment and then apply their
 command-line flags on top (a flag wins over the variable). Nothing here opens anything.
 
-Polling: CalDAV calendars are polled every 2 minutes (a no-change poll is one request); Google
-and Graph calendars every 15 minutes as a backstop behind push. Without a public URL Google
-and Microsoft cannot call us back, so push is off and their interval is shortened to
-``poll_without_push_seconds``. A calendar may carry its own interval
-(``calendars.poll_seconds``), which wins over these defaults.
+Polling: CalDAV calendars are polled every 2 minutes (a no-change poll is one request); Google,
+Graph and Exchange calendars every 15 minutes as a backstop behind push. Without a public URL
+Google and Microsoft cannot call us back, so their push is off and their interval is shortened
+to ``poll_without_push_seconds``; Exchange streams need no public URL (the service keeps the
+connection to Exchange open), so Exchange keeps its 15 minutes. A calendar may carry its own
+interval (``calendars.poll_seconds``), which wins over these defaults.
 
 Idle connections stay open ``keep_alive_seconds`` (75 s): Google's and Microsoft's senders and
 a reverse proxy in front keep connections to us alive, and a server that closes an idle one
@@ -38,6 +39,7 @@ class ServiceSettings(BaseSettings):
     poll_caldav_seconds: float = Field(default=120.0, gt=0)
     poll_google_seconds: float = Field(default=900.0, gt=0)
     poll_graph_seconds: float = Field(default=900.0, gt=0)
+    poll_ews_seconds: float = Field(default=900.0, gt=0)
     poll_without_push_seconds: float = Field(default=120.0, gt=0)
     idle_backoff: bool = Field(
         default=False, description="double a calendar's interval (up to 4x) while nothing changes"
@@ -69,6 +71,8 @@ class ServiceSettings(BaseSettings):
         """Default seconds between polls of a calendar of this kind."""
         if kind == "caldav":
             return self.poll_caldav_seconds
+        if kind == "ews":
+            return self.poll_ews_seconds  # streams need no public URL
         interval = self.poll_google_seconds if kind == "google" else self.poll_graph_seconds
         if not self.push_enabled:
             return min(interval, self.poll_without_push_seconds)

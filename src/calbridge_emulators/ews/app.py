@@ -5,23 +5,38 @@ Faults injected on the organisation (``Organisation.inject``) are served before 
 runs: ``busy`` → an ``ErrorServerBusy`` SOAP fault carrying ``BackOffMilliseconds``; ``503`` →
 HTTP 503 (as IIS does when the app pool recycles); ``sync_state`` → the mailbox forgets its sync
 states, so the next ``SyncFolderItems`` answers ``ErrorInvalidSyncStateData``.
+
+``GetStreamingEvents`` is answered as Exchange does: one HTTP response, chunked, carrying one
+SOAP envelope after another on the open connection — the events of the named subscriptions as
+they happen, a ``ConnectionStatus`` ``OK`` heartbeat while nothing does, and ``Closed`` once
+the connection timeout the client asked for (or ``stream_cap_seconds``) is over. An unknown or
+expired subscription is an ``ErrorSubscriptionNotFound`` message naming it in
+``ErrorSubscriptionIds``. :meth:`Organisation.drop_streams` cuts open streams mid-response.
 """
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .auth import Authenticator, AuthFailed
-from .operations import ItemError, Operations, Request, SoapFault
+from .operations import ItemError, Operations, Request, SoapFault, StreamRefused
 from .schema import envelope, fault
 from .store import Organisation
 
 XML = "text/xml; charset=utf-8"
+STREAM_TICK = 0.05  # how often an open stream looks for new events
+
+
+class StreamDropped(Exception):
+    """Raised inside a streaming response to cut the connection (a network drop)."""
 
 
 def create_app(org: Organisation, auth: Authenticator) -> Starlette:
@@ -72,6 +87,8 @@ def create_app(org: Organisation, auth: Authenticator) -> Starlette:
                 box = org.mailbox(target)
                 if box is not None:
                     box.forget_sync_states()
+        if soap.operation == "GetStreamingEvents":
+            return streaming(soap)
         try:
             answer = operations.handle(soap)
         except SoapFault as exc:
@@ -79,6 +96,57 @@ def create_app(org: Organisation, auth: Authenticator) -> Starlette:
         except ItemError as exc:  # a request-wide item error (e.g. the mailbox itself)
             return Response(fault(exc.code, exc.message, org.version), 500, media_type=XML)
         return Response(envelope(answer, org.version), 200, media_type=XML)
+
+    def streaming(soap: Request) -> Response:
+        try:
+            subscriptions, minutes = operations.streaming_subscriptions(soap)
+        except StreamRefused as exc:
+            refused = operations.streaming_error(exc.subscription_id)
+            return Response(envelope(refused, org.version), 200, media_type=XML)
+        except SoapFault as exc:
+            return Response(fault(exc.code, exc.message, org.version), 500, media_type=XML)
+        limit = float(minutes * 60)
+        if org.stream_cap_seconds is not None:
+            limit = min(limit, org.stream_cap_seconds)
+        drops = org.drops
+        with org.lock:
+            for found in subscriptions:
+                found.streams += 1
+
+        async def body() -> AsyncIterator[bytes]:
+            loop = asyncio.get_running_loop()
+            started = beat = loop.time()
+            try:
+                first = operations.streaming_message(subscriptions, "OK")
+                if first is not None:
+                    yield envelope(first, org.version)
+                while True:
+                    await asyncio.sleep(STREAM_TICK)
+                    now = loop.time()
+                    if org.drops != drops:
+                        raise StreamDropped("the emulator dropped this stream")
+                    if any(org.subscription(s.id) is not s for s in subscriptions):
+                        closed = operations.streaming_message(subscriptions, "Closed")
+                        if closed is not None:
+                            yield envelope(closed, org.version)
+                        return
+                    if now - started >= limit:
+                        closed = operations.streaming_message(subscriptions, "Closed")
+                        if closed is not None:
+                            yield envelope(closed, org.version)
+                        return
+                    status = "OK" if now - beat >= org.heartbeat_seconds else None
+                    message = operations.streaming_message(subscriptions, status)
+                    if message is not None:
+                        beat = now
+                        yield envelope(message, org.version)
+            finally:
+                with org.lock:
+                    for found in subscriptions:
+                        found.streams -= 1
+                        found.last_served = datetime.now(UTC)
+
+        return StreamingResponse(body(), 200, media_type=XML)
 
     async def calls(request: HttpRequest) -> Response:
         """Control API (local test tool, unauthenticated): SOAP operations served so far, by

@@ -19,7 +19,17 @@ from zoneinfo import ZoneInfo
 from calbridge.domain.windows_zones import resolve_zone
 
 from .schema import CALENDAR_ITEM, SEQUENCES, M, T, build, el
-from .store import MONTHS, Account, Item, Mailbox, Organisation, Organizer, Pattern, new_id
+from .store import (
+    MONTHS,
+    Account,
+    Item,
+    Mailbox,
+    Organisation,
+    Organizer,
+    Pattern,
+    Subscription,
+    new_id,
+)
 
 MAX_SYNC_CHANGES = 512
 
@@ -30,6 +40,14 @@ class SoapFault(Exception):
         self.code = code
         self.message = message
         self.back_off_ms = back_off_ms
+
+
+class StreamRefused(Exception):
+    """A ``GetStreamingEvents`` request names a subscription the server does not know."""
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(subscription_id)
+        self.subscription_id = subscription_id
 
 
 class ItemError(Exception):
@@ -194,6 +212,8 @@ class Operations:
             "DeleteItem": self.delete_item,
             "FindItem": self.find_item,
             "ResolveNames": self.resolve_names,
+            "Subscribe": self.subscribe,
+            "Unsubscribe": self.unsubscribe,
         }
 
     def handle(self, request: Request) -> ET.Element:
@@ -743,6 +763,161 @@ class Operations:
                 box.cancellations_sent.append(item.id)
             messages.append(self.message(name))
         return self.response("DeleteItem", messages)
+
+    # ------------------------------------------------------------ streaming notifications
+    STREAMABLE = frozenset(
+        {"CopiedEvent", "CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent"}
+    )
+
+    def subscribe(self, request: Request) -> ET.Element:
+        """``Subscribe`` with a ``StreamingSubscriptionRequest`` on one calendar folder (pull
+        and push subscriptions are not emulated: calbridge uses streaming ones)."""
+        node = request.operation_node
+        name = "SubscribeResponseMessage"
+        wanted = node.find(m("StreamingSubscriptionRequest"))
+        if wanted is None:
+            raise SoapFault(
+                "ErrorInvalidSubscriptionRequest",
+                "Only streaming subscriptions are supported by this server.",
+            )
+        try:
+            box = request.folder_mailbox(wanted.find(f"{t('FolderIds')}/*"))
+        except ItemError as exc:
+            return self.response("Subscribe", [self.error(name, exc.code, exc.message)])
+        types = frozenset(
+            (e.text or "").strip() for e in wanted.iterfind(f"{t('EventTypes')}/{t('EventType')}")
+        )
+        if not types or not types <= self.STREAMABLE | {"NewMailEvent", "FreeBusyChangedEvent"}:
+            raise SoapFault("ErrorInvalidSubscriptionRequest", "The event types are not valid.")
+        made = self.org.subscribe(box, request.account.username, types)
+        return self.response("Subscribe", [self.message(name, [el(M, "SubscriptionId", made.id)])])
+
+    def unsubscribe(self, request: Request) -> ET.Element:
+        name = "UnsubscribeResponseMessage"
+        wanted = (request.operation_node.findtext(m("SubscriptionId")) or "").strip()
+        found = self.org.subscription(wanted)
+        if found is None:
+            return self.response(
+                "Unsubscribe",
+                [
+                    self.error(
+                        name,
+                        "ErrorSubscriptionNotFound",
+                        "The specified subscription was not found.",
+                    )
+                ],
+            )
+        if found.account != request.account.username:
+            return self.response(
+                "Unsubscribe",
+                [
+                    self.error(
+                        name,
+                        "ErrorSubscriptionAccessDenied",
+                        "The caller does not have access to this subscription.",
+                    )
+                ],
+            )
+        self.org.unsubscribe(wanted)
+        return self.response("Unsubscribe", [self.message(name)])
+
+    def streaming_subscriptions(self, request: Request) -> tuple[list[Subscription], int]:
+        """The subscriptions a ``GetStreamingEvents`` request names and its connection timeout
+        in minutes; a :class:`SoapFault` when one is unknown or expired (Exchange answers
+        with an error message naming them: see :meth:`streaming_error`)."""
+        node = request.operation_node
+        ids = [
+            (e.text or "").strip()
+            for e in node.iterfind(f"{m('SubscriptionIds')}/{t('SubscriptionId')}")
+        ]
+        minutes_text = (node.findtext(m("ConnectionTimeout")) or "").strip()
+        if not ids or not minutes_text.isdigit() or not 1 <= int(minutes_text) <= 30:
+            raise SoapFault(
+                "ErrorInvalidRequest",
+                "GetStreamingEvents needs subscription ids and a ConnectionTimeout of 1-30 min.",
+            )
+        found = []
+        with self.org.lock:
+            for sid in ids:
+                live = self.org.subscription(sid)
+                if live is None:
+                    raise StreamRefused(sid)
+                found.append(live)
+        return found, int(minutes_text)
+
+    @staticmethod
+    def streaming_error(sid: str) -> ET.Element:
+        name = "GetStreamingEventsResponseMessage"
+        missing = el(M, "ErrorSubscriptionIds")
+        missing.append(el(M, "SubscriptionId", sid))
+        return Operations.response(
+            "GetStreamingEvents",
+            [
+                Operations.error(
+                    name,
+                    "ErrorSubscriptionNotFound",
+                    "The specified subscription was not found.",
+                    [missing],
+                )
+            ],
+        )
+
+    def streaming_message(
+        self, subscriptions: list[Subscription], status: str | None
+    ) -> ET.Element | None:
+        """The next ``GetStreamingEventsResponse``: the events waiting on ``subscriptions``
+        (taken off them), or only ``status`` (``OK`` heartbeat, ``Closed``); None when there
+        is nothing to send."""
+        name = "GetStreamingEventsResponseMessage"
+        notifications = []
+        with self.org.lock:
+            for found in subscriptions:
+                events, found.pending = found.pending, []
+                if not events:
+                    continue
+                box = self.org.mailbox(found.mailbox)
+                parent = box.calendar_id if box is not None else ""
+                notification = build(
+                    M,
+                    "Notification",
+                    [
+                        el(T, "SubscriptionId", found.id),
+                        *(
+                            build(
+                                T,
+                                kind,
+                                [
+                                    el(T, "TimeStamp", _iso(stamp)),
+                                    el(
+                                        T,
+                                        "ItemId",
+                                        attrs={"Id": item_id, "ChangeKey": key}
+                                        if key
+                                        else {"Id": item_id},
+                                    ),
+                                    el(
+                                        T,
+                                        "ParentFolderId",
+                                        attrs={"Id": parent, "ChangeKey": "AQAAAA=="},
+                                    ),
+                                ],
+                            )
+                            for kind, item_id, key, stamp in events
+                        ),
+                    ],
+                )
+                notifications.append(notification)
+                found.last_served = datetime.now(UTC)
+        if not notifications and status is None:
+            return None
+        children: list[ET.Element] = []
+        if notifications:
+            container = el(M, "Notifications")
+            container.extend(notifications)
+            children.append(container)
+        if status is not None:
+            children.append(el(M, "ConnectionStatus", status))
+        return self.response("GetStreamingEvents", [self.message(name, children)])
 
     # ------------------------------------------------------------ FindItem
     def find_item(self, request: Request) -> ET.Element:

@@ -35,6 +35,7 @@ class Sequence:
     ns: str
     children: tuple[str, ...]
     required: frozenset[str] = frozenset()
+    choice: tuple[str, ...] = ()  # an unbounded xs:choice after ``children``, order kept
 
 
 # m:ResponseMessageType, then the extension each response message adds after it.
@@ -128,6 +129,21 @@ CALENDAR_ITEM = (
     "MeetingWorkspaceUrl",
     "NetShowUrl",
 )
+# t:BaseObjectChangedEventType (extends t:BaseNotificationEventType: Watermark) and its kin
+_CHANGED = ("Watermark", "TimeStamp", "FolderId", "ItemId", "ParentFolderId")
+_CHANGED_REQUIRED = frozenset({"TimeStamp", "ParentFolderId"})
+_MOVED = (*_CHANGED, "OldFolderId", "OldItemId", "OldParentFolderId")
+NOTIFICATION_EVENTS = (
+    "CopiedEvent",
+    "CreatedEvent",
+    "DeletedEvent",
+    "ModifiedEvent",
+    "MovedEvent",
+    "NewMailEvent",
+    "StatusEvent",
+    "FreeBusyChangedEvent",
+)
+
 BASE_FOLDER = (
     "FolderId",
     "ParentFolderId",
@@ -156,6 +172,26 @@ SEQUENCES: dict[tuple[str, str], Sequence] = {
     ),
     (M, "ResolveNamesResponseMessage"): Sequence(M, (*_RESPONSE, "ResolutionSet")),
     (M, "ConvertIdResponseMessage"): Sequence(M, (*_RESPONSE, "AlternateId")),
+    (M, "SubscribeResponseMessage"): Sequence(M, (*_RESPONSE, "SubscriptionId", "Watermark")),
+    (M, "UnsubscribeResponseMessage"): Sequence(M, _RESPONSE),
+    (M, "GetStreamingEventsResponseMessage"): Sequence(
+        M, (*_RESPONSE, "Notifications", "ErrorSubscriptionIds", "ConnectionStatus")
+    ),
+    (M, "Notifications"): Sequence(M, ()),  # m:NonEmptyArrayOfNotificationsType
+    (M, "ErrorSubscriptionIds"): Sequence(M, ()),  # m:ArrayOfSubscriptionIdsType
+    # m:Notification is a t:NotificationType: its children are in the types namespace
+    (M, "Notification"): Sequence(
+        T,
+        ("SubscriptionId", "PreviousWatermark", "MoreEvents"),
+        frozenset({"SubscriptionId"}),
+        NOTIFICATION_EVENTS,
+    ),
+    (T, "CreatedEvent"): Sequence(T, _CHANGED, _CHANGED_REQUIRED),
+    (T, "DeletedEvent"): Sequence(T, _CHANGED, _CHANGED_REQUIRED),
+    (T, "ModifiedEvent"): Sequence(T, (*_CHANGED, "UnreadCount"), _CHANGED_REQUIRED),
+    (T, "MovedEvent"): Sequence(T, _MOVED, _CHANGED_REQUIRED),
+    (T, "CopiedEvent"): Sequence(T, _MOVED, _CHANGED_REQUIRED),
+    (T, "StatusEvent"): Sequence(T, ("Watermark",)),
     # types.xsd
     (T, "CalendarItem"): Sequence(T, CALENDAR_ITEM),
     (T, "CalendarFolder"): Sequence(T, (*BASE_FOLDER, "PermissionSet")),
@@ -221,8 +257,9 @@ def build(
     node = el(ns, name, attrs=attrs)
     given = [c for c in children if c is not None]
     sequence = SEQUENCES.get((ns, name))
-    if sequence is not None and sequence.children:
+    if sequence is not None and (sequence.children or sequence.choice):
         order = {child: n for n, child in enumerate(sequence.children)}
+        order |= {child: len(sequence.children) for child in sequence.choice}
         for child in given:
             local = child.tag.split("}", 1)[1]
             if local not in order:

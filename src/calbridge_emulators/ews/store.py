@@ -13,6 +13,14 @@ tests poke the store from their own thread). What Exchange does and the emulator
   ``SyncFolderItems`` — a change to one is a change of its master.
 * Times are instants (aware UTC); an item also keeps the Windows time-zone ids of its start and
   end, in which all-day items start at midnight and series repeat in wall-clock time.
+* Streaming subscriptions (:class:`Subscription`) on a mailbox's calendar collect the events
+  of every write (``CreatedEvent`` / ``ModifiedEvent`` / ``DeletedEvent``; a change to an
+  exception is a ``ModifiedEvent`` of its master) until a ``GetStreamingEvents`` connection
+  takes them. A subscription no connection has served for ``idle_lifetime`` (Exchange: 30
+  minutes) expires; ``stream_cap_seconds`` shortens every connection (the server closing it,
+  ``ConnectionStatus`` ``Closed``), :meth:`Organisation.drop_streams` cuts open connections
+  without a word (a network drop) and :meth:`Organisation.forget_subscriptions` makes the server
+  forget them (a restart): both are what a client must survive.
 """
 
 from __future__ import annotations
@@ -191,6 +199,20 @@ class Mailbox:
 
 
 @dataclass
+class Subscription:
+    """A streaming subscription to one mailbox's calendar folder: the events not yet sent."""
+
+    id: str
+    mailbox: str
+    account: str
+    event_types: frozenset[str]
+    pending: list[tuple[str, str, str, datetime]] = field(default_factory=list)
+    # (event type, item id, change key, time stamp)
+    last_served: datetime = field(default_factory=lambda: datetime.now(UTC))
+    streams: int = 0  # open GetStreamingEvents connections
+
+
+@dataclass
 class Account:
     """A Windows account that can sign in: its own mailbox (if any) and the mailboxes it may
     impersonate (ApplicationImpersonation scoped to them; ``"*"`` = all)."""
@@ -240,6 +262,11 @@ class Organisation:
         self.http_requests = 0
         self.max_changes_seen: list[int] = []
         self._uids = itertools.count(1)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.idle_lifetime = timedelta(minutes=30)
+        self.stream_cap_seconds: float | None = None  # None: the client's ConnectionTimeout
+        self.heartbeat_seconds = 5.0  # ConnectionStatus OK while nothing happens
+        self.drops = 0  # bumped by drop_streams(): open connections end without a word
 
     def reset(self) -> None:
         """Forget every account, mailbox, fault and counter (between tests)."""
@@ -250,6 +277,10 @@ class Organisation:
             self.calls.clear()
             self.max_changes_seen.clear()
             self.http_requests = 0
+            self.subscriptions.clear()
+            self.idle_lifetime = timedelta(minutes=30)
+            self.stream_cap_seconds = None
+            self.heartbeat_seconds = 5.0
 
     # ------------------------------------------------------------ a person using Outlook
     def external_create(
@@ -395,6 +426,54 @@ class Organisation:
                     return fault
             return None
 
+    # ------------------------------------------------------------ streaming subscriptions
+    def subscribe(self, box: Mailbox, account: str, event_types: frozenset[str]) -> Subscription:
+        with self.lock:
+            self.expire_subscriptions()
+            found = Subscription(new_id(b"JwBkYjNw"), box.smtp, account, event_types)
+            self.subscriptions[found.id] = found
+            return found
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        """A live subscription (expired ones are dropped first)."""
+        with self.lock:
+            self.expire_subscriptions()
+            return self.subscriptions.get(subscription_id)
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        with self.lock:
+            return self.subscriptions.pop(subscription_id, None) is not None
+
+    def expire_subscriptions(self) -> None:
+        with self.lock:
+            now = datetime.now(UTC)
+            for sid, found in list(self.subscriptions.items()):
+                if found.streams == 0 and now - found.last_served > self.idle_lifetime:
+                    del self.subscriptions[sid]
+
+    def forget_subscriptions(self) -> None:
+        """The server forgets every subscription (as after a restart or a mailbox move)."""
+        with self.lock:
+            self.subscriptions.clear()
+
+    def drop_streams(self) -> None:
+        """Cut every open ``GetStreamingEvents`` connection without a closing message."""
+        with self.lock:
+            self.drops += 1
+
+    def subscriptions_of(self, smtp: str) -> list[Subscription]:
+        with self.lock:
+            self.expire_subscriptions()
+            return [s for s in self.subscriptions.values() if s.mailbox == smtp.lower()]
+
+    def _event(self, box: Mailbox, kind: str, item: Item | str) -> None:
+        item_id = item if isinstance(item, str) else item.id
+        change_key = "" if isinstance(item, str) else item.change_key
+        with self.lock:
+            for found in self.subscriptions.values():
+                if found.mailbox == box.smtp and kind in found.event_types:
+                    found.pending.append((kind, item_id, change_key, datetime.now(UTC)))
+
     # ------------------------------------------------------------ writes
     def insert(self, box: Mailbox, item: Item) -> Item:
         with self.lock:
@@ -403,6 +482,7 @@ class Organisation:
             box.seq += 1
             item.seq = item.created_seq = box.seq
             box.items[item.id] = item
+            self._event(box, "CreatedEvent", item)
             return item
 
     def touch(self, box: Mailbox, item: Item) -> None:
@@ -413,14 +493,17 @@ class Organisation:
                 item.version += 1
                 item.modified = datetime.now(UTC)
                 box.bump(master)
+                self._event(box, "ModifiedEvent", master)
             else:
                 box.bump(item)
+                self._event(box, "ModifiedEvent", item)
 
     def remove(self, box: Mailbox, item: Item) -> None:
         with self.lock:
             if box.items.pop(item.id, None) is not None:
                 box.seq += 1
                 box.tombstones[item.id] = (item.created_seq, box.seq)
+                self._event(box, "DeletedEvent", item.id)
 
     def exception_for(self, box: Mailbox, master: Item, original: datetime) -> Item:
         """The exception item of one occurrence, made from the master when it has none yet."""

@@ -40,6 +40,7 @@ class EwsKindSettings(ProviderSettings):
     ca_file: str | None = None
     build: str | None = None
     cancellations: bool = False
+    stream: dict[str, Any] | None = None  # the streaming subscription :mod:`.notify` keeps
 
 
 def connect(request: ConnectRequest) -> Connection:
@@ -138,4 +139,5 @@ KIND = ProviderKind(
     },
     checked=checked,
     warnings=warnings,
+    notify="calbridge.providers.ews.notify",
 )
