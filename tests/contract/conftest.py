@@ -4,7 +4,8 @@
 Radicale and Xandikos always, DAViCal when Debian's ``davical`` is installed and configured by
 ``scripts/setup-davical.sh`` (``.ci/run`` does both; elsewhere DAViCal is skipped with the
 reason) — then Google and Microsoft Graph on the project's emulators with the real client
-libraries (``gcal_server`` / ``graph_server``, tests/conftest.py). ``caldav_server``,
+libraries (``gcal_server`` / ``graph_server``, tests/conftest.py), and Exchange Server on the
+EWS emulator through real exchangelib (``ews_contract_server``). ``caldav_server``,
 ``calendar`` and ``world`` are the CalDAV-only handles of the provider-level tests
 (test_contract_pull.py, test_contract_push.py) and CalDAV's own sync extras.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 from contract_world import USERS, RemoteCalendar, World
-from sides import AnyWorld, CalDAVSide, GoogleSide, GraphSide, Side
+from sides import AnyWorld, CalDAVSide, EwsSide, GoogleSide, GraphSide, Side
 
 from calbridge.store.secrets import SecretBox
 from calbridge_emulators.caldav_servers import (
@@ -33,7 +34,16 @@ from calbridge_emulators.caldav_servers import (
 )
 from worlds import example_store
 
-BACKENDS = (*SERVER_NAMES, "google", "graph")
+BACKENDS = (*SERVER_NAMES, "google", "graph", "ews")
+
+
+@pytest.fixture(scope="session")
+def ews_contract_server() -> Iterator[Any]:
+    """The EWS emulator over real HTTP, one per session; every test links mailboxes of its own."""
+    from calbridge_emulators.ews.server import running_emulator
+
+    with running_emulator() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +114,8 @@ def any_world(
     elif kind == "graph":
         graph = request.getfixturevalue("graph_server")
         side, cleanup = GraphSide(graph), graph.clear_faults
+    elif kind == "ews":
+        side = EwsSide(request.getfixturevalue("ews_contract_server"))
     else:
         side = CalDAVSide(caldav_servers(kind), kind)
     with example_store(tmp_path) as store:

@@ -6,16 +6,19 @@ Every side links calendars the way the CLI does (``add_caldav_calendar`` /
 ``add_google_calendar`` / ``add_graph_calendar``, connection checked) and speaks to its server
 in that API's own terms: iCalendar objects PUT to a CalDAV server (Radicale, Xandikos,
 DAViCal), the Google Calendar emulator driven through the real google-api-python-client, the
-Graph emulator over https as Outlook would change it. Times are wall-clock in Europe/London
-(Graph receives the Windows name, "GMT Standard Time", as Outlook sends it).
+Graph emulator over https as Outlook would change it, the EWS emulator (Exchange Server,
+driven through real exchangelib by the connector) changed as Outlook would change a mailbox's
+calendar. Times are wall-clock in Europe/London (Graph and Exchange receive the Windows name,
+"GMT Standard Time", as Outlook sends it).
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar as ICalendar
 from sqlalchemy import select
@@ -26,11 +29,18 @@ from calbridge.store.db import Store
 from calbridge.store.events import update_event
 from calbridge.store.models import Calendar, Event
 from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar, add_google_calendar, add_graph_calendar
+from calbridge.sync.calendars import (
+    add_caldav_calendar,
+    add_ews_calendar,
+    add_google_calendar,
+    add_graph_calendar,
+)
 from calbridge.sync.engine import sync_calendar
 from calbridge.sync.providers import open_provider
 from calbridge.sync.report import SyncReport
 from calbridge_emulators.caldav_servers import CalDAVTestServer
+from calbridge_emulators.ews.server import EwsServer
+from calbridge_emulators.ews.store import Organizer
 from calbridge_emulators.google.testing import EmulatorHandle
 from calbridge_emulators.graph.testing import GraphEmulatorHandle
 from worlds import GRAPH_MAILBOX, NOW
@@ -335,6 +345,97 @@ def _seen_in_graph(event: dict[str, Any]) -> Seen:
     location = (event.get("location") or {}).get("displayName") or None
     notes = (event.get("body") or {}).get("content") or None
     return Seen(event.get("subject", ""), location, notes)
+
+
+# ------------------------------------------------------------------------------- Exchange (EWS)
+
+EWS_ACCOUNT = ("svc-contract", "Contract!pw")
+
+
+@dataclass
+class EwsSide:
+    """The EWS emulator; each linked calendar is the default calendar of a mailbox of its own
+    (calbridge syncs a mailbox's default calendar), reached by a service account through
+    impersonation; a person changes items as Outlook would."""
+
+    server: EwsServer
+    kind: str = "ews"
+    quiet_requests: int = 1  # one SyncFolderItems
+    mailboxes: dict[str, str] = field(default_factory=dict)  # our name -> SMTP address
+
+    def link(self, store: Store, box: SecretBox, name: str, **options: Any) -> None:
+        org = self.server.org
+        smtp = f"contract{next(_names)}@harbour.example"
+        org.add_mailbox(smtp, f"Contract {name}")
+        account = org.account(EWS_ACCOUNT[0])
+        if account is None:
+            account = org.add_account(*EWS_ACCOUNT)
+        account.impersonates.add(smtp)
+        with store.session() as session:
+            calendar = add_ews_calendar(
+                session,
+                box,
+                name,
+                smtp,
+                username=f"HARBOUR\\{EWS_ACCOUNT[0]}",
+                password=EWS_ACCOUNT[1],
+                server=self.server.ews_url,
+                auth="basic",
+                impersonate=True,
+                **options,
+            )
+            calendar.settings = {**calendar.settings, "retry": FAST_RETRY}
+        self.mailboxes[name] = smtp
+
+    def create(
+        self,
+        calendar: str,
+        title: str,
+        start: datetime,
+        end: datetime,
+        *,
+        organizer: str | None = None,
+        location: str | None = None,
+    ) -> str:
+        zone = ZoneInfo(ZONE)
+        item = self.server.org.external_create(
+            self.mailboxes[calendar],
+            title,
+            start.replace(tzinfo=zone),
+            end.replace(tzinfo=zone),
+            iana_to_windows(ZONE) or ZONE,
+            organizer=Organizer(organizer, organizer) if organizer is not None else None,
+            location=location or "",
+        )
+        return str(item.id)
+
+    def edit(self, calendar: str, handle: str, **changes: Any) -> None:
+        values: dict[str, Any] = {}
+        if "title" in changes:
+            values["subject"] = changes["title"]
+        if "location" in changes:
+            values["location"] = changes["location"]
+        if "start" in changes:
+            zone = ZoneInfo(ZONE)
+            values["start"] = changes["start"].replace(tzinfo=zone).astimezone(UTC)
+            values["end"] = changes["end"].replace(tzinfo=zone).astimezone(UTC)
+        self.server.org.external_update(self.mailboxes[calendar], handle, **values)
+
+    def remove(self, calendar: str, handle: str) -> None:
+        self.server.org.external_delete(self.mailboxes[calendar], handle)
+
+    def read(self, calendar: str, handle: str) -> Seen:
+        box = self.server.org.mailbox(self.mailboxes[calendar])
+        return _seen_in_ews(box.items[handle])
+
+    def live(self, calendar: str) -> list[Seen]:
+        box = self.server.org.mailbox(self.mailboxes[calendar])
+        items = sorted(box.items.values(), key=lambda i: (i.start, i.id))
+        return [_seen_in_ews(i) for i in items if not i.is_cancelled]
+
+
+def _seen_in_ews(item: Any) -> Seen:
+    return Seen(item.subject, item.location or None, item.body or None)
 
 
 # ------------------------------------------------------------------------------- the world

@@ -1,12 +1,13 @@
 """The two-way sync engine's contract (SPEC §3), the same on every calendar API: each scenario
-runs on Radicale, Xandikos, DAViCal, Google and Microsoft Graph (``any_world``, conftest.py).
+runs on Radicale, Xandikos, DAViCal, Google, Microsoft Graph and Exchange Server over EWS
+(``any_world``, conftest.py).
 
 Imports and assignment from the organizer, a sync with nothing changed, edits on the calendar
 that never reassign, pushes and their echoes, deletions both ways, a field changed on both
 sides (booking-wins and calendar-wins). What only one API has — its own formats, series and
 exceptions, tokens, faults, rejections of what only that API can send — is in that API's
 extras: test_contract_sync.py (CalDAV), tests/integration/google/test_sync_google.py,
-tests/integration/graph/test_sync_graph.py.
+tests/integration/graph/test_sync_graph.py, tests/integration/ews/.
 """
 
 from __future__ import annotations
