@@ -2,11 +2,19 @@
 emulator over real HTTP/HTTPS with real exchangelib): sign-in with Basic and NTLM, a service
 account impersonating two mailboxes and refused a third, and a clear one-line error — no
 traceback — for bad credentials, an unknown mailbox, no impersonation right, a server that is
-not Exchange and a certificate that is not trusted."""
+not Exchange, a certificate that is not trusted and an autodiscover that finds no server.
+
+Autodiscover (no ``--server``): exchangelib tries https://DOMAIN/ and
+https://autodiscover.DOMAIN/ on port 443 through the operating system's resolver, so a
+*successful* discovery cannot be pointed at a local emulator without root and /etc/hosts;
+what is tested is the failure, hermetically: exchangelib's documented resolver settings
+(``Autodiscovery.DNS_RESOLVER_ATTRS``) point its DNS checks at a local stub answering NXDOMAIN."""
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -194,3 +202,56 @@ def test_a_changed_password_fails_the_sync_naming_the_update_that_fixes_it(
     assert updated.code == 0, updated.err
     synced = cli("sync", "own", "--json")
     assert synced.code == 0, synced.err
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """exchangelib's autodiscover DNS lookups answered NXDOMAIN by a local stub."""
+    import dns.message
+    import dns.rcode
+    from exchangelib.autodiscover import Autodiscovery
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except OSError:
+                continue
+            reply = dns.message.make_response(dns.message.from_wire(data))
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    attrs = {
+        **Autodiscovery.DNS_RESOLVER_ATTRS,
+        "nameservers": ["127.0.0.1"],
+        "port": sock.getsockname()[1],
+    }
+    monkeypatch.setattr(Autodiscovery, "DNS_RESOLVER_ATTRS", attrs)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def test_autodiscover_that_finds_no_server_is_one_line_telling_to_pass_server(
+    world: World, cli: Cli, no_dns: None
+) -> None:
+    result = cli(
+        "calendars", "add", "front", "--ews", "bookings@harbour.invalid",
+        "--username", "HARBOUR\\svc-calbridge", "--password-env", "SVC_PASSWORD",
+    )  # fmt: skip
+    line = one_line(result)
+    assert "autodiscover found no Exchange server for 'bookings@harbour.invalid'" in line
+    assert "autodiscover.harbour.invalid" in line
+    assert "--server URL" in line
+    with world.store.session() as session:
+        assert session.scalars(select(Calendar)).all() == []

@@ -193,6 +193,11 @@ class EwsConnection:
             )
         return self._calendar
 
+    def service_endpoint(self) -> str | None:
+        """The EWS URL in use (the one autodiscover found, when no server was given)."""
+        endpoint = self.account.protocol.service_endpoint
+        return str(endpoint) if endpoint else None
+
     def server_build(self) -> str | None:
         build = self.account.version.build
         return str(build) if build is not None else None
@@ -287,6 +292,19 @@ def translate(exc: BaseException, conn: EwsConnection, what: str) -> CalbridgeEr
     server = s.server or f"autodiscover for {s.mailbox}"
     name = quote(conn.name)
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ews_errors.AutoDiscoverFailed | ews_errors.AutoDiscoverCircularRedirect):
+        domain = s.mailbox.rpartition("@")[2]
+        fix = (
+            f"calbridge calendars add {name} --ews {quote(s.mailbox)} --server URL ..."
+            if conn.adding
+            else f"calbridge calendars update {name} --server URL"
+        )
+        return ConfigError(
+            f"{label}: autodiscover found no Exchange server for '{s.mailbox}' (tried "
+            f"https://{domain}/, https://autodiscover.{domain}/ and DNS SRV "
+            f"_autodiscover._tcp.{domain}); give the EWS address with `{fix}` "
+            "(URL like https://mail.example.org/EWS/Exchange.asmx)"
+        )
     if isinstance(exc, ews_errors.UnauthorizedError):
         return ProviderAuthError(
             f"{label}: {server} refused the username or password of '{s.username}'; "

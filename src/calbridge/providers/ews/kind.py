@@ -97,7 +97,12 @@ def open_ews_kind(
 
 def checked(settings: EwsKindSettings, provider: CalendarProvider) -> EwsKindSettings:
     learned = getattr(provider, "learned_settings", {}) or {}
-    return settings.model_copy(update={"build": learned.get("build") or settings.build})
+    return settings.model_copy(
+        update={
+            "build": learned.get("build") or settings.build,
+            "server": settings.server or learned.get("server"),
+        }
+    )
 
 
 def warnings(settings: EwsKindSettings) -> list[str]:

@@ -132,6 +132,10 @@ class EwsProvider:
         build = self.conn.server_build()
         if build:
             self.learned_settings["build"] = build
+        if not self.conn.settings.server:  # autodiscovered: later runs go straight there
+            endpoint = self.conn.service_endpoint()
+            if endpoint:
+                self.learned_settings["server"] = endpoint
 
     # ------------------------------------------------------------ pull
 
