@@ -40,7 +40,14 @@ from calbridge.store.events import assignment_columns, utcnow
 from calbridge.store.locations import StoreRoomLookup
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
-from calbridge.sync.appointments import apply_link_fields, link_fields
+from calbridge.sync.appointments import (
+    apply_link_fields,
+    link_fields,
+    rematch_rooms,
+    remote_rooms,
+    snapshot_rooms,
+    with_rooms,
+)
 from calbridge.sync.bookings import (
     assign_arrival,
     booking_row,
@@ -229,7 +236,7 @@ class PageApplier:
             "uid": item.uid,
             "key": item.key or arrival_key(self.calendar, item.ref.id, rid),
             "etag": item.ref.etag,
-            "snapshot": fields.snapshot(),
+            "snapshot": with_rooms(fields.snapshot(), remote_rooms(item.rooms)),
             "synced_seq": event["change_seq"],
             "state": "ok",
             "origin": "calendar",
@@ -287,12 +294,52 @@ class PageApplier:
         event = self.session.get(Event, link.event_id)
         if event is None:
             return
+        rooms = remote_rooms(item.rooms)
         remote_snap = remote.snapshot()
         link.etag, link.uid, link.is_series = item.ref.etag, item.uid, item.is_series
         if link.state == "gone":
             return
-        if remote_snap == link.snapshot:
+        if with_rooms(remote_snap, rooms) == link.snapshot:
             return  # the calendar did not change these fields; our changes go out on push
+        base = link.snapshot or {}
+        rooms_changed = rooms != snapshot_rooms(base)
+        location, counted = remote.location, False
+        if remote_snap != with_rooms(base, []):
+            location, counted = self._merge_fields(item, link, event, remote_snap)
+        text_changed = (location or None) == (remote.location or None) != base.get("location")
+        if rooms_changed or text_changed:
+            self._rematch(item, link, event, location, rooms_changed, counted)
+        link.snapshot = with_rooms(link.snapshot or remote_snap, rooms)
+
+    def _rematch(
+        self,
+        item: RemoteItem,
+        link: Link,
+        event: Event,
+        location: str | None,
+        rooms_changed: bool,
+        counted: bool,
+    ) -> None:
+        """The appointment's rooms (or, for one booked location, its location text) changed on
+        the calendar: its booked locations follow as the import rules decide (see
+        :func:`calbridge.sync.appointments.rematch_rooms`), in the booking's history."""
+        in_sync = link.synced_seq >= event.change_seq
+        change = rematch_rooms(
+            self.session, self.calendar, event, link, item.rooms, location, rooms_changed
+        )
+        if change is None:
+            return
+        if in_sync:
+            link.synced_seq = event.change_seq  # the calendar already holds these rooms
+        self.report.updated += 0 if counted else 1
+        details = {"event": item.ref.id, "changes": change}
+        record_change(self.session, self.calendar.name, event.id, "updated", details)
+
+    def _merge_fields(
+        self, item: RemoteItem, link: Link, event: Event, remote_snap: dict[str, Any]
+    ) -> tuple[str | None, bool]:
+        """Merge the calendar's fields into the booking; returns the merged location text and
+        whether the booking changed (counted in the report)."""
         booking_snap = link_fields(self.session, self.calendar, event, link).snapshot()
         policy: Any = self.calendar.policy
         result = merge(
@@ -319,6 +366,7 @@ class PageApplier:
         self.report.conflicts += len(result.conflicts)
         was_cancelled = event.status == "cancelled"
         in_sync = link.synced_seq >= event.change_seq
+        counted = False
         if result.booking_changed and apply_link_fields(
             self.session, self.calendar, event, link, EventFields.from_snapshot(result.merged)
         ):
@@ -329,6 +377,7 @@ class PageApplier:
             else:
                 self.report.updated += 1
                 action = "updated"
+            counted = True
             details = {"event": item.ref.id, "changes": fields}
             record_change(self.session, self.calendar.name, event.id, action, details)
         link.snapshot = remote_snap
@@ -337,6 +386,7 @@ class PageApplier:
             link.synced_seq = event.change_seq
         elif in_sync:
             link.synced_seq = event.change_seq - 1 if event.change_seq else 0
+        return result.merged.get("location"), counted
 
     def remote_gone(self, ref_id: str) -> None:
         self._clear_rejection(ref_id)

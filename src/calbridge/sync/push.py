@@ -30,6 +30,7 @@ from calbridge.domain.remote import (
 from calbridge.errors import Conflict, ProviderAuthError, ProviderError, RateLimited
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
+from calbridge.sync.appointments import remote_rooms, snapshot_rooms, with_rooms
 from calbridge.sync.assistant import (
     Appointment,
     appointments,
@@ -292,7 +293,9 @@ class Pusher:
                 link.uid = uid
             if link.is_series:  # every occurrence shares the series' etag
                 _share_etag(session, link, ref.etag)
-        link.snapshot = prepared.request.fields.snapshot()
+        sent = prepared.request.rooms
+        rooms = snapshot_rooms(link.snapshot) if sent is None else remote_rooms(sent)
+        link.snapshot = with_rooms(prepared.request.fields.snapshot(), rooms)
         link.synced_seq = max(link.synced_seq, prepared.seq)
         attr = {"created": "pushed_created", "updated": "pushed_updated"}.get(
             what, "pushed_deleted"
