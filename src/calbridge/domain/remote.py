@@ -137,13 +137,17 @@ class ChangePage:
 class RemoteEvent:
     """What the engine asks a provider to write. ``key`` is our idempotency key; ``rooms``
     the room resources the appointment should invite (a calendar that sends rooms as
-    resources), or None: leave its attendees as they are."""
+    resources), or None: leave its attendees as they are; writing rooms changes only the room
+    attendees we manage (:func:`calbridge.domain.rooms.merge_room_attendees`)."""
 
     fields: EventFields
     key: str
     uid: str | None = None
     recurrence_id: str | None = None
     rooms: tuple[RoomAttendee, ...] | None = None
+    #: the room addresses the appointment held at the last sync: with ``rooms``, the only
+    #: attendees a write may remove (guests added on the calendar stay)
+    managed_rooms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

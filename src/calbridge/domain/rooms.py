@@ -17,9 +17,9 @@ one indexed query per step).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 Match = Literal["resource", "calendar_room", "text", "none", "given"]
 
@@ -134,3 +134,34 @@ def match_rooms(
     said = f"'{location_text[:200]}' is no venue room" if location_text else "no location given"
     trace.append(("Otherwise no room (flagged for review)", said))
     return RoomDecision((RoomChoice(None, "none", location_text),), tuple(trace))
+
+
+A = TypeVar("A")
+
+
+def merge_room_attendees(
+    existing: Sequence[A],
+    wanted: Sequence[RoomAttendee],
+    managed: Iterable[str],
+    address_of: Callable[[A], str | None],
+    make: Callable[[RoomAttendee], A],
+) -> list[A]:
+    """An appointment's attendees after we send it ``wanted`` rooms: every attendee we did
+    not put there stays (guests added on the calendar, resources that are no venue room); of
+    the rooms we manage — ``managed``, the ones it held at the last sync, and the wanted ones
+    — a wanted room keeps its entry (and its answer), a room no longer wanted goes, a wanted
+    room not there yet is added (``make``). Addresses compare trimmed and case-insensitively."""
+    want = {r.address.strip().lower(): r for r in wanted}
+    ours = {a.strip().lower() for a in managed} | set(want)
+    out: list[A] = []
+    present: set[str] = set()
+    for attendee in existing:
+        address = (address_of(attendee) or "").strip().lower()
+        if address in want:
+            if address not in present:
+                present.add(address)
+                out.append(attendee)
+        elif address not in ours:
+            out.append(attendee)
+    out.extend(make(r) for key, r in want.items() if key not in present)
+    return out

@@ -269,6 +269,7 @@ class Pusher:
             uid=link.uid,
             recurrence_id=link.recurrence_id or None,
             rooms=wanted.rooms if wanted is not None and self.rooms_as_resources else None,
+            managed_rooms=tuple(snapshot_rooms(link.snapshot)),
         )
 
     def _done(

@@ -15,6 +15,10 @@
 * **write_many** sends single-event writes as one HTTP batch (≤ 50 calls). Parts that fail
   with a quota error or a 5xx are re-sent, after a backoff honouring ``Retry-After``, in a
   smaller batch; what still fails is returned as that op's error.
+* **Rooms** (a calendar sending rooms as resources): Google replaces the whole attendee list
+  on a PATCH, so an update that sends rooms first reads the event's attendees and keeps every
+  one we did not put there (guests added in Google); only the room resources we manage change
+  (:func:`calbridge.domain.rooms.merge_room_attendees`). Such updates are sent one by one.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from calbridge.domain.remote import (
     WriteResult,
     Written,
 )
-from calbridge.domain.rooms import RoomAttendee
+from calbridge.domain.rooms import merge_room_attendees
 from calbridge.errors import CalbridgeError, Conflict
 from calbridge.providers.google.http import (
     GoogleApi,
@@ -85,7 +89,7 @@ class GoogleWriter:
             assert result is not None
             return result
         try:
-            return written(self.api.guard(self._patch(ref, event.fields, event.rooms).execute))
+            return written(self.api.guard(self._patch(ref, event).execute))
         except HttpError as exc:
             raise self._error(exc, "update", ref.id) from exc
 
@@ -104,7 +108,8 @@ class GoogleWriter:
         results: list[WriteResult] = [None] * len(ops)
         batched: list[int] = []
         for index, op in enumerate(ops):
-            if op.recurrence_id or (op.event is not None and op.event.recurrence_id):
+            event = op.event
+            if op.recurrence_id or (event is not None and (event.recurrence_id or _rooms(op))):
                 results[index] = self._one(op)
             else:
                 batched.append(index)
@@ -163,14 +168,24 @@ class GoogleWriter:
         self._latest[ref.id] = new_etag
         return Written(RemoteRef(ref.id, new_etag), str(master.get("iCalUID") or ref.id))
 
-    def _patch(
-        self, ref: RemoteRef, fields: EventFields, rooms: tuple[RoomAttendee, ...] | None = None
-    ) -> HttpRequest:
-        body = event_body(fields, self.zone_for(fields), patch=True)
-        if rooms is not None:  # the calendar sends rooms: its attendees are the rooms
-            body["attendees"] = attendees_body(rooms)
+    def _patch(self, ref: RemoteRef, event: RemoteEvent) -> HttpRequest:
+        body = event_body(event.fields, self.zone_for(event.fields), patch=True)
+        if event.rooms is not None:  # the calendar sends rooms: they are its room attendees
+            body["attendees"] = merge_room_attendees(
+                self._attendees(ref),
+                event.rooms,
+                event.managed_rooms,
+                lambda a: str(a.get("email") or ""),
+                lambda r: attendees_body((r,))[0],
+            )
         request = self.api.events.patch(calendarId=self.api.calendar_id, eventId=ref.id, body=body)
         return with_if_match(request, ref.etag)
+
+    def _attendees(self, ref: RemoteRef) -> list[Json]:
+        """The event's attendees now (none when it is gone: the PATCH then says so)."""
+        request = self.api.events.get(calendarId=self.api.calendar_id, eventId=ref.id)
+        current = self.api.call(request, f"reading event {ref.id}", missing="none") or {}
+        return [a for a in current.get("attendees") or [] if isinstance(a, dict)]
 
     def _error(self, exc: HttpError, kind: str, ref_id: str) -> CalbridgeError:
         if kind == "update" and status_of(exc) == 404:
@@ -196,7 +211,7 @@ class GoogleWriter:
         assert op.ref is not None
         if op.kind == "update":
             assert op.event is not None
-            return self._patch(op.ref, op.event.fields, op.event.rooms)
+            return self._patch(op.ref, op.event)
         request = self.api.events.delete(calendarId=self.api.calendar_id, eventId=op.ref.id)
         return with_if_match(request, op.ref.etag)
 
@@ -241,3 +256,8 @@ def written(event: Json) -> Written:
     return Written(
         RemoteRef(str(event["id"]), event.get("etag")), str(event.get("iCalUID") or event["id"])
     )
+
+
+def _rooms(op: WriteOp) -> bool:
+    """An update that sends rooms (it reads the attendees first, so it is not batched)."""
+    return op.kind == "update" and op.event is not None and op.event.rooms is not None

@@ -36,7 +36,7 @@ from calbridge.domain.remote import (
     RemoteRef,
     RemoteRejection,
 )
-from calbridge.domain.rooms import RoomAttendee
+from calbridge.domain.rooms import RoomAttendee, merge_room_attendees
 from calbridge.domain.windows_zones import IANA_ALIASES, iana_to_windows, windows_to_iana
 from calbridge.errors import BadEmail, BadEvent
 
@@ -139,26 +139,52 @@ def rooms_of(raw: dict[str, Any]) -> tuple[RoomAttendee, ...]:
     return tuple(rooms)
 
 
-def rooms_body(rooms: tuple[RoomAttendee, ...], location: str | None) -> dict[str, Any]:
-    """Room mailboxes as resource attendees and as ``locations`` (the location text stays)."""
+def rooms_body(
+    rooms: tuple[RoomAttendee, ...],
+    location: str | None,
+    current: dict[str, Any] | None = None,
+    managed: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Room mailboxes as resource attendees and as ``locations`` (the location text stays).
+    ``current``: the event as it is — Graph replaces the whole attendee list on a PATCH, so
+    its attendees and locations we did not put there (guests, other resources) are kept and
+    only the rooms we manage change (:func:`calbridge.domain.rooms.merge_room_attendees`)."""
+    now = current or {}
+    attendees = merge_room_attendees(
+        [a for a in now.get("attendees") or [] if isinstance(a, dict)],
+        rooms,
+        managed,
+        _attendee_address,
+        lambda r: {
+            "type": "resource",
+            "emailAddress": {"address": r.address, "name": r.name or r.address},
+        },
+    )
+    places = merge_room_attendees(
+        [
+            p
+            for p in now.get("locations") or []
+            if isinstance(p, dict) and p.get("locationEmailAddress")
+        ],
+        rooms,
+        managed,
+        lambda p: str(p.get("locationEmailAddress") or ""),
+        lambda r: {
+            "displayName": r.name or r.address,
+            "locationEmailAddress": r.address,
+            "locationType": "conferenceRoom",
+        },
+    )
     return {
-        "attendees": [
-            {
-                "type": "resource",
-                "emailAddress": {"address": r.address, "name": r.name or r.address},
-            }
-            for r in rooms
-        ],
-        "locations": [
-            {
-                "displayName": r.name or r.address,
-                "locationEmailAddress": r.address,
-                "locationType": "conferenceRoom",
-            }
-            for r in rooms
-        ],
+        "attendees": attendees,
+        "locations": places,
         "location": {"displayName": location or ""},
     }
+
+
+def _attendee_address(attendee: dict[str, Any]) -> str:
+    email = attendee.get("emailAddress")
+    return str(email.get("address") or "") if isinstance(email, dict) else ""
 
 
 def _etag(raw: dict[str, Any]) -> str | None:
@@ -309,11 +335,12 @@ def create_body(event: RemoteEvent) -> dict[str, Any]:
     }
 
 
-def write_body(event: RemoteEvent) -> dict[str, Any]:
-    """``event_body`` plus the rooms when the calendar sends rooms as resources."""
+def write_body(event: RemoteEvent, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``event_body`` plus the rooms when the calendar sends rooms as resources (``current``:
+    the event as it is now, for an update; see :func:`rooms_body`)."""
     body = event_body(event.fields)
     if event.rooms is not None:
-        body.update(rooms_body(event.rooms, event.fields.location))
+        body.update(rooms_body(event.rooms, event.fields.location, current, event.managed_rooms))
     return body
 
 

@@ -278,7 +278,7 @@ class GraphProvider:
         response = self.http.send(
             "PATCH",
             self._event_path(ref.id),
-            json=write_body(event),
+            json=write_body(event, self._attendees(ref, event)),
             headers=_if_match(ref, READ_PREFER),
         )
         if response.status_code == 404:
@@ -298,6 +298,19 @@ class GraphProvider:
         for start in range(0, len(ops), MAX_BATCH):
             results.extend(self._write_batch(ops[start : start + MAX_BATCH]))
         return results
+
+    def _attendees(self, ref: RemoteRef, event: RemoteEvent) -> dict[str, Any] | None:
+        """For an update that sends rooms: the event's attendees and locations now (a PATCH
+        replaces them whole; the ones we did not put there are kept), else None."""
+        if event.rooms is None:
+            return None
+        response = self.http.send("GET", f"{self._event_path(ref.id)}?$select=attendees,locations")
+        if response.status_code == 404:
+            return None  # gone: the PATCH says so
+        if response.status_code != 200:
+            self.http.fail(response, "reading an event's attendees")
+        body: dict[str, Any] = response.json()
+        return body
 
     def _write_batch(self, ops: list[WriteOp]) -> list[WriteResult]:
         started = datetime.now(UTC)
@@ -324,7 +337,7 @@ class GraphProvider:
                 "method": "PATCH",
                 "url": self._event_path(op.ref.id),
                 "headers": {**json_headers, **_if_match(op.ref, READ_PREFER)},
-                "body": write_body(op.event),
+                "body": write_body(op.event, self._attendees(op.ref, op.event)),
             }
         return {
             "id": rid,
