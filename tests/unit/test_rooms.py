@@ -12,6 +12,9 @@ ADDRESSES = {"ballroom@venue.example": BALLROOM, "garden@venue.example": GARDEN}
 NAMES = {"ballroom": BALLROOM, "grand ballroom": BALLROOM, "garden room": GARDEN}
 
 
+NOT_ROOMS = {"zoom", "teams meeting"}
+
+
 class Rooms:
     def __init__(self, empty: bool = False) -> None:
         self.empty = empty
@@ -27,6 +30,9 @@ class Rooms:
 
     def has_rooms(self) -> bool:
         return not self.empty
+
+    def is_not_room(self, key: str) -> bool:
+        return key in NOT_ROOMS
 
 
 def test_room_names_compare_case_and_space_insensitively() -> None:
@@ -73,3 +79,36 @@ def test_no_room_is_flagged_only_when_the_venue_has_rooms() -> None:
     quiet = match_rooms([], None, "Terrace", Rooms(empty=True))
     assert not quiet.flagged and quiet.trace == ()
     assert [(c.room, c.text) for c in quiet.choices] == [(None, "Terrace")]
+
+
+def test_a_text_marked_not_a_room_is_kept_unflagged() -> None:
+    decision = match_rooms([], None, "  ZOOM ", Rooms())
+    assert [(c.room, c.match, c.text) for c in decision.choices] == [(None, "not_room", "  ZOOM ")]
+    assert not decision.flagged
+    assert match_rooms([], None, "Client's office", Rooms()).flagged
+
+
+def test_merging_room_attendees_keeps_guests_and_changes_only_managed_rooms() -> None:
+    from calbridge.domain.rooms import merge_room_attendees
+
+    existing = [
+        {"email": "Ballroom@venue.example", "answer": "accepted"},
+        {"email": "guest@else.example"},
+        {"email": "projector@venue.example"},  # a resource we never sent
+    ]
+    merged = merge_room_attendees(
+        existing,
+        [RoomAttendee("garden@venue.example", "Garden")],
+        ["ballroom@venue.example"],
+        lambda a: a["email"],
+        lambda r: {"email": r.address},
+    )
+    assert merged == [
+        {"email": "guest@else.example"},
+        {"email": "projector@venue.example"},
+        {"email": "garden@venue.example"},
+    ]
+    kept = merge_room_attendees(
+        existing, [RoomAttendee("ballroom@venue.example")], [], lambda a: a["email"], dict
+    )
+    assert kept == existing  # a room already there keeps its entry and its answer

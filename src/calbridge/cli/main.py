@@ -68,7 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Import and export the CRM directory (companies, contacts, users).",
     ),
     "events": ("_events", "Bookings: create, list, show, update, cancel, re-assign."),
-    "locations": ("_locations", "Venue rooms: list them and their double bookings."),
+    "locations": (
+        "_locations",
+        "Venue rooms: list them, their double bookings, and location texts matching no room.",
+    ),
     "emulate": ("_emulate", "Run a local emulator of a calendar API (for tests and demos)."),
     "calendars": ("_calendars", "Calendars kept in sync with the booking system."),
     "conflicts": ("_conflicts", "Fields changed on both sides, and who won."),

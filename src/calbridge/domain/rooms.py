@@ -8,7 +8,9 @@ the assignment trace:
 2. the calendar's own room (a room's resource calendar linked directly);
 3. its location text against the venue's location names and aliases, compared case- and
    space-insensitively (``"the  BALLROOM "`` is ``"The Ballroom"``);
-4. otherwise no room: the booking keeps the free text and is flagged for review.
+4. otherwise no room: the booking keeps the free text and is flagged for review — unless an
+   admin marked that text "not a room" (``Zoom``, ``Teams meeting``: ``calbridge locations
+   ignore``), then it is kept unflagged (``not_room``).
 
 Several accepted room attendees give several booked locations (one per room). The lookups are
 behind :class:`RoomLookup` so the rules run without a database (the store implements it with
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
-Match = Literal["resource", "calendar_room", "text", "none", "given"]
+Match = Literal["resource", "calendar_room", "text", "none", "given", "not_room"]
 
 #: how an attendee answered; a room that declined is not booked
 DECLINED = "declined"
@@ -77,6 +79,10 @@ class RoomLookup(Protocol):
 
     def has_rooms(self) -> bool: ...
 
+    def is_not_room(self, key: str) -> bool:
+        """Whether an admin marked this location text (its :func:`room_key`) "not a room"."""
+        ...
+
 
 def room_key(text: str) -> str:
     """Names and aliases compare case-insensitively with runs of spaces as one space."""
@@ -131,6 +137,14 @@ def match_rooms(
             return RoomDecision((RoomChoice(room, "text", location_text),), tuple(trace))
     if not lookup.has_rooms():
         return RoomDecision((RoomChoice(None, "given", location_text),), tuple(trace))
+    if location_text and lookup.is_not_room(room_key(location_text)):
+        trace.append(
+            (
+                "Location text marked not a room",
+                f"'{location_text[:200]}' is not a room (calbridge locations ignore): not flagged",
+            )
+        )
+        return RoomDecision((RoomChoice(None, "not_room", location_text),), tuple(trace))
     said = f"'{location_text[:200]}' is no venue room" if location_text else "no location given"
     trace.append(("Otherwise no room (flagged for review)", said))
     return RoomDecision((RoomChoice(None, "none", location_text),), tuple(trace))

@@ -430,6 +430,9 @@ class BookingFilters:
     start_to: datetime | None = None
     needs_review: bool | None = None
     text: str | None = None
+    #: with ``needs_review``: leave out bookings flagged only for a location text that matches
+    #: no room (the review page shows those grouped by text, see ops/location_texts.py)
+    texts_grouped: bool = False
 
 
 @dataclass(frozen=True)
@@ -447,8 +450,9 @@ def _review_settings(session: Session) -> tuple[str | None, str | None]:
     return row.default_account_id, row.virtual_assistant_user_id
 
 
-def needs_review_clause(session: Session) -> ColumnElement[bool]:
-    """SQL for "in the review queue" (not cancelled, not accepted, and flagged)."""
+def needs_review_clause(session: Session, *, rooms: bool = True) -> ColumnElement[bool]:
+    """SQL for "in the review queue" (not cancelled, not accepted, and flagged); ``rooms``
+    False: not counting a location text that matches no room."""
     default_account, assistant = _review_settings(session)
     flagged: list[ColumnElement[bool]] = [Event.ambiguous.is_(True)]
     if default_account is not None:
@@ -456,7 +460,8 @@ def needs_review_clause(session: Session) -> ColumnElement[bool]:
     if assistant is not None:
         flagged.append(Event.booked_by_id == assistant)
     accepted = exists().where(BookingReview.event_id == Event.id)
-    flagged.append(unmatched_room_clause())
+    if rooms:
+        flagged.append(unmatched_room_clause())
     return and_(
         or_(and_(or_(*flagged), ~accepted), double_booked_clause()), Event.status != "cancelled"
     )
@@ -498,8 +503,10 @@ def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[st
             reasons.append("booked by the Virtual Assistant: the booker is not a staff user")
         if event.id in unmatched:
             reasons.append(
-                "no room: the calendar's location matches no venue room (add it as an alias in "
-                "the directory, or book a room with `calbridge events book-location`)"
+                "no room: the calendar's location matches no venue room (add the text as a "
+                "room's alias with `calbridge locations alias`, mark it not a room with "
+                "`calbridge locations ignore`, or book a room with `calbridge events "
+                "book-location`)"
             )
         reasons += doubles
     return found
@@ -535,7 +542,7 @@ def list_bookings(
     if filters.start_to is not None:
         query = query.where(Event.start_utc < filters.start_to)
     if filters.needs_review is not None:
-        clause = needs_review_clause(session)
+        clause = needs_review_clause(session, rooms=not filters.texts_grouped)
         query = query.where(clause if filters.needs_review else ~clause)
     if filters.text:
         pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from calbridge.domain.rooms import Room, room_key
 from calbridge.errors import NotFound
-from calbridge.store.models import Location
+from calbridge.store.models import Location, NotRoomText
 
 
 def known_rooms(session: Session) -> tuple[dict[str, str], dict[str, str]]:
@@ -82,6 +82,7 @@ class StoreRoomLookup:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._names: dict[str, str] | None = None
+        self._not_rooms: set[str] | None = None
 
     def _room(self, loc: Location | None) -> Room | None:
         return None if loc is None else Room(loc.id, loc.name)
@@ -105,3 +106,8 @@ class StoreRoomLookup:
         if self._names is None:
             self._names = known_rooms(self.session)[0]
         return bool(self._names)
+
+    def is_not_room(self, key: str) -> bool:
+        if self._not_rooms is None:
+            self._not_rooms = set(self.session.scalars(select(NotRoomText.key)))
+        return key in self._not_rooms

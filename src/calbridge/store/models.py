@@ -124,6 +124,19 @@ class Location(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)  # order in the imported file
 
 
+class NotRoomText(Base):
+    """A location text an admin marked "not a room" (``Zoom``, ``Teams meeting``): bookings
+    that arrive with it keep it as free text without being flagged for review. ``key`` is the
+    text compared as room names are (:func:`calbridge.domain.rooms.room_key`)."""
+
+    __tablename__ = "not_room_texts"
+
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    text: Mapped[str] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+
+
 class SystemSettings(Base):
     """Event System Settings; a single row with id 1."""
 

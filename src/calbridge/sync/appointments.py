@@ -185,11 +185,11 @@ def _holds(bl: BookedLocation) -> tuple[str | None, str | None, str]:
 
 def _found(match: str) -> str:
     """Free text is flagged (``none``) or not; how a room was found is no change of place."""
-    return match if match in ("none", "given") else "room"
+    return match if match in ("none", "given", "not_room") else "room"
 
 
 def _columns(choice: RoomChoice) -> tuple[str | None, str | None]:
     """(location_id, location_text) of a booked location made for ``choice`` (as on arrival:
     a room found by its text keeps the text)."""
     room_id = choice.room.id if choice.room is not None else None
-    return room_id, choice.text if choice.match in ("text", "none", "given") else None
+    return room_id, choice.text if choice.match in ("text", "none", "given", "not_room") else None

@@ -144,7 +144,7 @@ def insert_booked_locations(
                     "event_id": event_id,
                     "location_id": choice.room.id if choice.room is not None else None,
                     "location_text": choice.text
-                    if choice.match in ("text", "none", "given")
+                    if choice.match in ("text", "none", "given", "not_room")
                     else None,
                     **{k: row[k] for k in ("start", "end", "all_day", "timezone")},
                     **{k: row[k] for k in ("start_utc", "end_utc")},

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request
 
 from calbridge.ops import directory as ops
-from calbridge.service.api.deps import Caller, Writer, transaction
+from calbridge.service.api.deps import Caller, Writer, push_booking, transaction
 from calbridge.service.problems import ProblemRoute
 
 router = APIRouter(route_class=ProblemRoute, tags=["directory"])
@@ -76,6 +76,92 @@ def double_bookings(request: Request, _: Caller) -> dict[str, Any]:
 
     with transaction(request) as session:
         return {"items": [d.as_dict() for d in found(session)]}
+
+
+@router.get(
+    "/locations/unmatched",
+    tags=["locations"],
+    summary="Location texts from calendars that match no room, grouped",
+)
+def unmatched_texts(request: Request, _: Caller) -> dict[str, Any]:
+    """One item per distinct text (compared case- and space-insensitively) with how many
+    bookings wait on it; settle one with `POST /api/locations/{id}/aliases` or
+    `POST /api/locations/ignored`."""
+    from calbridge.ops.location_texts import unmatched_texts as found
+
+    with transaction(request) as session:
+        return {"items": [u.as_dict() for u in found(session)]}
+
+
+@router.post(
+    "/locations/{location_id}/aliases",
+    tags=["locations"],
+    summary="Add a location text as a room's alias; its waiting bookings get that room",
+)
+def add_alias(
+    request: Request,
+    location_id: str,
+    who: Writer,
+    body: Annotated[dict[str, str], Body(examples=[{"text": "Main hall"}])],
+) -> dict[str, Any]:
+    from calbridge.ops.location_texts import alias_text
+
+    with transaction(request) as session:
+        ids = alias_text(session, _text(body), location_id, actor=who.name)
+    for booking_id in ids:
+        push_booking(request, booking_id)
+    return {"room": location_id, "alias": " ".join(_text(body).split()), "bookings": ids}
+
+
+@router.get("/locations/ignored", tags=["locations"], summary="Texts marked not a room")
+def ignored_texts(request: Request, _: Caller) -> dict[str, Any]:
+    from calbridge.ops.location_texts import ignored_texts as found
+
+    with transaction(request) as session:
+        return {"items": found(session)}
+
+
+@router.post(
+    "/locations/ignored",
+    tags=["locations"],
+    summary="Mark a location text not a room: its bookings are no longer flagged",
+)
+def ignore_text(
+    request: Request,
+    who: Writer,
+    body: Annotated[dict[str, str], Body(examples=[{"text": "Zoom"}])],
+) -> dict[str, Any]:
+    from calbridge.ops.location_texts import ignore_text as ignore
+
+    with transaction(request) as session:
+        count = ignore(session, _text(body), actor=who.name)
+    return {"ignored": " ".join(_text(body).split()), "bookings": count}
+
+
+@router.post(
+    "/locations/ignored/remove",
+    tags=["locations"],
+    summary="Undo marking a text not a room: its bookings are flagged again",
+)
+def unignore_text(
+    request: Request,
+    who: Writer,
+    body: Annotated[dict[str, str], Body(examples=[{"text": "Zoom"}])],
+) -> dict[str, Any]:
+    from calbridge.ops.location_texts import unignore_text as unignore
+
+    with transaction(request) as session:
+        count = unignore(session, _text(body), actor=who.name)
+    return {"unignored": " ".join(_text(body).split()), "bookings": count}
+
+
+def _text(body: dict[str, Any]) -> str:
+    from calbridge.errors import ValidationFailed
+
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ValidationFailed('give the location text as {"text": "…"}')
+    return text
 
 
 @router.get("/settings", tags=["settings"], summary="The Event System Settings")

@@ -2,7 +2,12 @@
 Virtual Assistant. *Accept* keeps the assignment; *Re-assign* applies a contact, company or
 user picked with search-as-you-type (a plain search button without JavaScript). Both go
 through :mod:`calbridge.ops.bookings`, which records who did it and when; the calendars are
-then told through ``jobs.push_booking``."""
+then told through ``jobs.push_booking``.
+
+Location texts from calendars that match no room are not listed booking by booking: one row
+per distinct text with its count, settled for all its bookings at once — *Add as alias* of a
+room (the bookings get that room) or *Not a room* (they stop being flagged), through
+:mod:`calbridge.ops.location_texts` like the CLI and the API."""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from calbridge.ops.bookings import (
     reassign_booking,
 )
 from calbridge.ops.directory import search
+from calbridge.ops.location_texts import alias_text, ignore_text, unmatched_texts
+from calbridge.store.locations import list_locations
 from calbridge.web.auth import SignedIn
 from calbridge.web.core import done, reader, render, store_of, writer
 from calbridge.web.names import Names
@@ -45,12 +52,15 @@ def directory_matches(session: Session, q: str) -> list[dict[str, str]]:
 
 
 def _queue(session: Session) -> dict[str, Any]:
-    page = list_bookings(session, BookingFilters(needs_review=True), limit=100)
+    filters = BookingFilters(needs_review=True, texts_grouped=True)
+    page = list_bookings(session, filters, limit=100)
     reasons = reasons_for_many(session, page.items)
     return {
         "items": [(e, reasons[e.id]) for e in page.items],
         "names": Names(session, page.items),
         "more": page.next_after is not None,
+        "texts": unmatched_texts(session),
+        "rooms": list_locations(session, include_inactive=False),
     }
 
 
@@ -119,3 +129,42 @@ def reassign(
         return done(request, f"/review#booking-{event_id}", str(exc), "error")
     _push(request, event_id)
     return done(request, "/review", f"Re-assigned booking {event_id} “{name}”.")
+
+
+@router.post("/review/texts/alias")
+def alias(
+    request: Request,
+    who: Annotated[SignedIn, Depends(writer)],
+    text: Annotated[str, Form()] = "",
+    room: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        with store_of(request).session() as s:
+            ids = alias_text(s, text, room, actor=who.email)
+    except CalbridgeError as exc:
+        return done(request, "/review#texts", str(exc), "error")
+    for event_id in ids:
+        _push(request, event_id)
+    return done(
+        request,
+        "/review#texts",
+        f"“{' '.join(text.split())}” is now an alias of {room}: {len(ids)} booking(s) matched.",
+    )
+
+
+@router.post("/review/texts/ignore")
+def ignore(
+    request: Request,
+    who: Annotated[SignedIn, Depends(writer)],
+    text: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        with store_of(request).session() as s:
+            count = ignore_text(s, text, actor=who.email)
+    except CalbridgeError as exc:
+        return done(request, "/review#texts", str(exc), "error")
+    return done(
+        request,
+        "/review#texts",
+        f"“{' '.join(text.split())}” is marked not a room: {count} booking(s) no longer flagged.",
+    )
