@@ -88,7 +88,7 @@ def unmatched_texts(session: Session) -> list[UnmatchedText]:
     out = []
     for key, group in groups.items():
         spellings: dict[str, int] = group["spellings"]
-        text = max(spellings, key=lambda t: spellings[t])  # ties: the first one seen
+        text = min(spellings, key=lambda t: (-spellings[t], t))  # the most used spelling
         events: list[int] = sorted(set(group["events"]))
         out.append(UnmatchedText(key, text, len(events), tuple(events[:5])))
     return sorted(out, key=lambda u: (-u.bookings, u.key))
