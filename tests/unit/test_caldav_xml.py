@@ -208,3 +208,23 @@ def test_a_body_in_another_declared_encoding_is_read_in_that_encoding() -> None:
     [item] = read(body, 4)
     assert isinstance(item, dav.DavResponse) and item.text("C:calendar-data") == "Caf\u00e9"
     assert not item.damaged
+
+
+@pytest.mark.parametrize(
+    ("href", "path"),
+    [
+        ("/cal/work/ev1.ics", "/cal/work/ev1.ics"),  # plain: taken as it is
+        ("/cal/work/a_b-c~d.ics", "/cal/work/a_b-c~d.ics"),
+        ("http://dav.example:8080/cal/work/ev1.ics", "/cal/work/ev1.ics"),
+        ("//dav.example/cal/x.ics", "/cal/x.ics"),  # a network-path reference names a host
+        ("  /cal/work/ev1.ics\n", "/cal/work/ev1.ics"),
+        ("/cal/work/a%20b.ics", "/cal/work/a%20b.ics"),
+        ("/cal/work/a b.ics", "/cal/work/a%20b.ics"),
+        ("/cal/work/%7Eann.ics", "/cal/work/~ann.ics"),
+        ("/cal/work/ev1.ics?x=1", "/cal/work/ev1.ics"),
+        ("/cal/work/caf%C3%A9.ics", "/cal/work/caf%C3%A9.ics"),
+        ("/cal/work/café.ics", "/cal/work/caf%C3%A9.ics"),
+    ],
+)
+def test_an_href_becomes_its_path_with_one_canonical_percent_encoding(href: str, path: str) -> None:
+    assert dav.normalize_href(href) == path

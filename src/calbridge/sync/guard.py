@@ -98,7 +98,10 @@ def settle(
     session: Session, calendar: Calendar, pending: PendingCancellations, report: SyncReport
 ) -> None:
     """Apply the sync's cancellations, or hold all of them and raise :class:`NeedsConfirmation`
-    (the caller's transaction must still commit: the held list and the state are in it)."""
+    (the caller's transaction must still commit: the held list and the state are in it).
+    Without cancellations there is nothing to count (a no-change sync reads no booking)."""
+    if not pending.reasons:
+        return
     links = _live_links(session, calendar.id, pending)
     events = {link.event_id for link, _ in links}
     total = carried_bookings(session, calendar.id)

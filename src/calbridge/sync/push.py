@@ -108,6 +108,8 @@ def pending_work(store: Store, calendar_id: int) -> list[int]:
             .where(Link.calendar_id == calendar_id, Link.state != "gone", changed)
             .distinct()
         ).all()
+        if not events and not unmatched_links(session, calendar):
+            return []  # nothing changed and nothing to take off: no second scan of the links
         ensure_parts(session, calendar, list(events), lambda e, p: booking_key(calendar, e, p))
         session.flush()
         rows = session.scalars(

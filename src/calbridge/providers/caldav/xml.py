@@ -30,6 +30,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from urllib.parse import quote, unquote, urlsplit
 
 from calbridge.errors import ProviderError
@@ -41,14 +42,21 @@ _STATUS = re.compile(r"^\S+\s+(\d{3})")
 _SAFE = "/:@!$&'()*+,;=~"
 
 
+@cache
 def tag(name: str) -> str:
     """Clark notation for ``D:getetag`` / ``C:calendar-data``."""
     prefix, local = name.split(":", 1)
     return f"{{{_NS[prefix]}}}{local}"
 
 
+# a path whose canonical form is itself: no scheme or host, nothing encoded or to encode
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9/._~-]*")
+
+
 def normalize_href(href: str) -> str:
     """The path of ``href`` (which may be a full URL) with one canonical percent-encoding."""
+    if _PLAIN_PATH.fullmatch(href):
+        return href  # the usual case (every object of a listing): nothing to parse
     return quote(unquote(urlsplit(href.strip()).path), safe=_SAFE)
 
 
