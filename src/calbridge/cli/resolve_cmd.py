@@ -9,7 +9,6 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Annotated, Any
 
-import click
 import typer
 
 from calbridge.cli.common import Rows, line, print_json, print_jsonl, say, session, styled
@@ -64,6 +63,8 @@ def resolve(
     """Apply the client/user assignment rules (docs/assignment.md) to an address, explaining
     each step."""
     if (email is None) == (batch is None):
+        import click  # only for this usage error: a resolve never needs it otherwise
+
         raise click.UsageError("give exactly one of EMAIL or --batch FILE")
     with session() as s:
         settings = load_assignment_settings(s)
