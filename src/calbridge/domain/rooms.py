@@ -46,6 +46,9 @@ class RoomAttendee:
     address: str
     name: str | None = None
     response: str = "accepted"
+    #: False for an ordinary attendee that may be a room mailbox (EWS: Outlook puts a room in
+    #: Required or Optional): it counts only when it is a venue room, silently otherwise
+    resource: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def match_rooms(
         room = lookup.by_address(attendee.address.strip().lower())
         who = attendee.name or attendee.address
         if room is None:
-            trace.append(("Room resource among the attendees", f"{who[:200]}: no venue room"))
+            if attendee.resource:
+                trace.append(("Room resource among the attendees", f"{who[:200]}: no venue room"))
             continue
         if attendee.response == DECLINED:
             declined.add(room.id)

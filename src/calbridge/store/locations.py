@@ -83,6 +83,7 @@ class StoreRoomLookup:
         self.session = session
         self._names: dict[str, str] | None = None
         self._not_rooms: set[str] | None = None
+        self._addresses: set[str] | None = None
 
     def _room(self, loc: Location | None) -> Room | None:
         return None if loc is None else Room(loc.id, loc.name)
@@ -111,3 +112,10 @@ class StoreRoomLookup:
         if self._not_rooms is None:
             self._not_rooms = set(self.session.scalars(select(NotRoomText.key)))
         return key in self._not_rooms
+
+    def is_address(self, address: str) -> bool:
+        """Whether ``address`` (normalized) is a venue room's resource address (one read of
+        the rooms per lookup)."""
+        if self._addresses is None:
+            self._addresses = set(known_rooms(self.session)[1])
+        return address in self._addresses

@@ -19,7 +19,7 @@ on the booking changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -96,11 +96,21 @@ def apply_link_fields(
 # --- re-matching rooms ---------------------------------------------------------------------
 
 
-def remote_rooms(rooms: Sequence[RoomAttendee]) -> list[str]:
+def remote_rooms(
+    rooms: Sequence[RoomAttendee], is_room: Callable[[str], bool] | None = None
+) -> list[str]:
     """The room resources an appointment invites, as its link's snapshot keeps them: the
     addresses (lower case, sorted, once each) of its room attendees, whatever they answered —
-    a room answering (accepting, or declining a meeting we wrote) is no change of rooms."""
-    return sorted({r.address.strip().lower() for r in rooms})
+    a room answering (accepting, or declining a meeting we wrote) is no change of rooms. An
+    ordinary attendee that may be a room (EWS) counts only when ``is_room`` says it is a
+    venue room's address (a guest is never a room we manage)."""
+    return sorted(
+        {
+            r.address.strip().lower()
+            for r in rooms
+            if r.resource or (is_room is not None and is_room(r.address.strip().lower()))
+        }
+    )
 
 
 def with_rooms(snapshot: dict[str, Any], rooms: Sequence[str]) -> dict[str, Any]:
@@ -142,6 +152,10 @@ def rematch_rooms(
     final = kept + [c for c in wanted if c not in kept]
     before = [place_name(session, bl) or "" for bl in group]
     if [_holds(bl) for bl in group] == [_held(c) for c in final]:
+        for bl, choice in zip(group, final, strict=True):  # the same places: how found now
+            bl.location_id, bl.location_text = _columns(choice)
+            bl.match = choice.match
+        event.location = summary(session, event)
         return None
     for bl, choice in zip(group, final, strict=False):
         if _holds(bl) != _held(choice):
@@ -174,13 +188,14 @@ def rematch_rooms(
 def _held(choice: RoomChoice) -> tuple[str | None, str | None, str]:
     """(room id, free text, how found) a booked location holds for ``choice``."""
     if choice.room is not None:
-        return choice.room.id, None, _found(choice.match)
+        return choice.room.id, None, "room"
     return None, choice.text, _found(choice.match)
 
 
 def _holds(bl: BookedLocation) -> tuple[str | None, str | None, str]:
-    text = bl.location_text if bl.location_id is None else None
-    return bl.location_id, text, _found(bl.match)
+    if bl.location_id is not None:  # a room, however it was found (or given by a person)
+        return bl.location_id, None, "room"
+    return None, bl.location_text, _found(bl.match)
 
 
 def _found(match: str) -> str:

@@ -236,7 +236,9 @@ class PageApplier:
             "uid": item.uid,
             "key": item.key or arrival_key(self.calendar, item.ref.id, rid),
             "etag": item.ref.etag,
-            "snapshot": with_rooms(fields.snapshot(), remote_rooms(item.rooms)),
+            "snapshot": with_rooms(
+                fields.snapshot(), remote_rooms(item.rooms, self.room_lookup.is_address)
+            ),
             "synced_seq": event["change_seq"],
             "state": "ok",
             "origin": "calendar",
@@ -294,7 +296,7 @@ class PageApplier:
         event = self.session.get(Event, link.event_id)
         if event is None:
             return
-        rooms = remote_rooms(item.rooms)
+        rooms = remote_rooms(item.rooms, self.room_lookup.is_address)
         remote_snap = remote.snapshot()
         link.etag, link.uid, link.is_series = item.ref.etag, item.uid, item.is_series
         if link.state == "gone":

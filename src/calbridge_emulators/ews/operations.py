@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from calbridge.domain.windows_zones import resolve_zone
 
+from .rooms import Attendee, merged
 from .schema import CALENDAR_ITEM, SEQUENCES, M, T, build, el
 from .store import (
     MONTHS,
@@ -451,6 +452,10 @@ class Operations:
                 ],
             )
             children.append(build(T, "Organizer", [mailbox]))
+        for list_name, attr in ATTENDEE_LISTS.items():
+            attendees = getattr(item, attr)
+            if attendees and want(list_name):
+                children.append(build(T, list_name, [render_attendee(a) for a in attendees]))
         if item.pattern is not None and not occurrence:
             if want("Recurrence"):
                 children.append(self.render_recurrence(item))
@@ -620,6 +625,9 @@ class Operations:
                     item.extended[extended_key(uri)] = child.findtext(t("Value")) or ""
             elif name == "Recurrence":
                 item.pattern = parse_pattern(child)
+            elif name in ATTENDEE_LISTS:
+                attr = ATTENDEE_LISTS[name]
+                setattr(item, attr, merged(getattr(item, attr), parse_attendees(child)))
         if item.end < item.start:
             raise ItemError(
                 "ErrorCalendarEndDateIsEarlierThanStartDate",
@@ -714,6 +722,8 @@ class Operations:
                         field = str(uri.get("FieldURI") if uri is not None else "")
                         if field.endswith(":Location"):
                             item.location = ""
+                        elif field.split(":")[-1] in ATTENDEE_LISTS:
+                            setattr(item, ATTENDEE_LISTS[field.split(":")[-1]], [])
                         elif field.endswith(":Body"):
                             item.body = ""
                         elif update.find(t("ExtendedFieldURI")) is not None:
@@ -1096,3 +1106,42 @@ def parse_occurrence_id(value: str) -> tuple[str, int] | None:
     if len(parts) != 3 or parts[0] != "OCC" or not parts[2].isdigit():
         return None
     return parts[1], int(parts[2])
+
+
+#: the three attendee lists of a t:CalendarItem → the emulator's Item attribute (rooms.py)
+ATTENDEE_LISTS = {
+    "RequiredAttendees": "required",
+    "OptionalAttendees": "optional",
+    "Resources": "resources",
+}
+
+
+def parse_attendees(node: ET.Element) -> list[Attendee]:
+    """A request's t:NonEmptyArrayOfAttendeesType (the client's ResponseType is not taken:
+    Exchange keeps the attendees' own answers)."""
+    out = []
+    for attendee in node.findall(t("Attendee")):
+        mailbox = attendee.find(t("Mailbox"))
+        address = (mailbox.findtext(t("EmailAddress")) if mailbox is not None else None) or ""
+        if not address.strip():
+            raise ItemError("ErrorInvalidRecipients", "An attendee has no e-mail address.")
+        name = (mailbox.findtext(t("Name")) if mailbox is not None else None) or ""
+        out.append(Attendee(address.strip(), name))
+    return out
+
+
+def render_attendee(attendee: Attendee) -> ET.Element:
+    mailbox = build(
+        T,
+        "Mailbox",
+        [
+            el(T, "Name", attendee.name or attendee.address),
+            el(T, "EmailAddress", attendee.address),
+            el(T, "RoutingType", "SMTP"),
+            el(T, "MailboxType", "Mailbox"),
+        ],
+    )
+    children = [mailbox, el(T, "ResponseType", attendee.response)]
+    if attendee.last_response is not None:
+        children.append(el(T, "LastResponseTime", _iso(attendee.last_response)))
+    return build(T, "Attendee", children)

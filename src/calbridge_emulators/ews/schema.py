@@ -199,6 +199,15 @@ SEQUENCES: dict[tuple[str, str], Sequence] = {
     (T, "ExtendedProperty"): Sequence(T, ("ExtendedFieldURI", "Value"), frozenset({"Value"})),
     (T, "Mailbox"): Sequence(T, ("Name", "EmailAddress", "RoutingType", "MailboxType", "ItemId")),
     (T, "Organizer"): Sequence(T, ("Mailbox",), frozenset({"Mailbox"})),
+    # t:AttendeeType, and t:NonEmptyArrayOfAttendeesType for the three attendee lists
+    (T, "Attendee"): Sequence(
+        T,
+        ("Mailbox", "ResponseType", "LastResponseTime", "ProposedStart", "ProposedEnd"),
+        frozenset({"Mailbox"}),
+    ),
+    (T, "RequiredAttendees"): Sequence(T, ("Attendee",), frozenset({"Attendee"})),
+    (T, "OptionalAttendees"): Sequence(T, ("Attendee",), frozenset({"Attendee"})),
+    (T, "Resources"): Sequence(T, ("Attendee",), frozenset({"Attendee"})),
     (T, "Resolution"): Sequence(T, ("Mailbox", "Contact"), frozenset({"Mailbox"})),
     (T, "Occurrence"): Sequence(
         T,

@@ -38,6 +38,8 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, weekday
 
 from calbridge.domain.windows_zones import resolve_zone
 
+from .rooms import Attendee, Room, answer_rooms
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
     "January",
@@ -124,6 +126,9 @@ class Item:
     is_cancelled: bool = False
     free_busy: str = "Busy"
     invalid: str | None = None  # make GetItem answer this error code for the item
+    required: list[Attendee] = field(default_factory=list)  # see rooms.py
+    optional: list[Attendee] = field(default_factory=list)
+    resources: list[Attendee] = field(default_factory=list)
 
     @property
     def change_key(self) -> str:
@@ -267,6 +272,7 @@ class Organisation:
         self.stream_cap_seconds: float | None = None  # None: the client's ConnectionTimeout
         self.heartbeat_seconds = 5.0  # ConnectionStatus OK while nothing happens
         self.drops = 0  # bumped by drop_streams(): open connections end without a word
+        self.rooms: dict[str, Room] = {}  # room mailboxes by address (rooms.py)
 
     def reset(self) -> None:
         """Forget every account, mailbox, fault and counter (between tests)."""
@@ -278,6 +284,7 @@ class Organisation:
             self.max_changes_seen.clear()
             self.http_requests = 0
             self.subscriptions.clear()
+            self.rooms.clear()
             self.idle_lifetime = timedelta(minutes=30)
             self.stream_cap_seconds = None
             self.heartbeat_seconds = 5.0
@@ -296,8 +303,12 @@ class Organisation:
         all_day: bool = False,
         location: str = "",
         body: str = "",
+        required: list[Attendee] | None = None,
+        optional: list[Attendee] | None = None,
+        resources: list[Attendee] | None = None,
     ) -> Item:
-        """An item made in Outlook: ``start``/``end`` aware instants, ``zone`` a Windows id."""
+        """An item made in Outlook: ``start``/``end`` aware instants, ``zone`` a Windows id;
+        rooms among its attendees answer (rooms.py)."""
         box = self.mailboxes[smtp.lower()]
         item = Item(
             new_id(),
@@ -311,6 +322,9 @@ class Organisation:
             body=body,
             organizer=organizer or Organizer(box.name, box.smtp),
             pattern=pattern,
+            required=list(required or []),
+            optional=list(optional or []),
+            resources=list(resources or []),
         )
         return self.insert(box, item)
 
@@ -353,6 +367,14 @@ class Organisation:
             self.touch(box, master)
 
     # ------------------------------------------------------------ directory
+    def add_room(self, smtp: str, name: str, capacity: int | None = None) -> Room:
+        """A room mailbox that auto-accepts meetings, declining when busy (rooms.py)."""
+        with self.lock:
+            room = Room(smtp.strip().lower(), name, capacity)
+            self.rooms[room.address] = room
+            self.add_mailbox(room.address, name)
+            return room
+
     def add_mailbox(self, smtp: str, name: str | None = None) -> Mailbox:
         with self.lock:
             smtp = smtp.lower()
@@ -482,12 +504,14 @@ class Organisation:
             box.seq += 1
             item.seq = item.created_seq = box.seq
             box.items[item.id] = item
+            answer_rooms(self, item)
             self._event(box, "CreatedEvent", item)
             return item
 
     def touch(self, box: Mailbox, item: Item) -> None:
         """Record a change of ``item`` (an exception's change is its master's)."""
         with self.lock:
+            answer_rooms(self, item)
             master = box.items.get(item.master_id) if item.master_id else None
             if master is not None:
                 item.version += 1

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from exchangelib import CalendarItem, EWSDate, EWSDateTime, EWSTimeZone, ExtendedProperty
+from exchangelib import (
+    Attendee,
+    CalendarItem,
+    EWSDate,
+    EWSDateTime,
+    EWSTimeZone,
+    ExtendedProperty,
+    Mailbox,
+)
 from exchangelib.recurrence import (
     AbsoluteMonthlyPattern,
     AbsoluteYearlyPattern,
@@ -48,6 +56,7 @@ from calbridge.domain.remote import (
     RemoteRejection,
     Window,
 )
+from calbridge.domain.rooms import RoomAttendee, merge_room_attendees
 from calbridge.domain.windows_zones import iana_to_windows, windows_to_iana
 from calbridge.errors import BadEmail, BadEvent
 
@@ -96,6 +105,9 @@ READ_FIELDS = (
     "_start_timezone",
     "calbridge_key",
     "calbridge_zone",
+    "required_attendees",
+    "optional_attendees",
+    "resources",
 )
 
 
@@ -300,6 +312,7 @@ def item_of(
                 occurrences=(RemoteOccurrence(None, fields),),
                 key=key,
                 updated=_naive(item.last_modified_time),
+                rooms=rooms_of(item),
             )
             return remote, None
         all_day = fields.times.all_day
@@ -324,10 +337,80 @@ def item_of(
             key=key,
             is_series=True,
             updated=_naive(item.last_modified_time),
+            rooms=rooms_of(item),
         )
         return remote, info
     except (BadEvent, BadEmail) as exc:
         return RemoteRejection(ref.id, uid, f"{title(item)}: {exc}"), None
+
+
+#: EWS ``ResponseType`` → the neutral answer (domain/rooms.py)
+_ANSWERS = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative"}
+
+
+def rooms_of(item: Any) -> tuple[RoomAttendee, ...]:
+    """The room mailboxes a meeting invites, with their answer: every ``Resources`` attendee,
+    and the Required/Optional attendees as possible rooms (Outlook users type a room there;
+    they count only when they are a venue room's address)."""
+    rooms = []
+    lists = (
+        (getattr(item, "resources", None), True),
+        (getattr(item, "required_attendees", None), False),
+        (getattr(item, "optional_attendees", None), False),
+    )
+    for attendees, resource in lists:
+        for attendee in attendees or []:
+            mailbox = getattr(attendee, "mailbox", None)
+            address = str(getattr(mailbox, "email_address", None) or "").strip()
+            if not address or "@" not in address:
+                continue
+            name = getattr(mailbox, "name", None)
+            answer = _ANSWERS.get(str(getattr(attendee, "response_type", "")), "needs-action")
+            rooms.append(RoomAttendee(address, name or None, answer, resource))
+    return tuple(rooms)
+
+
+def room_attendee(room: RoomAttendee) -> Attendee:
+    """A room as an exchangelib ``Resources`` attendee."""
+    return Attendee(
+        mailbox=Mailbox(email_address=room.address, name=room.name or room.address),
+        response_type="Unknown",
+    )
+
+
+def attendee_address(attendee: Any) -> str:
+    mailbox = getattr(attendee, "mailbox", None)
+    return str(getattr(mailbox, "email_address", None) or "")
+
+
+def apply_rooms(item: Any, event: Any, current: Any | None) -> list[str]:
+    """Set the rooms ``event`` sends on ``item`` (``current``: the item as it is, for an
+    update): the ``Resources`` we manage change, a managed room found among the Required or
+    Optional attendees is dropped from there when no longer wanted, every other attendee stays
+    (:func:`calbridge.domain.rooms.merge_room_attendees`). Returns the fields to update."""
+    wanted = tuple(event.rooms)
+    managed = tuple(event.managed_rooms)
+    keep = {r.address.strip().lower() for r in wanted}
+    dropped = {a.strip().lower() for a in managed} - keep
+    fields = ["resources"]
+    elsewhere: set[str] = set()
+    for name in ("required_attendees", "optional_attendees"):
+        attendees = list(getattr(current, name, None) or []) if current is not None else []
+        kept = [a for a in attendees if attendee_address(a).strip().lower() not in dropped]
+        elsewhere |= {attendee_address(a).strip().lower() for a in kept}
+        if current is not None and len(kept) != len(attendees):
+            setattr(item, name, kept or None)
+            fields.append(name)
+    resources = list(getattr(current, "resources", None) or []) if current is not None else []
+    merged = merge_room_attendees(
+        resources,
+        [r for r in wanted if r.address.strip().lower() not in elsewhere],
+        managed,
+        attendee_address,
+        room_attendee,
+    )
+    item.resources = merged or None
+    return fields
 
 
 def _naive(moment: Any) -> datetime | None:

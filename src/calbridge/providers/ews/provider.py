@@ -62,6 +62,7 @@ from calbridge.providers.ews.mapping import (
     WRITE_FIELDS,
     MasterInfo,
     apply_fields,
+    apply_rooms,
     item_of,
     organizer_address,
     title,
@@ -354,6 +355,8 @@ class EwsProvider:
             item = CalendarItem(account=account, folder=folder)
             try:
                 apply_fields(item, event.fields)
+                if event.rooms is not None:
+                    apply_rooms(item, event, None)
             except BadEvent as exc:
                 results[n] = ProviderError(
                     f"{self.label}: cannot write '{event.fields.name[:60]}': {exc}"
@@ -403,6 +406,8 @@ class EwsProvider:
 
     def _updates(self, ops: list[WriteOp], indexes: list[int], results: list[WriteResult]) -> None:
         batch: list[tuple[int, CalendarItem]] = []
+        fields: dict[int, list[str]] = {}
+        current = self._attendees(ops, indexes)
         for n in indexes:
             op = ops[n]
             assert op.ref is not None and op.event is not None
@@ -412,6 +417,8 @@ class EwsProvider:
                 continue
             try:
                 apply_fields(target, op.event.fields)
+                if n in current:
+                    fields[n] = apply_rooms(target, op.event, current[n])
             except BadEvent as exc:
                 error = ProviderError(
                     f"{self.label}: cannot write '{op.event.fields.name[:60]}': {exc}"
@@ -425,7 +432,7 @@ class EwsProvider:
         answers = self._service(
             UpdateItem,
             "updating events",
-            items=[(item, list(WRITE_FIELDS)) for _, item in batch],
+            items=[(item, [*WRITE_FIELDS, *fields.get(n, [])]) for n, item in batch],
             conflict_resolution="NeverOverwrite",
             message_disposition="SaveOnly",
             send_meeting_invitations_or_cancellations="SendToNone",
@@ -451,6 +458,24 @@ class EwsProvider:
                 item_id, change_key = answer
                 results[n] = Written(RemoteRef(str(item_id), str(change_key)), op.event.uid or "")
         self._series_written(ops, series, results)
+
+    def _attendees(self, ops: list[WriteOp], indexes: list[int]) -> dict[int, Any]:
+        """For updates that send rooms: the items' attendees now, read in one GetItem (the
+        ones we did not put there are kept, see ``mapping.apply_rooms``)."""
+        wanted = [
+            n
+            for n in indexes
+            if (event := ops[n].event) is not None
+            and event.rooms is not None
+            and event.recurrence_id is None
+        ]
+        if not wanted:
+            return {}
+        refs = [ops[n].ref for n in wanted]
+        read = self._fetch([(ref.id, None) for ref in refs if ref is not None])
+        return {
+            n: item for n, item in zip(wanted, read, strict=True) if not isinstance(item, Exception)
+        }
 
     def _series_written(
         self, ops: list[WriteOp], series: dict[str, list[int]], results: list[WriteResult]
