@@ -8,11 +8,16 @@ resources invites the room mailbox, and a room change keeps a guest added in Out
 
 from __future__ import annotations
 
+import logging
+import warnings
+from datetime import datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from calbridge.domain.event import make_times
+from calbridge.domain.remote import Window
 from calbridge.ops.bookings import book_location, review_reasons
 from calbridge.store.booked import PlaceRequest, booked_locations
 from calbridge.store.events import ManualAssignment, create_event, update_event
@@ -24,6 +29,7 @@ from calbridge_emulators.ews.store import Organizer
 
 World = Any  # conftest.EwsWorld
 BALLROOM, GARDEN = "ballroom@harbour.example", "garden-room@harbour.example"
+WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 ANN = Organizer("Ann Lee", "ann.lee@acme.example")  # a contact of Acme
 
 
@@ -196,3 +202,27 @@ def test_rooms_sent_as_resources_and_a_guest_added_in_outlook_stays(world: World
     assert [a.address for a in item.required] == ["guest@elsewhere.example"]
     again = world.sync("rooms")
     assert (again.updated, again.pushed_updated) == (0, 0)
+
+
+def test_exchangelib_parses_the_attendees_without_fallback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attendees as the emulator writes them (t:Attendee: Mailbox, ResponseType,
+    LastResponseTime, in schema order) parse in exchangelib with no warning, values intact."""
+    rooms(world)
+    world.add_calendar("front")
+    world.create(
+        "Gala", "2027-06-10T09:00:00", "2027-06-10T12:00:00", organizer=ANN,
+        required=[Attendee("guest@elsewhere.example", "Guest")],
+        resources=[Attendee(BALLROOM, "Ballroom")],
+    )  # fmt: skip
+    caplog.set_level(logging.DEBUG, logger="exchangelib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (page,) = list(world.provider("front").list_changes(None, WINDOW))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    (item,) = page.items
+    assert [(r.address, r.response, r.resource) for r in item.rooms] == [
+        (BALLROOM, "accepted", True),
+        ("guest@elsewhere.example", "needs-action", False),
+    ]
