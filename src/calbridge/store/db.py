@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,6 +171,30 @@ def open_store(url: str) -> Store:
         engine.dispose()
         raise ConfigError(f"cannot use database {_safe(url)}: {exc.__class__.__name__}") from exc
     return Store(engine)
+
+
+def insert_with_ids(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table`` (integer primary key ``id``); their ids, in row order.
+
+    PostgreSQL: one ``INSERT … RETURNING`` sorted by parameter order (batched). SQLite: that
+    statement is sent one row at a time there (SQLite does not promise RETURNING's order), so
+    the rows go in one executemany between two reads of the largest id instead — exact, since
+    SQLite gives each new row the largest id + 1, in insertion order, and a transaction that
+    writes holds SQLite's only write lock (a writer that came between the first read and the
+    insert makes the insert fail, it cannot slip rows in). The count is checked all the same.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        return list(
+            session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        )
+    before = session.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+    session.execute(insert(table), rows)
+    ids = list(session.scalars(select(table.c.id).where(table.c.id > before).order_by(table.c.id)))
+    if len(ids) != len(rows):
+        raise RuntimeError(f"{table.name}: inserted {len(rows)} rows but found {len(ids)} new ids")
+    return ids
 
 
 def _safe(url: str) -> str:

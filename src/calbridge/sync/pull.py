@@ -35,7 +35,7 @@ from calbridge.domain.remote import (
 )
 from calbridge.domain.rooms import RoomDecision, match_rooms
 from calbridge.errors import BadEmail, BadEvent
-from calbridge.store.db import Store
+from calbridge.store.db import Store, insert_with_ids
 from calbridge.store.events import assignment_columns, utcnow
 from calbridge.store.locations import StoreRoomLookup
 from calbridge.store.lookup import load_assignment_settings
@@ -249,16 +249,14 @@ class PageApplier:
         self.report.created += 1
 
     def insert_arrivals(self) -> None:
-        """New bookings and their links, inserted in two Core statements per page (a bulk
-        INSERT … RETURNING keeps the ids in parameter order) instead of two ORM rows per
-        event."""
+        """New bookings and their links, inserted in two Core statements per page (the
+        bookings' ids come back in row order, :func:`~calbridge.store.db.insert_with_ids`)
+        instead of two ORM rows per event."""
         if not self.arrivals:
             return
         events, links = cast(Table, Event.__table__), cast(Table, Link.__table__)
         rows = [row for row, _ in self.arrivals]
-        ids = self.session.scalars(
-            insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
-        ).all()
+        ids = insert_with_ids(self.session, events, rows)
         self.session.execute(
             insert(links),
             [

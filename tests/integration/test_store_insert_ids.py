@@ -1,0 +1,30 @@
+"""``insert_with_ids``: a page of new rows gets its ids back in row order — on SQLite by one
+executemany between two reads of the largest id (SQLAlchemy would send an ordered RETURNING
+insert one row at a time there), on PostgreSQL by one sorted ``INSERT … RETURNING``."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, select
+
+from calbridge.store.db import Store, insert_with_ids
+
+
+def test_inserted_rows_get_their_ids_in_row_order_whatever_came_before(store: Store) -> None:
+    table = Table(
+        "scratch_rows",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("label", String(20), nullable=False),
+    )
+    table.create(store.engine)
+    with store.session() as s:
+        assert insert_with_ids(s, table, []) == []
+        first = insert_with_ids(s, table, [{"label": f"a{i}"} for i in range(5)])
+        s.execute(delete(table).where(table.c.id == first[-1]))  # the largest id is free again
+    with store.session() as s:
+        second = insert_with_ids(s, table, [{"label": f"b{i}"} for i in range(1200)])
+    with store.session() as s:
+        label = dict(s.execute(select(table.c.id, table.c.label)).all())
+    assert [label[i] for i in first[:-1]] == ["a0", "a1", "a2", "a3"]
+    assert [label[i] for i in second] == [f"b{i}" for i in range(1200)]
+    assert len(label) == 4 + 1200
