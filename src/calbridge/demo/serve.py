@@ -178,14 +178,15 @@ def _wait(check: Callable[[], Any], seconds: float, what: str, served: Served) -
 
 
 def _settled(world: DemoWorld) -> bool:
-    """Every calendar synced once, and the Google and Graph calendars have their channels."""
+    """Every calendar synced once, and every calendar whose kind has push has its channel
+    (Google watch, Graph subscription, Exchange stream)."""
+    from calbridge.providers.registry import push_module
+
     with world.store.session() as session:
         calendars = session.scalars(select(Calendar)).all()
         synced = all(c.last_success_at is not None for c in calendars)
-        push = [c for c in calendars if c.kind in ("google", "graph")]
-        opened = all(
-            (c.settings or {}).get("watch" if c.kind == "google" else "subscription") for c in push
-        )
+        modules = [(c, push_module(c.kind)) for c in calendars]
+        opened = all((c.settings or {}).get(module.SETTINGS_KEY) for c, module in modules if module)
         return bool(calendars) and synced and opened
 
 

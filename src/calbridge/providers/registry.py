@@ -35,13 +35,32 @@ A :class:`ProviderKind` is a frozen dataclass of plain values and functions:
   learned, e.g. the id of a mailbox's default calendar), ``warnings(settings) -> list[str]``
   (printed by the CLI, e.g. a password sent in clear), ``unchecked(name) -> str`` (what to run
   when the connection cannot be checked yet), ``notify`` (the module handling the API's push
-  notifications, for :mod:`calbridge.service`), ``open_keeping(name, settings, secret,
-  adding, keep)`` (like ``open``, given ``keep(key, value)`` that stores state for the next
-  process in the calendar's sealed secret — Microsoft 365 keeps MSAL's caches there; used
-  when the caller has a store).
+  notifications, for :mod:`calbridge.service`: see *Push modules* below),
+  ``open_keeping(name, settings, secret, adding, keep)`` (like ``open``, given ``keep(key,
+  value)`` that stores state for the next process in the calendar's sealed secret — Microsoft
+  365 keeps MSAL's caches there; used when the caller has a store).
 
 Kind modules are imported on first use, so listing the kinds never imports an API's client
 library.
+
+Push modules (``notify``, :func:`push_module`): what the service's channel keeper
+(:mod:`calbridge.service.channels`) calls, knowing no API itself —
+
+- ``SETTINGS_KEY``: the key of ``Calendar.settings`` holding the calendar's channel;
+- ``keep_channel(keeper, calendar_id, name, settings, of, now) -> "opened" | "renewed" |
+  None``: under the calendar's lock, open the channel the calendar lacks (or one watching
+  another remote calendar than ``of``) and renew one near expiry; the ``keeper`` offers
+  ``store``, ``box``, ``address(path)``, ``lifetime(kind, default)``, ``renew_margin``,
+  ``provider_factory``/``open_provider(calendar)``, ``on_change(calendar_id)`` (enqueue a
+  sync), ``stream_minutes`` and ``state`` (a dict a kind may keep in-process state in);
+- ``remove_channel(store, box, name)``: before the calendar is removed;
+- optional ``retain(keeper, calendar_ids) -> list[str]``: stop in-process state of calendars
+  no longer watched.
+
+The entry's ``calls_back`` says whether the API calls our ``/hooks/*`` (its channels are kept
+only with ``CALBRIDGE_PUBLIC_URL``; without one its calendars are polled more often) or we
+call it (EWS streams); ``mailbox_key`` names the setting whose mailbox the API throttles
+(the service's per-mailbox politeness).
 """
 
 from __future__ import annotations
@@ -243,6 +262,8 @@ class ProviderKind(Generic[S]):
     warnings: Callable[[S], list[str]] | None = None
     unchecked: Callable[[str], str] | None = None
     notify: str | None = None
+    calls_back: bool = True  # its push calls our /hooks/* (needs a public URL); False: we call it
+    mailbox_key: str | None = None  # settings key of the mailbox its throttling budget is per
     open_keeping: Callable[[str, S, Mapping[str, Any], bool, Keep], CalendarProvider] | None = None
 
     @property
@@ -309,6 +330,20 @@ def all_kinds() -> list[ProviderKind[Any]]:
 def push_kinds() -> list[str]:
     """The kinds whose calendars can notify us of changes (``notify`` set)."""
     return [kind.name for kind in all_kinds() if kind.notify is not None]
+
+
+def calls_back(kind: str) -> bool:
+    """Whether ``kind``'s push needs a public URL (False for unknown kinds and pull-only)."""
+    return kind in KINDS and kind_of(kind).notify is not None and kind_of(kind).calls_back
+
+
+def push_module(kind: str) -> Any:
+    """The push module of ``kind`` (see the module docstring), None when it has none or the
+    kind is unknown."""
+    if kind not in KINDS:
+        return None
+    module = kind_of(kind).notify
+    return import_module(module) if module else None
 
 
 def cli_options() -> list[CliOption]:

@@ -24,6 +24,10 @@ answers — Graph calls ``/hooks/graph`` back before it creates a subscription �
   renewed (its thread reconnects and re-subscribes by itself); a calendar that no longer
   qualifies (removed, paused) has its stream stopped.
 
+The keeper knows no API: every kind with a push module (the registry's ``notify``, see
+:mod:`calbridge.providers.registry`) keeps its own channels through ``keep_channel`` /
+``remove_channel``; a kind whose API calls us back is kept only with a public URL.
+
 One calendar's failure (credentials, outage) is logged and retried after ``RETRY_SECONDS``;
 the others go on.
 
@@ -53,23 +57,7 @@ from sqlalchemy import select
 
 from calbridge.config import load_settings
 from calbridge.errors import CalbridgeError, CalendarBusy
-from calbridge.providers.ews.notify import StreamKeeper, unsubscribe_calendar
-from calbridge.providers.google.notify import (
-    DEFAULT_TTL,
-    RENEW_MARGIN,
-    needs_renewal,
-    stop_watching_google_calendar,
-    watch_google_calendar,
-)
-from calbridge.providers.graph.notify import (
-    renew_subscription,
-    subscribe_calendar,
-)
-from calbridge.providers.graph.notify import (
-    unsubscribe_calendar as unsubscribe_graph_calendar,
-)
-from calbridge.providers.graph.subscriptions import LIFETIME, RENEW_BEFORE, Subscription
-from calbridge.providers.registry import kind_of, push_kinds
+from calbridge.providers.registry import calls_back, kind_of, push_kinds, push_module
 from calbridge.store.db import Store
 from calbridge.store.events import utcnow
 from calbridge.store.models import Calendar
@@ -80,9 +68,6 @@ from calbridge.sync.providers import open_provider
 
 log = logging.getLogger(__name__)
 
-GOOGLE_PATH = "/hooks/google"
-GRAPH_PATH = "/hooks/graph"
-LIFECYCLE_PATH = "/hooks/graph/lifecycle"
 CHECK_SECONDS = 60.0
 RETRY_SECONDS = 60.0
 
@@ -93,8 +78,8 @@ class PushSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CALBRIDGE_PUSH_", extra="ignore")
 
-    google_ttl_seconds: float = Field(default=DEFAULT_TTL.total_seconds(), gt=0)
-    graph_lifetime_seconds: float = Field(default=LIFETIME.total_seconds(), gt=0, le=604800)
+    google_ttl_seconds: float = Field(default=7 * 86400.0, gt=0)  # Google's default: a week
+    graph_lifetime_seconds: float = Field(default=3 * 86400.0, gt=0, le=604800)  # ≤ 10,080 min
     check_seconds: float = Field(default=CHECK_SECONDS, gt=0)
     min_interval_seconds: float = Field(
         default=5.0, ge=0, description="a calendar's push-triggered syncs at most this often"
@@ -139,13 +124,10 @@ def stop_push(store: Store, box: SecretBox, name: str) -> str | None:
         if calendar is None:
             return None
         kind, settings = calendar.kind, dict(calendar.settings or {})
+    module = push_module(kind)
     try:
-        if kind == "google" and settings.get("watch"):
-            stop_watching_google_calendar(store, box, name)
-        elif kind == "graph" and settings.get("subscription"):
-            unsubscribe_graph_calendar(store, box, name)
-        elif kind == "ews" and settings.get("stream"):
-            unsubscribe_calendar(store, box, name)
+        if module is not None and settings.get(module.SETTINGS_KEY):
+            module.remove_channel(store, box, name)
     except (CalbridgeError, httpx.HTTPError) as exc:
         return (
             f"its push channel could not be stopped ({exc}); it ends by itself at its expiry "
@@ -159,55 +141,41 @@ class ChannelKeeper:
     store: Store
     box: SecretBox
     public_url: str | None
-    google_ttl: timedelta = DEFAULT_TTL
-    graph_lifetime: timedelta = LIFETIME
+    google_ttl: timedelta = timedelta(days=7)
+    graph_lifetime: timedelta = timedelta(days=3)
     provider_factory: ProviderFactory | None = None
     clock: Callable[[], datetime] = utcnow
-    on_change: Callable[[int], None] | None = None  # Exchange streams: enqueue a sync
+    on_change: Callable[[int], None] = lambda calendar_id: None  # a stream saw a change
     stream_minutes: int = 30
+    state: dict[str, Any] = field(default_factory=dict)  # per kind: what its module keeps
     _retry_at: dict[int, float] = field(default_factory=dict)
-    _streams: StreamKeeper | None = None
 
-    @property
-    def streams(self) -> StreamKeeper:
-        if self._streams is None:
-            self._streams = StreamKeeper(
-                self.store,
-                self._ews_connection,
-                self.on_change or (lambda calendar_id: None),
-                minutes=self.stream_minutes,
-            )
-        return self._streams
+    # ------------------------------------------------- what the kinds' notify modules use
+    def address(self, path: str) -> str:
+        """The public URL of one of our ``/hooks/…`` paths."""
+        return (self.public_url or "").rstrip("/") + path
 
-    def _ews_connection(self, calendar_id: int) -> Any:
+    def lifetime(self, kind: str, default: timedelta) -> timedelta:
+        """The channel lifetime configured for ``kind`` (``CALBRIDGE_PUSH_*``)."""
+        return {"google": self.google_ttl, "graph": self.graph_lifetime}.get(kind, default)
+
+    @staticmethod
+    def renew_margin(lifetime: timedelta, default: timedelta) -> timedelta:
+        return renew_margin(lifetime, default)
+
+    def open_provider(self, calendar: Calendar) -> Any:
         factory = self.provider_factory or (lambda c: open_provider(c, self.box))
-        with self.store.session() as session:
-            calendar = session.get(Calendar, calendar_id)
-            if calendar is None:
-                raise CalbridgeError(f"calendar {calendar_id} was removed")
-            provider = factory(calendar)
-        conn: Any = provider.conn  # type: ignore[attr-defined]
-        return conn
-
-    @property
-    def google_address(self) -> str:
-        return (self.public_url or "").rstrip("/") + GOOGLE_PATH
-
-    @property
-    def graph_address(self) -> str:
-        return (self.public_url or "").rstrip("/") + GRAPH_PATH
-
-    @property
-    def lifecycle_address(self) -> str:
-        return (self.public_url or "").rstrip("/") + LIFECYCLE_PATH
+        return factory(calendar)
 
     def run_once(self) -> KeeperReport:
         """Open missing channels and renew the ones expiring soon."""
         report = KeeperReport()
         now = self.clock()
         calendars = self._push_calendars()
-        if self._streams is not None:
-            report.stopped = self._streams.retain({c for c, _ in calendars})
+        for kind in push_kinds():
+            retain = getattr(push_module(kind), "retain", None)
+            if callable(retain):
+                report.stopped += retain(self, {c for c, _ in calendars})
         for calendar_id, name in calendars:
             if self._retry_at.get(calendar_id, 0.0) > time.monotonic():
                 continue
@@ -227,7 +195,7 @@ class ChannelKeeper:
         return report
 
     def _push_calendars(self) -> list[tuple[int, str]]:
-        kinds = push_kinds() if self.public_url else ["ews"]
+        kinds = [kind for kind in push_kinds() if self.public_url or not calls_back(kind)]
         with self.store.session() as session:
             rows = session.execute(
                 select(Calendar.id, Calendar.name).where(
@@ -256,64 +224,16 @@ class ChannelKeeper:
         report: KeeperReport,
     ) -> None:
         of = watched_identity(kind, name, settings)
-        if kind == "ews":
-            if self.streams.keep(calendar_id, name, settings, of, now) == "opened":
-                report.opened.append(name)
+        module = push_module(kind)
+        if module is None or (calls_back(kind) and not self.public_url):
             return
-        if not self.public_url:
-            return
-        if kind == "google":
-            watch = settings.get("watch")
-            if (
-                not isinstance(watch, dict)
-                or watch.get("address") != self.google_address
-                or watch.get("of", of) != of
-            ):
-                self._watch(name)
-                report.opened.append(name)
-            elif needs_renewal(
-                datetime.fromisoformat(str(watch["expiration"])),
-                now,
-                renew_margin(self.google_ttl, RENEW_MARGIN),
-            ):
-                self._watch(name)
-                report.renewed.append(name)
-            else:
-                return
-            self._remember(calendar_id, "watch", of)
-            return
-        raw = settings.get("subscription")
-        if (
-            not isinstance(raw, dict)
-            or raw.get("notification_url") != self.graph_address
-            or raw.get("of", of) != of
-        ):
-            subscribe_calendar(
-                self.store,
-                self.box,
-                name,
-                self.graph_address,
-                lifecycle_url=self.lifecycle_address,
-                lifetime=self.graph_lifetime,
-                now=now,
-                provider_factory=self.provider_factory,
-            )
+        done = module.keep_channel(self, calendar_id, name, settings, of, now)
+        if done == "opened":
             report.opened.append(name)
-        elif Subscription.from_settings(raw).due(
-            now, renew_margin(self.graph_lifetime, RENEW_BEFORE)
-        ):
-            renew_subscription(
-                self.store,
-                self.box,
-                calendar_id,
-                lifetime=self.graph_lifetime,
-                now=now,
-                provider_factory=self.provider_factory,
-            )
+        elif done == "renewed":
             report.renewed.append(name)
-        else:
-            return
-        self._remember(calendar_id, "subscription", of)
+        if done is not None:
+            self._remember(calendar_id, module.SETTINGS_KEY, of)
 
     def _remember(self, calendar_id: int, key: str, of: str) -> None:
         """Note on the channel just opened or renewed what it watches."""
@@ -323,16 +243,6 @@ class ChannelKeeper:
                 settings = dict(calendar.settings)
                 settings[key] = {**settings[key], "of": of}
                 calendar.settings = settings
-
-    def _watch(self, name: str) -> None:
-        watch_google_calendar(
-            self.store,
-            self.box,
-            name,
-            self.google_address,
-            ttl=self.google_ttl,
-            provider_factory=self.provider_factory,
-        )
 
 
 class _KeeperTask:

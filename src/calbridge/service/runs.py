@@ -43,6 +43,7 @@ from calbridge.errors import (
     ProviderError,
     RateLimited,
 )
+from calbridge.providers.registry import KINDS, kind_of
 from calbridge.service.jobs import JobContext, check_trigger
 from calbridge.service.metrics import count_sync
 from calbridge.store.models import Calendar, SyncRun
@@ -115,9 +116,10 @@ def run_sync_job(
             calendar.sync_token = None
         session.flush()
         run_id, name, kind = run.id, calendar.name, calendar.kind
-        # Microsoft's throttling budgets are per mailbox (Graph, and EWS with impersonation)
-        polite = kind in ("graph", "ews")
-        mailbox = str((calendar.settings or {}).get("mailbox") or "") if polite else ""
+        # Microsoft's throttling budgets are per mailbox (Graph, and EWS with impersonation):
+        # the registry names the setting holding it
+        key = kind_of(kind).mailbox_key if kind in KINDS else None
+        mailbox = str((calendar.settings or {}).get(key) or "") if key else ""
 
     def progress(_n: int) -> None:
         if should_stop():

@@ -69,14 +69,14 @@ class ServiceSettings(BaseSettings):
 
     def poll_interval(self, kind: str) -> float:
         """Default seconds between polls of a calendar of this kind."""
-        if kind == "caldav":
+        from calbridge.providers.registry import KINDS, calls_back, kind_of
+
+        if kind not in KINDS or kind_of(kind).notify is None:  # polled only, like CalDAV
             return self.poll_caldav_seconds
-        if kind == "ews":
-            return self.poll_ews_seconds  # streams need no public URL
-        interval = self.poll_google_seconds if kind == "google" else self.poll_graph_seconds
-        if not self.push_enabled:
+        interval = float(getattr(self, f"poll_{kind}_seconds", self.poll_graph_seconds))
+        if calls_back(kind) and not self.push_enabled:
             return min(interval, self.poll_without_push_seconds)
-        return interval
+        return interval  # push keeps it current: polling is the backstop
 
 
 def load_service_settings(**overrides: object) -> ServiceSettings:

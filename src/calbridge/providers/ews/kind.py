@@ -145,4 +145,6 @@ KIND = ProviderKind(
     checked=checked,
     warnings=warnings,
     notify="calbridge.providers.ews.notify",
+    calls_back=False,  # streaming subscriptions: we keep a connection to Exchange open
+    mailbox_key="mailbox",
 )

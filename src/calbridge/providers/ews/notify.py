@@ -30,6 +30,10 @@ streams it (``owner``: host, pid, nonce) and until when (``lease_until``, renewe
 pass). Another process leaves a calendar alone while that lease runs and its owner lives; a
 lease of a process that died on this host is taken over at once.
 
+For the service's channel keeper (the registry's ``notify`` contract,
+:mod:`calbridge.providers.registry`): :data:`SETTINGS_KEY`,
+:func:`keep_channel`, :func:`retain` and :func:`remove_channel`.
+
 Removing the calendar (:func:`unsubscribe_calendar`, through ``ops.calendars.unlink_calendar``)
 unsubscribes: the process streaming it sees the subscription go and, the calendar being gone,
 does not re-create it. Polling (every 15 minutes with a stream, as for Google and Graph) stays
@@ -399,3 +403,44 @@ def unsubscribe_calendar(store: Store, box: SecretBox, name: str) -> bool:
             settings.pop(SETTINGS_KEY, None)
             calendar.settings = settings
     return done
+
+
+# ------------------------------------------------------------------ the channel keeper's hooks
+
+
+def _streams(keeper: Any) -> StreamKeeper:
+    """This keeper's streams (one :class:`StreamKeeper` per channel keeper)."""
+    found = keeper.state.get("ews")
+    if found is None:
+
+        def connect(calendar_id: int) -> Any:
+            with keeper.store.session() as session:
+                calendar = session.get(Calendar, calendar_id)
+                if calendar is None:
+                    raise CalbridgeError(f"calendar {calendar_id} was removed")
+                provider: Any = keeper.open_provider(calendar)
+            return provider.conn
+
+        found = StreamKeeper(keeper.store, connect, keeper.on_change, minutes=keeper.stream_minutes)
+        keeper.state["ews"] = found
+    assert isinstance(found, StreamKeeper)
+    return found
+
+
+def keep_channel(
+    keeper: Any, calendar_id: int, name: str, settings: dict[str, Any], of: str, now: datetime
+) -> str | None:
+    """Under the calendar's lock: start this process's stream of the calendar unless another
+    process holds its lease ("opened"), renew the lease."""
+    return _streams(keeper).keep(calendar_id, name, settings, of, now)
+
+
+def retain(keeper: Any, calendar_ids: set[int]) -> list[str]:
+    """Stop the streams of calendars no longer watched; their names."""
+    found = keeper.state.get("ews")
+    return found.retain(calendar_ids) if isinstance(found, StreamKeeper) else []
+
+
+def remove_channel(store: Store, box: SecretBox, name: str) -> None:
+    """Before the calendar is removed: end its subscription."""
+    unsubscribe_calendar(store, box, name)

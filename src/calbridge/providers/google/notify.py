@@ -19,6 +19,11 @@ scripts). A notification that does not check out is rejected and nothing runs.
 Where things live: the non-secret channel data (id, resource id, expiry, address) in
 ``Calendar.settings["watch"]``; the channel token sealed with the calendar's other secrets in
 ``Calendar.secret`` (``watch_token``).
+
+For the service's channel keeper (the registry's ``notify`` contract,
+:mod:`calbridge.providers.registry`): :data:`SETTINGS_KEY`,
+:func:`keep_channel` (open a channel to ``{public_url}/hooks/google``, renew it before it
+expires) and :func:`remove_channel`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,6 +57,8 @@ ProviderFactory = Callable[[Calendar], CalendarProvider]
 
 DEFAULT_TTL = timedelta(days=7)
 RENEW_MARGIN = timedelta(days=1)
+SETTINGS_KEY = "watch"
+HOOK_PATH = "/hooks/google"
 
 
 @dataclass(frozen=True)
@@ -372,3 +380,35 @@ def _watch_json(channel: Channel) -> dict[str, str]:
 def _refuse(reason: str, calendar: str | None = None) -> Verdict:
     log.warning("notification rejected", extra={"calendar": calendar, "reason": reason})
     return Verdict(False, reason, calendar)
+
+
+# ------------------------------------------------------------------ the channel keeper's hooks
+
+
+def keep_channel(
+    keeper: Any, calendar_id: int, name: str, settings: dict[str, Any], of: str, now: datetime
+) -> str | None:
+    """Under the calendar's lock: open a channel when the calendar has none to this address
+    or for this remote calendar ("opened"), replace one expiring soon ("renewed")."""
+    address = keeper.address(HOOK_PATH)
+    ttl = keeper.lifetime("google", DEFAULT_TTL)
+    watch = settings.get(SETTINGS_KEY)
+    if not isinstance(watch, dict) or watch.get("address") != address or watch.get("of", of) != of:
+        done = "opened"
+    elif needs_renewal(
+        datetime.fromisoformat(str(watch["expiration"])),
+        now,
+        keeper.renew_margin(ttl, RENEW_MARGIN),
+    ):
+        done = "renewed"
+    else:
+        return None
+    watch_google_calendar(
+        keeper.store, keeper.box, name, address, ttl=ttl, provider_factory=keeper.provider_factory
+    )
+    return done
+
+
+def remove_channel(store: Store, box: SecretBox, name: str) -> None:
+    """Before the calendar is removed: stop its channel."""
+    stop_watching_google_calendar(store, box, name)

@@ -181,4 +181,5 @@ KIND = ProviderKind(
     public=public,
     checked=checked,
     notify="calbridge.providers.graph.notify",
+    mailbox_key="mailbox",
 )

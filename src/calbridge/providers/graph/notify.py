@@ -59,6 +59,8 @@ __all__ = [
     "NotificationOutcome",
     "SubscribedCalendar",
     "handle_graph_notification",
+    "keep_channel",
+    "remove_channel",
     "renew_subscription",
     "renew_subscriptions",
     "subscribe_calendar",
@@ -70,6 +72,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SETTINGS_KEY = "subscription"
+HOOK_PATH = "/hooks/graph"
+LIFECYCLE_PATH = "/hooks/graph/lifecycle"
 LIFECYCLE_RENEW = ("reauthorizationRequired", "subscriptionRemoved")
 ProviderFactory = Callable[[Calendar], CalendarProvider]
 
@@ -364,3 +368,49 @@ def handle_graph_notification(
     for calendar_id in verdict.notes:
         outcome.synced.append(sync_calendar(store, calendar_id, factory, now=now))
     return outcome
+
+
+# ------------------------------------------------------------------ the channel keeper's hooks
+
+
+def keep_channel(
+    keeper: Any, calendar_id: int, name: str, settings: dict[str, Any], of: str, now: datetime
+) -> str | None:
+    """Under the calendar's lock: subscribe when the calendar has no subscription to this
+    address or for this mailbox ("opened"); extend one expiring soon, re-created when Graph
+    forgot it ("renewed")."""
+    address = keeper.address(HOOK_PATH)
+    lifetime = keeper.lifetime("graph", LIFETIME)
+    raw = settings.get(SETTINGS_KEY)
+    if (
+        not isinstance(raw, dict)
+        or raw.get("notification_url") != address
+        or raw.get("of", of) != of
+    ):
+        subscribe_calendar(
+            keeper.store,
+            keeper.box,
+            name,
+            address,
+            lifecycle_url=keeper.address(LIFECYCLE_PATH),
+            lifetime=lifetime,
+            now=now,
+            provider_factory=keeper.provider_factory,
+        )
+        return "opened"
+    if Subscription.from_settings(raw).due(now, keeper.renew_margin(lifetime, RENEW_BEFORE)):
+        renew_subscription(
+            keeper.store,
+            keeper.box,
+            calendar_id,
+            lifetime=lifetime,
+            now=now,
+            provider_factory=keeper.provider_factory,
+        )
+        return "renewed"
+    return None
+
+
+def remove_channel(store: Store, box: SecretBox, name: str) -> None:
+    """Before the calendar is removed: delete its subscription."""
+    unsubscribe_calendar(store, box, name)
