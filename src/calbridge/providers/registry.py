@@ -60,7 +60,8 @@ Push modules (``notify``, :func:`push_module`): what the service's channel keepe
 The entry's ``calls_back`` says whether the API calls our ``/hooks/*`` (its channels are kept
 only with ``CALBRIDGE_PUBLIC_URL``; without one its calendars are polled more often) or we
 call it (EWS streams); ``mailbox_key`` names the setting whose mailbox the API throttles
-(the service's per-mailbox politeness).
+(the service's per-mailbox politeness); ``channel`` (:class:`PushChannel`) says how its channel
+is shown and when it expires; ``shown`` lists the settings the admin pages show.
 """
 
 from __future__ import annotations
@@ -243,6 +244,24 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class PushChannel:
+    """How a kind's push channel shows in the API, the admin UI and ``/metrics``: its name
+    (``google-channel``), the ``Calendar.settings`` key holding it, and the field of that
+    value giving its expiry (None: it does not expire, e.g. an EWS stream)."""
+
+    name: str
+    settings_key: str
+    expires: str | None = None
+
+    def expiry(self, settings: Mapping[str, Any] | None) -> str | None:
+        held = (settings or {}).get(self.settings_key)
+        if not isinstance(held, Mapping) or not self.expires:
+            return None
+        value = held.get(self.expires)
+        return str(value) if value else None
+
+
+@dataclass(frozen=True)
 class ProviderKind(Generic[S]):
     """One calendar API, as the registry knows it (see the module docstring)."""
 
@@ -264,6 +283,8 @@ class ProviderKind(Generic[S]):
     notify: str | None = None
     calls_back: bool = True  # its push calls our /hooks/* (needs a public URL); False: we call it
     mailbox_key: str | None = None  # settings key of the mailbox its throttling budget is per
+    channel: PushChannel | None = None  # how its push channel shows (API, UI, metrics)
+    shown: tuple[tuple[str, str], ...] = ()  # (settings key, label) on the admin pages
     open_keeping: Callable[[str, S, Mapping[str, Any], bool, Keep], CalendarProvider] | None = None
 
     @property
@@ -335,6 +356,11 @@ def push_kinds() -> list[str]:
 def calls_back(kind: str) -> bool:
     """Whether ``kind``'s push needs a public URL (False for unknown kinds and pull-only)."""
     return kind in KINDS and kind_of(kind).notify is not None and kind_of(kind).calls_back
+
+
+def known_kind(kind: str) -> ProviderKind[Any] | None:
+    """The entry of ``kind``, None when no such kind is registered (a removed kind's rows)."""
+    return kind_of(kind) if kind in KINDS else None
 
 
 def push_module(kind: str) -> Any:

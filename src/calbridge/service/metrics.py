@@ -14,9 +14,9 @@ Read from the store at scrape time (so they hold for every worker process on Pos
 - ``calbridge_queue_depth`` — jobs waiting (the transport's ``depth()``);
 - ``calbridge_calendar_last_success_timestamp_seconds{calendar}``;
 - ``calbridge_calendar_state{calendar,state}`` (1 for the calendar's current state);
-- ``calbridge_push_channel_expiry_timestamp_seconds{calendar,kind}`` — Google watch channels
-  (``settings["watch"]["expiration"]``) and Graph subscriptions
-  (``settings["subscription"]["expires"]``).
+- ``calbridge_push_channel_expiry_timestamp_seconds{calendar,kind}`` — the channel of every
+  kind whose registry entry says where its expiry is (``channel``: Google watch channels,
+  ``google_channel``; Graph subscriptions, ``graph_subscription``).
 
 Nothing secret is ever a label: calendars are named by their calbridge name.
 """
@@ -45,16 +45,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from calbridge.providers.registry import known_kind
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, SyncTotal
 
 log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-EXPIRY_FIELDS = (
-    ("google_channel", "watch", "expiration"),
-    ("graph_subscription", "subscription", "expires"),
-)
 STATES = ("ok", "syncing", "error", "auth_expired", "paused", "needs_confirmation")
 
 
@@ -131,16 +128,20 @@ class _StoreCollector(Collector):
                 depth.add_metric([], value)
             with self.store.session() as session:
                 rows = select(
-                    Calendar.name, Calendar.state, Calendar.last_success_at, Calendar.settings
+                    Calendar.name,
+                    Calendar.state,
+                    Calendar.last_success_at,
+                    Calendar.settings,
+                    Calendar.kind,
                 )
                 for row in session.execute(rows):
-                    name, current, success, settings = row
+                    name, current, success, settings, kind = row
                     if success is not None:
                         last.add_metric([name], _epoch(success))
                     for each in STATES:
                         state.add_metric([name, each], 1.0 if each == current else 0.0)
-                    for kind, at in _expiries(settings or {}):
-                        expiry.add_metric([name, kind], at)
+                    for channel, at in _expiries(kind, settings or {}):
+                        expiry.add_metric([name, channel], at)
         except SQLAlchemyError as exc:
             log.warning("metrics: store unreachable", extra={"error": exc.__class__.__name__})
         yield from (syncs, *durations, depth, last, state, expiry)
@@ -191,14 +192,17 @@ def _epoch(value: datetime) -> float:
     return value.replace(tzinfo=UTC).timestamp()
 
 
-def _expiries(settings: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    for kind, key, name in EXPIRY_FIELDS:
-        held = settings.get(key)
-        raw = held.get(name) if isinstance(held, dict) else None
-        if not raw:
-            continue
-        try:
-            at = datetime.fromisoformat(str(raw))
-        except ValueError:
-            continue
-        yield kind, (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+def _expiries(kind: str, settings: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    """The calendar's push channel expiry, labelled by the registry's channel name
+    (``google_channel``, ``graph_subscription``); none for kinds whose channel never expires."""
+    entry = known_kind(kind)
+    channel = entry.channel if entry is not None else None
+    if channel is not None:
+        raw = channel.expiry(settings)
+        if raw:
+            try:
+                at = datetime.fromisoformat(raw)
+            except ValueError:
+                return
+            label = channel.name.replace("-", "_")
+            yield label, (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()

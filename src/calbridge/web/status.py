@@ -16,6 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from calbridge.ops.bookings import review_count
+from calbridge.providers.registry import KINDS, kind_of, known_kind
 from calbridge.store.models import Calendar, ConflictRecord, Rejection
 
 NEEDS_A_PERSON = ("error", "auth_expired", "needs_confirmation")
@@ -28,12 +29,11 @@ STATE_LABELS = {
     "needs_confirmation": "Needs confirmation",
     "never": "Not synced yet",
 }
-PUBLIC_SETTINGS = {
-    "caldav": (("url", "URL"), ("username", "User name")),
-    "google": (("calendar_id", "Google calendar"), ("subject", "Acting as"), ("auth", "Auth")),
-    "graph": (("mailbox", "Mailbox"), ("tenant", "Tenant"), ("client_id", "App id")),
-}
-KIND_LABELS = {"caldav": "CalDAV", "google": "Google", "graph": "Microsoft 365", "ews": "EWS"}
+
+
+def kind_labels() -> dict[str, str]:
+    """Every registered kind's name as a person reads it (the registry's ``label``)."""
+    return {name: kind_of(name).label for name in KINDS}
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,26 @@ class CalendarStatus:
 
     @property
     def kind_label(self) -> str:
-        return KIND_LABELS.get(self.kind, self.kind)
+        entry = known_kind(self.kind)
+        return entry.label if entry is not None else self.kind
 
 
 def public_settings(calendar: Any) -> list[tuple[str, str]]:
     """The connection details safe to show (never the sealed secret)."""
     settings: dict[str, Any] = calendar.settings or {}
+    entry = known_kind(calendar.kind)
     return [
         (label, str(settings[key]))
-        for key, label in PUBLIC_SETTINGS.get(calendar.kind, ())
+        for key, label in (entry.shown if entry is not None else ())
         if settings.get(key) not in (None, "")
     ]
 
 
 def push_expiry(calendar: Any) -> datetime | None:
-    """When the calendar's Google watch channel or Graph subscription expires (naive UTC)."""
-    settings: dict[str, Any] = calendar.settings or {}
-    value = (settings.get("watch") or {}).get("expiration") or (
-        settings.get("subscription") or {}
-    ).get("expires")
+    """When the calendar's push channel expires (naive UTC), if its kind's channel does."""
+    entry = known_kind(calendar.kind)
+    channel = entry.channel if entry is not None else None
+    value = channel.expiry(calendar.settings) if channel is not None else None
     if not value:
         return None
     try:

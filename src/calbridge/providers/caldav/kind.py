@@ -104,6 +104,7 @@ def warnings(settings: CalDAVSettings) -> list[str]:
 KIND = ProviderKind(
     name="caldav",
     label="CalDAV",
+    shown=(("url", "URL"), ("username", "User name")),
     settings=CalDAVSettings,
     selector=CliOption("--caldav", "caldav", "CalDAV collection URL", "URL", as_url),
     options=(USERNAME, PASSWORD_ENV, PASSWORD_FILE),

@@ -22,6 +22,7 @@ from calbridge.providers.registry import (
     ConnectRequest,
     ProviderKind,
     ProviderSettings,
+    PushChannel,
     as_url,
 )
 
@@ -145,6 +146,8 @@ KIND = ProviderKind(
     checked=checked,
     warnings=warnings,
     notify="calbridge.providers.ews.notify",
+    channel=PushChannel("ews-stream", "stream"),
+    shown=(("mailbox", "Mailbox"), ("server", "EWS URL"), ("username", "Signs in as")),
     calls_back=False,  # streaming subscriptions: we keep a connection to Exchange open
     mailbox_key="mailbox",
 )

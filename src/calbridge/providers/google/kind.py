@@ -17,6 +17,7 @@ from calbridge.providers.registry import (
     ConnectRequest,
     ProviderKind,
     ProviderSettings,
+    PushChannel,
     from_json_file,
 )
 
@@ -143,4 +144,6 @@ KIND = ProviderKind(
     public=public,
     unchecked=lambda name: f"Next, authorize it: `calbridge calendars auth {name}`.",
     notify="calbridge.providers.google.notify",
+    channel=PushChannel("google-channel", "watch", "expiration"),
+    shown=(("calendar_id", "Google calendar"), ("subject", "Acting as"), ("auth", "Auth")),
 )

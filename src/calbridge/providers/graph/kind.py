@@ -20,6 +20,7 @@ from calbridge.providers.registry import (
     Keep,
     ProviderKind,
     ProviderSettings,
+    PushChannel,
     as_url,
     from_env,
     from_text_file,
@@ -181,5 +182,7 @@ KIND = ProviderKind(
     public=public,
     checked=checked,
     notify="calbridge.providers.graph.notify",
+    channel=PushChannel("graph-subscription", "subscription", "expires"),
+    shown=(("mailbox", "Mailbox"), ("tenant", "Tenant"), ("client_id", "App id")),
     mailbox_key="mailbox",
 )

@@ -26,6 +26,7 @@ from calbridge.errors import ConfigError, NotFound
 from calbridge.ops import sync_control
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
+from calbridge.providers.registry import known_kind
 from calbridge.service.api.deps import Caller, Writer, store_of, transaction
 from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
@@ -218,18 +219,13 @@ def _expiry(value: Any) -> str | None:
     return moment.isoformat()
 
 
-def _push(settings: dict[str, Any]) -> dict[str, Any] | None:
-    if settings.get("watch"):
-        return {
-            "kind": "google-channel",
-            "expires_at": _expiry(settings["watch"].get("expiration")),
-        }
-    if settings.get("subscription"):
-        return {
-            "kind": "graph-subscription",
-            "expires_at": _expiry(settings["subscription"].get("expires")),
-        }
-    return None
+def _push(kind: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The calendar's push channel as its kind's registry entry describes it."""
+    entry = known_kind(kind)
+    channel = entry.channel if entry is not None else None
+    if channel is None or not settings.get(channel.settings_key):
+        return None
+    return {"kind": channel.name, "expires_at": _expiry(channel.expiry(settings))}
 
 
 def _where(calendar: Calendar) -> str | None:
@@ -268,7 +264,7 @@ def calendar_json(session: Session, calendar: Calendar) -> dict[str, Any]:
         "last_error": calendar.last_error,
         "hint": getattr(calendar, "error_hint", None),
         "next_run_at": instant(getattr(calendar, "next_run_at", None)),
-        "push": _push(settings),
+        "push": _push(calendar.kind, settings),
         "links": {state: int(n) for state, n in counts.items()},
         "rejections": int(rejections or 0),
         "created_at": instant(calendar.created_at),

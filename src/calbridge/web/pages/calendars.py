@@ -23,7 +23,7 @@ from calbridge.sync.guard import held_cancellations
 from calbridge.web import calendar_ops, google_consent
 from calbridge.web.auth import SignedIn
 from calbridge.web.core import WebRefused, done, reader, render, store_of, writer
-from calbridge.web.status import KIND_LABELS, all_calendars, calendar_status
+from calbridge.web.status import all_calendars, calendar_status, kind_labels
 
 router = APIRouter()
 KINDS = ("caldav", "google", "graph", "ews")
@@ -58,7 +58,7 @@ def _form_page(
         {
             "page": "calendars",
             "kind": kind,
-            "kinds": KIND_LABELS,
+            "kinds": kind_labels(),
             "values": safe,
             "outcome": outcome,
         },
