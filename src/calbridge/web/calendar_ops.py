@@ -22,6 +22,7 @@ from calbridge.errors import ConfigError, NotFound, ValidationFailed
 from calbridge.ops import sync_control
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
+from calbridge.providers.registry import known_kind
 from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Link, SyncRun
@@ -169,6 +170,13 @@ def add_from_form(
     return f"Added calendar '{name}'; its first sync is queued."
 
 
+def uses_password(kind: str) -> bool:
+    """Whether calendars of ``kind`` sign in with a user name and password (its registry entry
+    has a ``password`` option): their credentials form asks for those."""
+    entry = known_kind(kind)
+    return entry is not None and any(o.key == "password" for o in entry.all_options)
+
+
 def calendar_id(store: Store, name: str) -> int | None:
     with store.session() as s:
         return s.scalar(select(Calendar.id).where(Calendar.name == name))
@@ -191,7 +199,7 @@ def update_credentials(
     with store.session() as s:
         calendar = _calendar(s, calendar_id)
         name, kind = calendar.name, calendar.kind
-        if kind == "caldav":
+        if uses_password(kind):  # CalDAV, Exchange: what the registry's options say
             connection = {"password": _required(values, "password", "the new password")}
             if values.get("username"):
                 connection["username"] = values["username"]

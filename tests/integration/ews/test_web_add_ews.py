@@ -1,5 +1,6 @@
 """The admin UI links an Exchange Server calendar (EWS) like the others: a refused password is
-shown with what to do and nothing is stored; the right one links the mailbox."""
+shown with what to do and nothing is stored; the right one links the mailbox; its credentials
+are a password on its page (the registry says so), replaced in place after a check."""
 
 from __future__ import annotations
 
@@ -63,3 +64,18 @@ def test_an_exchange_calendar_is_added_from_the_admin_ui_after_its_test(
             (calendar,) = s.scalars(select(Calendar)).all()
             assert (calendar.name, calendar.kind) == ("exchange", "ews")
             assert "B00kings" not in str(calendar.settings)
+
+        page = client.get(f"/calendars/{calendar.id}")
+        assert 'name="password"' in page.text and 'name="service_account"' not in page.text
+        token = _csrf(page.text)
+        ews_server.org.accounts["bookings"].password = "N3w!pw"  # changed in Active Directory
+        kept = client.post(
+            f"/calendars/{calendar.id}/credentials",
+            data={"csrf_token": token, "password": "still-wrong"},
+        )
+        assert "Not changed" in kept.text and "still-wrong" not in kept.text
+        changed = client.post(
+            f"/calendars/{calendar.id}/credentials",
+            data={"csrf_token": token, "password": "N3w!pw"},
+        )
+        assert "Credentials of &#39;exchange&#39; updated" in changed.text, changed.text[-800:]

@@ -116,6 +116,7 @@ def calendar_page(
             "page": "calendars",
             "c": calendar_status(calendar),
             "oauth": calendar.kind == "google" and (calendar.settings or {}).get("auth") == "oauth",
+            "password": calendar_ops.uses_password(calendar.kind),
             "impact": calendar_ops.removal_impact(s, calendar),
             "runs": calendar_ops.recent_runs(s, calendar.id),
             "held": held_cancellations(s, calendar.id),
