@@ -1,6 +1,8 @@
 """/api/calendars against a real Radicale: the connection is checked before anything is
 stored (wrong password, unreachable server: a problem, nothing written), credentials are
-replaced in place, nothing secret is ever answered, and sync control goes through the queue."""
+replaced in place, nothing secret is ever answered, and sync control goes through the queue.
+Microsoft 365 and Exchange (EWS) calendars on their emulators: the connection models come from
+the provider registry, so a kind is in the API once it is registered."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 from api_client import Api
 from api_problem import problem
 
+from calbridge_emulators.ews.server import EwsServer
+from calbridge_emulators.ews.server import running_emulator as running_ews
 from calbridge_emulators.graph.testing import (
     GraphEmulatorHandle,
     make_client_certificate,
@@ -176,6 +180,46 @@ def test_a_microsoft_365_calendar_is_added_with_a_certificate_and_it_is_never_an
     listed = api.get("/api/calendars")
     assert "PRIVATE KEY" not in listed.text and "m365" in listed.text
     assert api.post("/api/calendars/m365/test").json()["ok"] is True
+
+
+@pytest.fixture(scope="module")
+def ews() -> Iterator[EwsServer]:
+    with running_ews() as server:
+        server.org.add_mailbox("bookings@harbour.example", "Harbour Bookings")
+        server.org.add_account(
+            "svc-calbridge", "S3rvice!pw", impersonates=("bookings@harbour.example",)
+        )
+        yield server
+
+
+def test_an_exchange_calendar_is_added_checked_and_its_password_replaced(
+    api: Api, ews: EwsServer
+) -> None:
+    connection = {
+        "kind": "ews",
+        "mailbox": "bookings@harbour.example",
+        "username": "HARBOUR\\svc-calbridge",
+        "server": ews.ews_url,
+        "auth": "basic",
+        "impersonate": True,
+    }
+    unknown = {**connection, "auth": "kerberos", "password": "S3rvice!pw"}
+    assert "auth" in str(
+        problem(api.post("/api/calendars", json={"name": "x", "connection": unknown}), 422)
+    )
+    wrong = {**connection, "password": "wrong-pw"}
+    body = problem(api.post("/api/calendars", json={"name": "exchange", "connection": wrong}), 422)
+    assert "wrong-pw" not in str(body) and api.count("calendars") == 0
+    right = {**connection, "password": "S3rvice!pw"}
+    added = api.post("/api/calendars", json={"name": "exchange", "connection": right})
+    assert added.status_code == 201, added.text
+    assert added.json()["kind"] == "ews" and "S3rvice" not in added.text
+    assert added.json()["where"] == "bookings@harbour.example"
+    problem(api.put("/api/calendars/exchange/credentials", json={"password": "wrong"}), 422)
+    ews.org.accounts["svc-calbridge"].password = "N3w!pw"
+    ok = api.put("/api/calendars/exchange/credentials", json={"password": "N3w!pw"})
+    assert ok.status_code == 200, ok.text
+    assert api.post("/api/calendars/exchange/test").json()["ok"] is True
 
 
 def test_export_mode_filters_and_rooms_are_set_and_checked(

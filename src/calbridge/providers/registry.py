@@ -61,7 +61,8 @@ The entry's ``calls_back`` says whether the API calls our ``/hooks/*`` (its chan
 only with ``CALBRIDGE_PUBLIC_URL``; without one its calendars are polled more often) or we
 call it (EWS streams); ``mailbox_key`` names the setting whose mailbox the API throttles
 (the service's per-mailbox politeness); ``channel`` (:class:`PushChannel`) says how its channel
-is shown and when it expires; ``shown`` lists the settings the admin pages show.
+is shown and when it expires; ``shown`` lists the settings the admin pages show;
+``api_connection`` (an :class:`ApiConnection` model) is its connection in the REST API.
 """
 
 from __future__ import annotations
@@ -243,6 +244,28 @@ class Connection:
     checkable: bool = True
 
 
+class ApiConnection(BaseModel):
+    """A kind's connection as the REST API takes it (``POST /api/calendars``): a ``kind``
+    literal plus that kind's fields (a pydantic model in the kind's module); the API builds
+    its request schema from every entry's ``api_connection``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def values(self) -> dict[str, Any]:
+        """The connection as option values by key (what ``add_calendar`` takes)."""
+        raise NotImplementedError
+
+    def needs_consent(self, secret: Mapping[str, Any]) -> bool:
+        """True when the calendar was stored unchecked and a person must consent next."""
+        return False
+
+
+def plain_secret(value: Any) -> Any:
+    """A pydantic ``SecretStr`` as its text (None stays None)."""
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if callable(getter) else value
+
+
 @dataclass(frozen=True)
 class PushChannel:
     """How a kind's push channel shows in the API, the admin UI and ``/metrics``: its name
@@ -285,6 +308,7 @@ class ProviderKind(Generic[S]):
     mailbox_key: str | None = None  # settings key of the mailbox its throttling budget is per
     channel: PushChannel | None = None  # how its push channel shows (API, UI, metrics)
     shown: tuple[tuple[str, str], ...] = ()  # (settings key, label) on the admin pages
+    api_connection: type[ApiConnection] | None = None  # its POST /api/calendars body part
     open_keeping: Callable[[str, S, Mapping[str, Any], bool, Keep], CalendarProvider] | None = None
 
     @property

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from shlex import quote
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
@@ -14,12 +16,14 @@ from calbridge.providers.registry import (
     PASSWORD_ENV,
     PASSWORD_FILE,
     USERNAME,
+    ApiConnection,
     CliOption,
     Connection,
     ConnectRequest,
     ProviderKind,
     ProviderSettings,
     as_url,
+    plain_secret,
 )
 
 
@@ -101,10 +105,27 @@ def warnings(settings: CalDAVSettings) -> list[str]:
     return [warning] if warning else []
 
 
+class CalDAVConnection(ApiConnection):
+    """A CalDAV calendar in the REST API."""
+
+    kind: Literal["caldav"]
+    url: str = Field(min_length=1, description="The calendar collection's URL")
+    username: str
+    password: SecretStr
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "caldav": self.url,
+            "username": self.username,
+            "password": plain_secret(self.password),
+        }
+
+
 KIND = ProviderKind(
     name="caldav",
     label="CalDAV",
     shown=(("url", "URL"), ("username", "User name")),
+    api_connection=CalDAVConnection,
     settings=CalDAVSettings,
     selector=CliOption("--caldav", "caldav", "CalDAV collection URL", "URL", as_url),
     options=(USERNAME, PASSWORD_ENV, PASSWORD_FILE),

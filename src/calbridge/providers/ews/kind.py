@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
@@ -17,6 +19,7 @@ from calbridge.providers.registry import (
     PASSWORD_ENV,
     PASSWORD_FILE,
     USERNAME,
+    ApiConnection,
     CliOption,
     Connection,
     ConnectRequest,
@@ -24,6 +27,7 @@ from calbridge.providers.registry import (
     ProviderSettings,
     PushChannel,
     as_url,
+    plain_secret,
 )
 
 AUTHS = ("ntlm", "basic")
@@ -113,6 +117,31 @@ def warnings(settings: EwsKindSettings) -> list[str]:
     return []
 
 
+class EwsConnection(ApiConnection):
+    """An Exchange Server calendar (EWS) in the REST API; no ``server``: autodiscover."""
+
+    kind: Literal["ews"]
+    mailbox: str = Field(min_length=3, description="The mailbox's SMTP address")
+    username: str = Field(min_length=1, description="DOMAIN\\user or user@domain")
+    password: SecretStr
+    server: str | None = Field(None, description="The EWS URL (…/EWS/Exchange.asmx)")
+    auth: Literal["ntlm", "basic"] = "ntlm"
+    impersonate: bool = Field(False, description="A service account acting as the mailbox")
+    ca_file: str | None = Field(None, description="CA bundle (a path on the server)")
+
+    def values(self) -> dict[str, Any]:
+        given = {
+            "ews": self.mailbox,
+            "username": self.username,
+            "password": plain_secret(self.password),
+            "server": self.server,
+            "auth": self.auth,
+            "impersonate": self.impersonate,
+            "ca_file": self.ca_file,
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+
 KIND = ProviderKind(
     name="ews",
     label="Exchange",
@@ -147,6 +176,7 @@ KIND = ProviderKind(
     warnings=warnings,
     notify="calbridge.providers.ews.notify",
     channel=PushChannel("ews-stream", "stream"),
+    api_connection=EwsConnection,
     shown=(("mailbox", "Mailbox"), ("server", "EWS URL"), ("username", "Signs in as")),
     calls_back=False,  # streaming subscriptions: we keep a connection to Exchange open
     mailbox_key="mailbox",

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pydantic import Field
+
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
 from calbridge.providers.registry import (
     API_BASE,
+    ApiConnection,
     CliOption,
     Connection,
     ConnectRequest,
@@ -110,6 +113,35 @@ def public(settings: GoogleSettings) -> dict[str, Any]:
     return {key: data[key] for key in keys if data.get(key) is not None}
 
 
+class GoogleConnection(ApiConnection):
+    """A Google calendar in the REST API: a service account (with ``subject``) or an OAuth
+    client, whose consent follows (``calbridge calendars auth NAME``)."""
+
+    kind: Literal["google"]
+    calendar_id: str = Field(min_length=1)
+    service_account: dict[str, Any] | None = Field(
+        None, description="Service-account key (domain-wide delegation); with `subject`"
+    )
+    subject: str | None = None
+    oauth_client: dict[str, Any] | None = Field(
+        None, description="OAuth client file; consent follows with `calbridge calendars auth`"
+    )
+    api_base: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        given = {
+            "google": self.calendar_id,
+            "service_account": self.service_account,
+            "subject": self.subject,
+            "oauth_client": self.oauth_client,
+            "api_base": self.api_base,
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+    def needs_consent(self, secret: Mapping[str, Any]) -> bool:
+        return self.oauth_client is not None and "refresh_token" not in secret
+
+
 KIND = ProviderKind(
     name="google",
     label="Google",
@@ -145,5 +177,6 @@ KIND = ProviderKind(
     unchecked=lambda name: f"Next, authorize it: `calbridge calendars auth {name}`.",
     notify="calbridge.providers.google.notify",
     channel=PushChannel("google-channel", "watch", "expiration"),
+    api_connection=GoogleConnection,
     shown=(("calendar_id", "Google calendar"), ("subject", "Acting as"), ("auth", "Auth")),
 )

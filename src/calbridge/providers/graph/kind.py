@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
 from calbridge.providers.registry import (
     API_BASE,
     CA_FILE,
+    ApiConnection,
     CliOption,
     Connection,
     ConnectRequest,
@@ -24,6 +27,7 @@ from calbridge.providers.registry import (
     as_url,
     from_env,
     from_text_file,
+    plain_secret,
 )
 
 GRAPH_API = "https://graph.microsoft.com/v1.0"
@@ -143,6 +147,46 @@ def public(settings: GraphSettings) -> dict[str, Any]:
     return {key: getattr(settings, key) for key in keys}
 
 
+class GraphConnection(ApiConnection):
+    """An app registration signing in with a client secret or a certificate (PEM with its
+    private key, as Microsoft recommends for production): exactly one of the two."""
+
+    kind: Literal["graph"]
+    mailbox: str = Field(min_length=1)
+    tenant: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    certificate_pem: SecretStr | None = Field(
+        None, description="PEM holding the app's certificate and its private key"
+    )
+    calendar_id: str | None = None
+    api_base: str | None = None
+    login_base: str | None = None
+    ca_file: str | None = Field(
+        None, description="CA bundle (a path on the server) for a TLS-inspecting proxy"
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GraphConnection:
+        if (self.client_secret is None) == (self.certificate_pem is None):
+            raise ValueError("give exactly one of client_secret or certificate_pem")
+        return self
+
+    def values(self) -> dict[str, Any]:
+        given = {
+            "graph": self.mailbox,
+            "tenant": self.tenant,
+            "client_id": self.client_id,
+            "client_secret": plain_secret(self.client_secret),
+            "certificate": plain_secret(self.certificate_pem),
+            "calendar_id": self.calendar_id,
+            "api_base": self.api_base,
+            "login_base": self.login_base,
+            "ca_file": self.ca_file,
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+
 KIND = ProviderKind(
     name="graph",
     label="Microsoft 365",
@@ -183,6 +227,7 @@ KIND = ProviderKind(
     checked=checked,
     notify="calbridge.providers.graph.notify",
     channel=PushChannel("graph-subscription", "subscription", "expires"),
+    api_connection=GraphConnection,
     shown=(("mailbox", "Mailbox"), ("tenant", "Tenant"), ("client_id", "App id")),
     mailbox_key="mailbox",
 )

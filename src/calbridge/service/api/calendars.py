@@ -14,10 +14,10 @@ nothing. Sync now / resync / pause / resume / confirm go through
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -26,20 +26,15 @@ from calbridge.errors import ConfigError, NotFound
 from calbridge.ops import sync_control
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
-from calbridge.providers.registry import known_kind
+from calbridge.providers.registry import ApiConnection, all_kinds, known_kind
 from calbridge.service.api.deps import Caller, Writer, store_of, transaction
 from calbridge.service.api.times import instant
 from calbridge.service.problems import ProblemRoute
 from calbridge.store.models import Calendar, Link, Rejection
 from calbridge.store.secrets import SecretBox
+from calbridge.sync import calendars as linking
 from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant_json
-from calbridge.sync.calendars import (
-    CalendarUpdate,
-    add_caldav_calendar,
-    add_google_calendar,
-    add_graph_calendar,
-    update_calendar,
-)
+from calbridge.sync.calendars import CalendarUpdate, update_calendar
 from calbridge.sync.providers import open_provider
 
 router = APIRouter(route_class=ProblemRoute, prefix="/calendars", tags=["calendars"])
@@ -49,54 +44,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CalDAVConnection(_Body):
-    kind: Literal["caldav"]
-    url: str = Field(min_length=1, description="The calendar collection's URL")
-    username: str
-    password: SecretStr
+def _connection_models() -> tuple[type[ApiConnection], ...]:
+    """Every registered kind's connection model (the registry's ``api_connection``)."""
+    return tuple(k.api_connection for k in all_kinds() if k.api_connection is not None)
 
 
-class GoogleConnection(_Body):
-    kind: Literal["google"]
-    calendar_id: str = Field(min_length=1)
-    service_account: dict[str, Any] | None = Field(
-        None, description="Service-account key (domain-wide delegation); with `subject`"
-    )
-    subject: str | None = None
-    oauth_client: dict[str, Any] | None = Field(
-        None, description="OAuth client file; consent follows with `calbridge calendars auth`"
-    )
-    api_base: str | None = None
-
-
-class GraphConnection(_Body):
-    """An app registration signing in with a client secret or a certificate (PEM with its
-    private key, as Microsoft recommends for production): exactly one of the two."""
-
-    kind: Literal["graph"]
-    mailbox: str = Field(min_length=1)
-    tenant: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    certificate_pem: SecretStr | None = Field(
-        None, description="PEM holding the app's certificate and its private key"
-    )
-    calendar_id: str | None = None
-    api_base: str | None = None
-    login_base: str | None = None
-    ca_file: str | None = Field(
-        None, description="CA bundle (a path on the server) for a TLS-inspecting proxy"
-    )
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> GraphConnection:
-        if (self.client_secret is None) == (self.certificate_pem is None):
-            raise ValueError("give exactly one of client_secret or certificate_pem")
-        return self
-
-
-Connection = Annotated[
-    CalDAVConnection | GoogleConnection | GraphConnection, Field(discriminator="kind")
+# a connection is the registered kinds' models, told apart by "kind"
+Connection = Annotated[  # type: ignore[valid-type]
+    Union[_connection_models()],  # noqa: UP007
+    Field(discriminator="kind"),
 ]
 
 
@@ -122,7 +78,7 @@ class AssistantIn(_Body):
 
 class CalendarAdd(_Body):
     name: str = Field(min_length=1, max_length=200)
-    connection: Connection
+    connection: Connection  # type: ignore[valid-type]
     owner: str | None = Field(None, description="User id: also carries their bookings")
     policy: Literal["booking-wins", "calendar-wins", "latest-wins"] = "booking-wins"
     direction: Literal["both", "pull", "push"] = "both"
@@ -290,42 +246,11 @@ def _add(session: Session, body: CalendarAdd) -> tuple[Calendar, bool]:
 def _add_kind(
     session: Session, box: SecretBox, body: CalendarAdd, common: dict[str, Any]
 ) -> tuple[Calendar, bool]:
-    c = body.connection
-    if isinstance(c, CalDAVConnection):
-        cal = add_caldav_calendar(
-            session, box, body.name, c.url, c.username, c.password.get_secret_value(), **common
-        )
-        return cal, True
-    if isinstance(c, GraphConnection):
-        cal = add_graph_calendar(
-            session,
-            box,
-            body.name,
-            c.mailbox,
-            tenant=c.tenant,
-            client_id=c.client_id,
-            client_secret=_plain(c.client_secret),
-            certificate_pem=_plain(c.certificate_pem),
-            calendar_id=c.calendar_id,
-            api_base=c.api_base,
-            login_base=c.login_base,
-            ca_file=c.ca_file,
-            **common,
-        )
-        return cal, True
-    cal = add_google_calendar(
-        session,
-        box,
-        body.name,
-        c.calendar_id,
-        service_account_info=c.service_account,
-        subject=c.subject,
-        oauth_client=c.oauth_client,
-        api_base=c.api_base,
-        **common,
-    )
+    c: ApiConnection = body.connection
+    kind = str(c.model_dump(include={"kind"})["kind"])  # every model's literal "kind"
+    cal = linking.add_calendar(session, box, body.name, kind, c.values(), **common)
     secret = box.open(cal.secret, f"calendar '{cal.name}'") if cal.secret else {}
-    return cal, c.oauth_client is None or "refresh_token" in secret
+    return cal, not c.needs_consent(secret)
 
 
 class _RollBack(Exception):
