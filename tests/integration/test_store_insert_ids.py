@@ -28,3 +28,34 @@ def test_inserted_rows_get_their_ids_in_row_order_whatever_came_before(store: St
     assert [label[i] for i in first[:-1]] == ["a0", "a1", "a2", "a3"]
     assert [label[i] for i in second] == [f"b{i}" for i in range(1200)]
     assert len(label) == 4 + 1200
+
+
+def test_a_reserved_run_of_change_values_is_consecutive_and_costs_one_counter_update(
+    store: Store,
+) -> None:
+    """A page of 300 new bookings takes its change values with one counter update (asked for
+    with ``reserve_change_seqs``); the values are unique and increasing, and the next
+    transaction goes on after them."""
+    from sqlalchemy import event
+
+    from calbridge.store.events import next_change_seq, reserve_change_seqs
+
+    updates: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE COUNTERS"):
+            updates.append(statement)
+
+    with store.session() as s:
+        before = next_change_seq(s)
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.session() as s:
+            reserve_change_seqs(s, 300)
+            values = [next_change_seq(s) for _ in range(300)]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert values == sorted(set(values)) and values[0] > before
+    assert len(updates) == 1
+    with store.session() as s:
+        assert next_change_seq(s) > values[-1]

@@ -58,19 +58,27 @@ def next_change_seq(session: Session) -> int:
     if owner == txn and block is not None and block[0] < block[1]:
         block[0] += 1
         return int(block[0]) - 1
+    size = max(SEQ_BLOCK, int(session.info.pop("change_seq_want", 0)))
     end = session.execute(
         update(Counter)
         .where(Counter.name == "events")
-        .values(value=Counter.value + SEQ_BLOCK)
+        .values(value=Counter.value + size)
         .returning(Counter.value)
     ).scalar_one_or_none()
     if end is None:
-        session.add(Counter(name="events", value=SEQ_BLOCK))
+        session.add(Counter(name="events", value=size))
         session.flush()
-        end = SEQ_BLOCK
-    first = int(end) - SEQ_BLOCK + 1
+        end = size
+    first = int(end) - size + 1
     session.info["change_seq_block"] = (txn, [first + 1, int(end) + 1])
     return first
+
+
+def reserve_change_seqs(session: Session, count: int) -> None:
+    """Say that this session's transaction is about to take ``count`` change values: the next
+    block reserved is that large (one counter UPDATE for a page of new bookings instead of one
+    per :data:`SEQ_BLOCK`). Ask only for what will be used: what is left over is skipped."""
+    session.info["change_seq_want"] = count
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,12 @@ from calbridge.domain.remote import (
 from calbridge.domain.rooms import RoomDecision, match_rooms
 from calbridge.errors import BadEmail, BadEvent
 from calbridge.store.db import Store, insert_with_ids
-from calbridge.store.events import assignment_columns, utcnow
+from calbridge.store.events import (
+    SEQ_BLOCK,
+    assignment_columns,
+    reserve_change_seqs,
+    utcnow,
+)
 from calbridge.store.locations import StoreRoomLookup
 from calbridge.store.lookup import load_assignment_settings
 from calbridge.store.models import Calendar, ConflictRecord, Event, Link, Rejection
@@ -104,6 +109,15 @@ class PageApplier:
 
     def apply(self, page: ChangePage, gen: int | None) -> None:
         self._prefetch(page)
+        # the page's objects we hold no link for are (nearly all) new bookings: their change
+        # values come from one counter update
+        new = sum(
+            len(i.occurrences)
+            for i in page.items
+            if isinstance(i, RemoteItem) and i.ref.id not in self.by_remote
+        )
+        if new > SEQ_BLOCK:
+            reserve_change_seqs(self.session, new)
         for item in page.items:
             self.report.pulled += 1
             if isinstance(item, RemoteRejection):
