@@ -21,12 +21,13 @@ from sqlalchemy import select
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
-from calbridge.sync.calendars import add_ews_calendar
+from calbridge.sync.calendars import CalendarUpdate, add_ews_calendar, update_calendar
 from calbridge_emulators.ews.server import EwsServer, running_emulator
 from worlds import example_store
 
 MAILBOX = "bookings@harbour.example"
 SERVICE = ("svc-calbridge", "S3rvice!pw")
+OTHER = ("svc-bookings", "0ther!pw")
 
 
 @dataclass
@@ -135,6 +136,32 @@ def test_a_subscription_the_server_forgot_is_recreated(ews_service: EwsService) 
     )
     assert fresh.id != old
     world.rename_in_outlook("After re-subscribing")
+
+
+def test_a_calendar_signing_in_as_another_account_streams_on_that_accounts_subscription(
+    ews_service: EwsService,
+) -> None:
+    """A subscription is its creator's own (Exchange refuses it to any other account): when the
+    calendar's sign-in changes, the service unsubscribes the old one and subscribes anew."""
+    world = ews_service
+    old = world.streamed()
+    assert old is not None and old.account == SERVICE[0]
+    world.org.add_account(*OTHER, impersonates=(MAILBOX,))
+    with world.store.session() as session:
+        update_calendar(
+            session,
+            shared_box(),
+            "exchange",
+            CalendarUpdate(connection={"username": f"HARBOUR\\{OTHER[0]}", "password": OTHER[1]}),
+        )
+
+    fresh = wait_until(
+        lambda: (s := world.streamed()) is not None and s.account == OTHER[0] and s,
+        30,
+        f"a subscription of the new account\n{world.service.output()}",
+    )
+    assert [s.id for s in world.org.subscriptions_of(MAILBOX)] == [fresh.id]  # old one ended
+    world.rename_in_outlook("Streamed for the new account")
 
 
 def test_removing_the_calendar_closes_its_subscription(ews_service: EwsService) -> None:

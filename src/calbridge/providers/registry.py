@@ -310,6 +310,10 @@ class ProviderKind(Generic[S]):
     shown: tuple[tuple[str, str], ...] = ()  # (settings key, label) on the admin pages
     api_connection: type[ApiConnection] | None = None  # its POST /api/calendars body part
     open_keeping: Callable[[str, S, Mapping[str, Any], bool, Keep], CalendarProvider] | None = None
+    # Who its push channel belongs to, when not every credential can act on it (EWS: a
+    # subscription is the signed-in account's): part of what a channel watches, so a changed
+    # account makes a new channel instead of reusing one the new account may not touch.
+    channel_account: Callable[[S], str] | None = None
 
     @property
     def all_options(self) -> tuple[CliOption, ...]:

@@ -109,9 +109,14 @@ class KeeperReport:
 
 
 def watched_identity(kind: str, name: str, settings: dict[str, object]) -> str:
-    """What a calendar's channel watches: its remote calendar's identity (the registry's)."""
+    """What a calendar's channel watches: its remote calendar's identity (the registry's), and
+    the account it belongs to for kinds whose channels are an account's own."""
     entry = kind_of(kind)
-    return entry.identity(entry.parse(name, settings))
+    parsed = entry.parse(name, settings)
+    identity = entry.identity(parsed)
+    if entry.channel_account is not None:
+        identity += f" as {entry.channel_account(parsed)}"
+    return identity
 
 
 def stop_push(store: Store, box: SecretBox, name: str) -> str | None:

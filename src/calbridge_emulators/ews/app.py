@@ -101,7 +101,7 @@ def create_app(org: Organisation, auth: Authenticator) -> Starlette:
         try:
             subscriptions, minutes = operations.streaming_subscriptions(soap)
         except StreamRefused as exc:
-            refused = operations.streaming_error(exc.subscription_id)
+            refused = operations.streaming_error(exc)
             return Response(envelope(refused, org.version), 200, media_type=XML)
         except SoapFault as exc:
             return Response(fault(exc.code, exc.message, org.version), 500, media_type=XML)

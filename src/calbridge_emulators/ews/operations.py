@@ -44,11 +44,19 @@ class SoapFault(Exception):
 
 
 class StreamRefused(Exception):
-    """A ``GetStreamingEvents`` request names a subscription the server does not know."""
+    """A ``GetStreamingEvents`` request names a subscription the server does not know, or one
+    another account made (only its creator may use it: ``ErrorSubscriptionAccessDenied``)."""
 
-    def __init__(self, subscription_id: str) -> None:
+    def __init__(
+        self,
+        subscription_id: str,
+        code: str = "ErrorSubscriptionNotFound",
+        message: str = "The specified subscription was not found.",
+    ) -> None:
         super().__init__(subscription_id)
         self.subscription_id = subscription_id
+        self.code = code
+        self.message = message
 
 
 class ItemError(Exception):
@@ -852,11 +860,18 @@ class Operations:
                 live = self.org.subscription(sid)
                 if live is None:
                     raise StreamRefused(sid)
+                if live.account != request.account.username:
+                    raise StreamRefused(
+                        sid,
+                        "ErrorSubscriptionAccessDenied",
+                        "The caller does not have access to this subscription.",
+                    )
                 found.append(live)
         return found, int(minutes_text)
 
     @staticmethod
-    def streaming_error(sid: str) -> ET.Element:
+    def streaming_error(refused: StreamRefused) -> ET.Element:
+        sid = refused.subscription_id
         name = "GetStreamingEventsResponseMessage"
         missing = el(M, "ErrorSubscriptionIds")
         missing.append(el(M, "SubscriptionId", sid))
@@ -865,8 +880,8 @@ class Operations:
             [
                 Operations.error(
                     name,
-                    "ErrorSubscriptionNotFound",
-                    "The specified subscription was not found.",
+                    refused.code,
+                    refused.message,
                     [missing],
                 )
             ],

@@ -162,6 +162,7 @@ KIND = ProviderKind(
     open=open_ews_kind,
     identity=lambda s: f"ews {(s.server or 'autodiscover').rstrip('/').lower()} {s.mailbox}",
     describe=lambda s: f"the calendar of the Exchange mailbox '{s.mailbox}'",
+    channel_account=lambda s: s.username.lower(),
     where=lambda s: s.mailbox,
     credentials="--password-env VAR (or --password-file FILE)",
     public=lambda s: {

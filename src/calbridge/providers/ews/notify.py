@@ -78,6 +78,8 @@ def _gone_errors() -> tuple[type[BaseException], ...]:
         errors.ErrorExpiredSubscription,
         errors.ErrorInvalidSubscription,
         errors.ErrorSubscriptionUnsubsribed,
+        # made by another account (the calendar's sign-in changed): a new one under this one
+        errors.ErrorSubscriptionAccessDenied,
     )
 
 
