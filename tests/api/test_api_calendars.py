@@ -221,6 +221,19 @@ def test_an_exchange_calendar_is_added_checked_and_its_password_replaced(
     assert ok.status_code == 200, ok.text
     assert api.post("/api/calendars/exchange/test").json()["ok"] is True
 
+    # its connection settings change through PATCH with the names it was added with
+    moved = api.patch("/api/calendars/exchange", json={"server": ews.base_url + "/nowhere.asmx"})
+    assert "does not answer as Exchange" in problem(moved, 409)["detail"]
+    shown = api.get("/api/calendars/exchange").json()
+    assert shown["connection"]["server"] == ews.ews_url  # refused by the check: nothing kept
+    assert shown["username"] == "HARBOUR\\svc-calbridge" and "N3w" not in str(shown)
+    ntlm = api.patch("/api/calendars/exchange", json={"auth": "ntlm"})
+    assert ntlm.status_code == 200, ntlm.text
+    assert ntlm.json()["connection"]["auth"] == "ntlm"
+    assert api.post("/api/calendars/exchange/test").json()["ok"] is True
+    foreign = problem(api.patch("/api/calendars/exchange", json={"tenant": "contoso"}), 409)
+    assert "--tenant" in foreign["detail"]
+
 
 def test_export_mode_filters_and_rooms_are_set_and_checked(
     api: Api, radicale: RadicaleServer

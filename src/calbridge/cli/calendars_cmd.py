@@ -342,7 +342,9 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
     }
     for entry in all_kinds():  # each kind's own settings under its name (never a secret)
         if entry.public is not None:
-            data[entry.name] = _public(entry, c) if c.kind == entry.name else None
+            data[entry.name] = (
+                entry.public_settings(c.name, c.settings) if c.kind == entry.name else None
+            )
     return data | {
         "owner": c.owner_user_id,
         "policy": c.policy,
@@ -356,14 +358,6 @@ def calendar_json(s: Session, c: Calendar) -> dict[str, Any]:
         "links": {state: int(n) for state, n in counts.items()},
         "rejections": int(rejections),
     }
-
-
-def _public(entry: ProviderKind[Any], c: Calendar) -> dict[str, Any] | None:
-    assert entry.public is not None
-    try:
-        return entry.public(entry.parse(c.name, c.settings))
-    except CalbridgeError:
-        return None  # unreadable stored settings: `calendars show` still shows the rest
 
 
 def _where_of(c: Calendar) -> str:

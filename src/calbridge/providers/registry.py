@@ -336,6 +336,18 @@ class ProviderKind(Generic[S]):
                 f"({_problems(exc)})"
             ) from None
 
+    def public_settings(
+        self, name: str, settings: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The settings a person may see (``public``; never a secret); None when the kind
+        shows none or the stored settings cannot be read (the rest of the calendar still shows)."""
+        if self.public is None:
+            return None
+        try:
+            return self.public(self.parse(name, settings))
+        except ConfigError:
+            return None
+
     def parse(self, name: str, settings: Mapping[str, Any] | None) -> S:
         """Stored settings as the kind's model; a clear error when they cannot be read."""
         try:

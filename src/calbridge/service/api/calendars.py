@@ -91,7 +91,9 @@ class CalendarChange(_Body):
     apply to the calendar's own kind: CalDAV ``url``/``username``/``password``; Google
     ``google_calendar_id``/``service_account``/``subject``/``oauth_client``; Microsoft 365
     ``mailbox``/``tenant``/``client_id``/``client_secret``/``calendar_id``/``login_base``;
-    ``api_base`` for Google and Microsoft 365."""
+    ``api_base`` for Google and Microsoft 365; Exchange Server ``mailbox``/``username``/
+    ``password``/``server``/``auth``/``impersonate``; ``ca_file`` for Microsoft 365 and
+    Exchange. A field of another kind is refused, naming it."""
 
     owner: str | None = None
     clear_owner: bool = False
@@ -113,17 +115,25 @@ class CalendarChange(_Body):
     calendar_id: str | None = None
     login_base: str | None = None
     api_base: str | None = None
+    server: str | None = None
+    auth: Literal["ntlm", "basic"] | None = None
+    impersonate: bool | None = None
+    ca_file: str | None = None
     assistant: AssistantIn | None = None
 
-    def as_update(self) -> CalendarUpdate:
+    def as_update(self, kind: str) -> CalendarUpdate:
         common = ("owner", "clear_owner", "policy", "direction", "horizon_days")
         hidden = {"password", "client_secret", "certificate_pem", "assistant", *common}
         values = self.model_dump(exclude=hidden)
         values["password"] = _plain(self.password)
         values["client_secret"] = _plain(self.client_secret)
         values["certificate"] = _plain(self.certificate_pem)
-        # the API's field names → the registry's option keys (calbridge.providers.registry)
-        for field_name, key in _CONNECTION_KEYS.items():
+        # the API's field names → the registry's option keys (calbridge.providers.registry):
+        # ``mailbox`` is the calendar option of the kinds that name a mailbox (Graph, EWS)
+        entry = known_kind(kind)
+        mailbox_kind = entry is not None and entry.mailbox_key == "mailbox"
+        keys = {**_CONNECTION_KEYS, "mailbox": kind if mailbox_kind else "graph"}
+        for field_name, key in keys.items():
             values[key] = values.pop(field_name)
         return CalendarUpdate(
             **self.model_dump(include=set(common)),
@@ -132,7 +142,7 @@ class CalendarChange(_Body):
         )
 
 
-_CONNECTION_KEYS = {"url": "caldav", "google_calendar_id": "google", "mailbox": "graph"}
+_CONNECTION_KEYS = {"url": "caldav", "google_calendar_id": "google"}
 
 
 def _plain(value: SecretStr | None) -> str | None:
@@ -192,6 +202,12 @@ def _where(calendar: Calendar) -> str | None:
     return None
 
 
+def _connection(calendar: Calendar) -> dict[str, Any] | None:
+    """The calendar's connection settings a person may see (its kind's ``public`` ones)."""
+    entry = known_kind(calendar.kind)
+    return entry.public_settings(calendar.name, calendar.settings) if entry is not None else None
+
+
 def calendar_json(session: Session, calendar: Calendar) -> dict[str, Any]:
     """A calendar as the API shows it (no secret, ever)."""
     counts = dict(
@@ -207,7 +223,8 @@ def calendar_json(session: Session, calendar: Calendar) -> dict[str, Any]:
         "name": calendar.name,
         "kind": calendar.kind,
         "where": _where(calendar),
-        "username": settings.get("username") if calendar.kind == "caldav" else None,
+        "username": settings.get("username"),
+        "connection": _connection(calendar),
         "owner": calendar.owner_user_id,
         "policy": calendar.policy,
         "direction": calendar.direction,
@@ -337,7 +354,8 @@ def update_credentials(
 
 def _update(request: Request, name: str, body: CalendarChange, actor: str) -> dict[str, Any]:
     with transaction(request) as session:
-        calendar = update_calendar(session, _box(), name, body.as_update())
+        kind = _find(session, name).kind
+        calendar = update_calendar(session, _box(), name, body.as_update(kind))
         changed = sorted(body.model_fields_set)
         record(
             session,
