@@ -1,5 +1,7 @@
-"""The ASGI app: ``POST /EWS/Exchange.asmx`` (SOAP 1.1), behind Basic/NTLM sign-in, and a
-small unauthenticated control API (``/_emulator/calls``) for benchmarks.
+"""The ASGI app: ``POST /EWS/Exchange.asmx`` (SOAP 1.1) and the SOAP Autodiscover service
+``POST /autodiscover/autodiscover.svc`` (``GetUserSettings``, see ``autodiscover.py``), both
+behind Basic/NTLM sign-in, and a small unauthenticated control API (``/_emulator/calls``) for
+benchmarks.
 
 Faults injected on the organisation (``Organisation.inject``) are served before the operation
 runs: ``busy`` → an ``ErrorServerBusy`` SOAP fault carrying ``BackOffMilliseconds``; ``503`` →
@@ -26,10 +28,11 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from . import autodiscover
 from .auth import Authenticator, AuthFailed
 from .operations import ItemError, Operations, Request, SoapFault, StreamRefused
-from .schema import envelope, fault
-from .store import Organisation
+from .schema import SOAP, envelope, fault
+from .store import Account, Organisation
 
 XML = "text/xml; charset=utf-8"
 STREAM_TICK = 0.05  # how often an open stream looks for new events
@@ -42,18 +45,23 @@ class StreamDropped(Exception):
 def create_app(org: Organisation, auth: Authenticator) -> Starlette:
     operations = Operations(org)
 
-    async def ews(request: HttpRequest) -> Response:
-        org.http_requests += 1
+    def sign_in(request: HttpRequest) -> Account | Response:
+        """The account signed in on this request, or the 401 to answer."""
         client = request.scope.get("client") or ("?", 0)
         connection = (str(client[0]), int(client[1]))
         try:
-            account = auth.authenticate(request.headers.get("authorization", ""), connection)
+            return auth.authenticate(request.headers.get("authorization", ""), connection)
         except AuthFailed as exc:
-            headers = [("WWW-Authenticate", value) for value in exc.challenge]
             response = Response(b"", status_code=401)
-            for name, value in headers:
-                response.headers.append(name, value)
+            for value in exc.challenge:
+                response.headers.append("WWW-Authenticate", value)
             return response
+
+    async def ews(request: HttpRequest) -> Response:
+        org.http_requests += 1
+        account = sign_in(request)
+        if isinstance(account, Response):
+            return account
         body = await request.body()
         try:
             parsed = ET.fromstring(body)
@@ -148,6 +156,40 @@ def create_app(org: Organisation, auth: Authenticator) -> Starlette:
 
         return StreamingResponse(body(), 200, media_type=XML)
 
+    async def autodiscover_svc(request: HttpRequest) -> Response:
+        """The SOAP Autodiscover service (``autodiscover.py``); a client's unauthenticated
+        probe (HEAD/GET/POST) gets the 401 offering the sign-ins, as IIS answers it."""
+        org.http_requests += 1
+        account = sign_in(request)
+        if isinstance(account, Response):
+            return account
+        if request.method != "POST":
+            return PlainTextResponse("Method Not Allowed", 405)
+        try:
+            parsed = ET.fromstring(await request.body())
+            body = parsed.find(f"{{{SOAP}}}Body")
+            if body is None:
+                raise autodiscover.NotGetUserSettings("The request has no SOAP Body.")
+            ews_url = f"{request.url.scheme}://{request.url.netloc}/EWS/Exchange.asmx"
+            answer, users = autodiscover.user_settings(org, body, ews_url)
+        except ET.ParseError:
+            return Response(
+                fault("ErrorSchemaValidation", "The request is not well-formed XML.", org.version),
+                500,
+                media_type=XML,
+            )
+        except autodiscover.NotGetUserSettings as exc:
+            return Response(
+                fault("ErrorInvalidRequest", str(exc), org.version), 500, media_type=XML
+            )
+        for user in users:
+            org.calls.append(("GetUserSettings", user))
+        return Response(
+            autodiscover.envelope(answer, org.version, "GetUserSettingsResponse"),
+            200,
+            media_type=XML,
+        )
+
     async def calls(request: HttpRequest) -> Response:
         """Control API (local test tool, unauthenticated): SOAP operations served so far, by
         name; ``POST`` resets the tally."""
@@ -166,6 +208,16 @@ def create_app(org: Organisation, auth: Authenticator) -> Starlette:
         routes=[
             Route("/EWS/Exchange.asmx", ews, methods=["POST"]),
             Route("/ews/exchange.asmx", ews, methods=["POST"]),
+            Route(
+                "/autodiscover/autodiscover.svc",
+                autodiscover_svc,
+                methods=["POST", "GET", "HEAD"],
+            ),
+            Route(
+                "/Autodiscover/Autodiscover.svc",
+                autodiscover_svc,
+                methods=["POST", "GET", "HEAD"],
+            ),
             Route("/_emulator/calls", calls, methods=["GET", "POST"]),
             Route("/{path:path}", not_exchange, methods=["GET", "POST"]),
         ]

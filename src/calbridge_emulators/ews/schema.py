@@ -20,11 +20,17 @@ SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+A = "http://schemas.microsoft.com/exchange/2010/Autodiscover"  # the SOAP Autodiscover service
+WSA = "http://www.w3.org/2005/08/addressing"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 ET.register_namespace("s", SOAP)
 ET.register_namespace("m", M)
 ET.register_namespace("t", T)
 ET.register_namespace("e", E)
+ET.register_namespace("a", A)
+ET.register_namespace("wsa", WSA)
+ET.register_namespace("i", XSI)
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,20 @@ SEQUENCES: dict[tuple[str, str], Sequence] = {
     ),
     (T, "NumberedRecurrence"): Sequence(
         T, ("StartDate", "NumberOfOccurrences"), frozenset({"StartDate", "NumberOfOccurrences"})
+    ),
+    # The SOAP Autodiscover service's schema (namespace .../2010/Autodiscover): GetUserSettings
+    (A, "GetUserSettingsResponseMessage"): Sequence(A, ("Response",), frozenset({"Response"})),
+    (A, "Response"): Sequence(A, ("ErrorCode", "ErrorMessage", "UserResponses")),
+    (A, "UserResponses"): Sequence(A, (), choice=("UserResponse",)),
+    (A, "UserResponse"): Sequence(
+        A, ("ErrorCode", "ErrorMessage", "RedirectTarget", "UserSettingErrors", "UserSettings")
+    ),
+    (A, "UserSettingErrors"): Sequence(A, (), choice=("UserSettingError",)),
+    (A, "UserSettingError"): Sequence(A, ("ErrorCode", "ErrorMessage", "SettingName")),
+    (A, "UserSettings"): Sequence(A, (), choice=("UserSetting",)),
+    (A, "UserSetting"): Sequence(A, ("Name", "Value"), frozenset({"Name"})),
+    (A, "ServerVersionInfo"): Sequence(
+        A, ("MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber", "Version")
     ),
 }
 

@@ -6,10 +6,12 @@ request counting, retries and the one-line errors a person can act on.
   file, and the server build learnt on the first connection (so later runs skip exchangelib's
   version probe and a no-change sync is one request).
 * One ``requests`` adapter class is installed on exchangelib's protocol (its documented hook,
-  ``BaseProtocol.HTTP_ADAPTER_CLS``): it trusts the CA file registered for a server's origin and
-  counts the EWS requests of the provider that is calling — every HTTP request answered with
-  anything but 401, so the two challenge legs of an NTLM handshake on a new connection are not
-  counted (they carry no EWS operation).
+  ``BaseProtocol.HTTP_ADAPTER_CLS``): it trusts the CA file of the calendar that is calling (on
+  every host, so also on the ones autodiscover tries and the server it finds; a calendar with
+  none trusts the system's CAs) or, outside a calendar's call, the one registered for a server's
+  origin; and it counts the EWS requests of the provider that is calling — every HTTP request
+  answered with anything but 401, so the two challenge legs of an NTLM handshake on a new
+  connection are not counted (they carry no EWS operation).
 * :meth:`EwsConnection.call` runs one exchangelib call with calbridge's :class:`RetryPolicy`:
   ``ErrorServerBusy`` waits the ``BackOffMilliseconds`` the server asked for; 503, transient
   server errors and timeouts back off exponentially. exchangelib itself runs with ``FailFast``
@@ -57,10 +59,14 @@ _trust_lock = threading.Lock()
 
 
 class _CountingAdapter(requests.adapters.HTTPAdapter):
-    """Counts requests for the calling provider and trusts its server's CA file."""
+    """Counts requests for the calling provider and trusts its CA file: the calling calendar's
+    own (so autodiscover's hosts and the server it finds are trusted as the given server is,
+    and a calendar without one trusts the system's CAs only), else the one registered for the
+    request's origin."""
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        ca_file = _trust.get(_origin(str(request.url or "")))
+        scope = getattr(_local, "ca_scope", None)  # (CA file or None,) of the calling calendar
+        ca_file = scope[0] if scope is not None else _trust.get(_origin(str(request.url or "")))
         if ca_file:
             kwargs["verify"] = ca_file
         response = super().send(request, **kwargs)
@@ -159,14 +165,6 @@ class EwsConnection:
         version = _version(s.build)
         access = IMPERSONATION if s.impersonate else DELEGATE
         tz = EWSTimeZone("UTC")
-        if s.server is None:
-            return Account(
-                s.mailbox,
-                credentials=credentials,
-                autodiscover=True,
-                access_type=access,
-                default_timezone=tz,
-            )
         config = Configuration(
             service_endpoint=s.server,
             credentials=credentials,
@@ -175,6 +173,10 @@ class EwsConnection:
             retry_policy=FailFast(),
             max_connections=2,
         )
+        if s.server is None:  # the sign-in, retries and build apply to the discovered server
+            return Account(
+                s.mailbox, config=config, autodiscover=True, access_type=access, default_timezone=tz
+            )
         return Account(
             s.mailbox, config=config, autodiscover=False, access_type=access, default_timezone=tz
         )
@@ -209,12 +211,15 @@ class EwsConnection:
     # ------------------------------------------------------------ calling
     @contextmanager
     def counting(self) -> Iterator[None]:
-        previous = getattr(_local, "counter", None)
+        """Requests made in the block count for this calendar and trust its CA file (or the
+        system's CAs when it has none) — on every host autodiscover tries, too."""
+        previous = getattr(_local, "counter", None), getattr(_local, "ca_scope", None)
         _local.counter = self.counter
+        _local.ca_scope = (self.settings.ca_file,)
         try:
             yield
         finally:
-            _local.counter = previous
+            _local.counter, _local.ca_scope = previous
 
     def call(self, what: str, run: Callable[[], R]) -> R:
         """``run()`` with retries on busy/unavailable/timeouts; errors translated."""
@@ -302,7 +307,8 @@ def translate(exc: BaseException, conn: EwsConnection, what: str) -> CalbridgeEr
         return ConfigError(
             f"{label}: autodiscover found no Exchange server for '{s.mailbox}' (tried "
             f"https://{domain}/, https://autodiscover.{domain}/ and DNS SRV "
-            f"_autodiscover._tcp.{domain}); give the EWS address with `{fix}` "
+            f"_autodiscover._tcp.{domain}; a server whose certificate is not trusted counts as "
+            f"none: add --ca-file FILE for a private CA); give the EWS address with `{fix}` "
             "(URL like https://mail.example.org/EWS/Exchange.asmx)"
         )
     if isinstance(exc, ews_errors.UnauthorizedError):

@@ -1,0 +1,252 @@
+"""Autodiscover that succeeds: `calbridge calendars add NAME --ews MAILBOX` without ``--server``
+finds the EWS URL through the emulator's SOAP Autodiscover service, stores it, and syncs.
+
+exchangelib first tries ``https://DOMAIN/autodiscover/autodiscover.svc`` — port 443, the
+operating system's resolver, TLS verification — after checking the host name with dnspython.
+So the end-to-end tests run the emulator's TLS listener on 127.0.0.1:443 with its test CA's
+certificate for ``localhost``, use the mailbox ``bookings@localhost``, and point exchangelib's
+documented resolver settings (``Autodiscovery.DNS_RESOLVER_ATTRS``) at a local stub DNS that
+answers ``localhost.`` with A 127.0.0.1 (and NXDOMAIN for anything else). Binding port 443
+needs root and a free port (two CI checkouts may run at once): otherwise those tests skip,
+saying why. exchangelib's on-disk autodiscover cache is pointed into the test's temp dir.
+
+The emulator's ``GetUserSettings`` answer itself is checked without root, over plain HTTP on a
+free port: exchangelib parses it with no fallback and no warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from calbridge.store.models import Calendar
+from calbridge_cli import Cli, make_inprocess_cli
+from calbridge_emulators.ews.server import EwsServer, running_emulator
+from calbridge_emulators.ews.store import Organisation, Organizer
+
+World = Any  # conftest.EwsWorld
+MAILBOX = "bookings@localhost"
+OWNER = ("bookings", "B00kings!pw")
+AD_PATH = "/autodiscover/autodiscover.svc"
+
+
+@pytest.fixture
+def ad_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """exchangelib's autodiscover cache (in memory and on disk) private to the test."""
+    from exchangelib.autodiscover import cache, close_connections
+
+    close_connections()
+    monkeypatch.setattr(cache, "AUTODISCOVER_PERSISTENT_STORAGE", tmp_path / "ad-cache")
+    yield
+    close_connections()
+
+
+# ------------------------------------------------------------ the answer, parsed by exchangelib
+
+
+def test_get_user_settings_is_parsed_by_exchangelib_without_fallback_or_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from exchangelib import Configuration, Credentials
+    from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+    from exchangelib.errors import ErrorNonExistentMailbox
+    from exchangelib.protocol import FailFast
+    from exchangelib.transport import NTLM
+
+    with running_emulator() as server:
+        server.org.add_mailbox("bookings@harbour.example", "Harbour Bookings")
+        server.org.add_account(*OWNER, mailbox="bookings@harbour.example")
+        probe = requests.post(server.base_url + AD_PATH, data=b"", timeout=10)
+        assert probe.status_code == 401  # a client's unauthenticated probe: the offers
+        assert {"NTLM", "Negotiate"} <= set(probe.headers["WWW-Authenticate"].split(", ")[:2])
+        assert requests.head(server.base_url + AD_PATH, timeout=10).status_code == 401
+        protocol = AutodiscoverProtocol(
+            config=Configuration(
+                service_endpoint=server.base_url + AD_PATH,
+                credentials=Credentials(*OWNER),
+                retry_policy=FailFast(),
+            )
+        )
+        with caplog.at_level(logging.WARNING, logger="exchangelib"):
+            found = protocol.get_user_settings(user="bookings@harbour.example")
+            found.raise_errors()  # only harmless SettingIsNotAvailable for unserved settings
+            missing = protocol.get_user_settings(user="nobody@harbour.example")
+        assert protocol.auth_type == NTLM  # detected from the 401's offers
+        assert found.ews_url == server.ews_url
+        assert found.autodiscover_smtp_address == "bookings@harbour.example"
+        assert found.user_settings["user_display_name"] == "Harbour Bookings"
+        assert found.version is not None and found.version.api_version == "Exchange2016"
+        assert {code for code, _ in found.user_settings_errors.values()} == {
+            "SettingIsNotAvailable"
+        }
+        assert missing.error_code == "InvalidUser"
+        with pytest.raises(ErrorNonExistentMailbox):
+            missing.raise_errors()
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("exchangelib")] == []
+        assert ("GetUserSettings", "bookings@harbour.example") in server.org.calls
+
+
+# ------------------------------------------------------------ end to end on port 443
+
+
+@pytest.fixture(scope="module")
+def port_443(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EwsServer]:
+    """The emulator's TLS listener on 127.0.0.1:443 (certificate for ``localhost``)."""
+    if os.geteuid() != 0:
+        pytest.skip("autodiscover end to end needs port 443: run the tests as root")
+    try:
+        server = EwsServer(
+            Organisation("2019"), host="127.0.0.1", port=443, tls=True,
+            tls_dir=tmp_path_factory.mktemp("ad-tls"),
+        )  # fmt: skip
+    except OSError as exc:
+        pytest.skip(f"autodiscover end to end needs port 443, which is taken ({exc})")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ad_server(port_443: EwsServer) -> EwsServer:
+    org = port_443.org
+    org.reset()
+    org.add_mailbox(MAILBOX, "Localhost Bookings")
+    org.add_account(*OWNER, mailbox=MAILBOX)
+    return port_443
+
+
+@pytest.fixture
+def localhost_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """exchangelib's autodiscover DNS checks answered by a local stub: ``localhost.`` is
+    A 127.0.0.1, every other name NXDOMAIN. Yields the names asked for."""
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+    import dns.rrset
+    from exchangelib.autodiscover import Autodiscovery
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+    asked: list[str] = []
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except OSError:
+                continue
+            query = dns.message.from_wire(data)
+            reply = dns.message.make_response(query)
+            question = query.question[0]
+            asked.append(f"{question.name} {dns.rdatatype.to_text(question.rdtype)}")
+            if str(question.name) == "localhost." and question.rdtype == dns.rdatatype.A:
+                reply.answer.append(dns.rrset.from_text("localhost.", 60, "IN", "A", "127.0.0.1"))
+            else:
+                reply.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    attrs = {
+        **Autodiscovery.DNS_RESOLVER_ATTRS,
+        "nameservers": ["127.0.0.1"],
+        "port": sock.getsockname()[1],
+    }
+    monkeypatch.setattr(Autodiscovery, "DNS_RESOLVER_ATTRS", attrs)
+    try:
+        yield asked
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+@pytest.fixture
+def cli(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("OWNER_PASSWORD", OWNER[1])
+    url = world.store.engine.url.render_as_string(hide_password=False)
+    return make_inprocess_cli(tmp_path / "data", url)
+
+
+def _add(cli: Cli, *extra: str) -> Any:
+    return cli(
+        "calendars", "add", "front", "--ews", MAILBOX, "--username", OWNER[0],
+        "--password-env", "OWNER_PASSWORD", *extra,
+    )  # fmt: skip
+
+
+def test_add_without_server_discovers_the_ews_url_stores_it_and_syncs(
+    world: World,
+    cli: Cli,
+    ad_server: EwsServer,
+    localhost_dns: list[str],
+    ad_cache: None,
+) -> None:
+    assert ad_server.tls is not None
+    added = _add(cli, "--ca-file", str(ad_server.tls.ca_path))
+    assert added.code == 0, added.err
+    assert "localhost. A" in localhost_dns  # exchangelib's host check went to the stub
+    assert ("GetUserSettings", MAILBOX) in ad_server.org.calls
+    discovered = "https://localhost/EWS/Exchange.asmx"
+    shown = cli("calendars", "show", "front", "--json")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["ews"]["server"] == discovered
+    with world.store.session() as session:
+        stored = session.scalars(select(Calendar).where(Calendar.name == "front")).one()
+        assert stored.settings["server"] == discovered
+        assert stored.settings["build"].startswith("15.2.")  # the emulated Exchange 2019
+    day = date.today() + timedelta(days=30)  # the CLI syncs with the real clock
+    ad_server.org.external_create(  # organized by Mia, a person the directory knows
+        MAILBOX,
+        "Discovered kickoff",
+        *_utc(f"{day}T09:00:00", f"{day}T10:00:00"),
+        organizer=Organizer("Mia Stone", "mia@harbour.example"),
+    )
+    ad_server.org.calls.clear()
+    synced = cli("sync", "front", "--json")
+    assert synced.code == 0, synced.err
+    assert [r["created"] for r in json.loads(synced.out)] == [1], synced.out
+    operations = [operation for operation, _ in ad_server.org.calls]
+    assert "GetUserSettings" not in operations  # later runs go straight to the stored URL
+    assert "SyncFolderItems" in operations
+
+
+def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(
+    world: World,
+    cli: Cli,
+    ad_server: EwsServer,
+    localhost_dns: list[str],
+    ad_cache: None,
+) -> None:
+    result = _add(cli)
+    assert result.code != 0
+    assert "Traceback" not in result.err + result.out
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, result.err
+    assert "autodiscover found no Exchange server for 'bookings@localhost'" in lines[0]
+    assert "--ca-file" in lines[0]
+    assert ("GetUserSettings", MAILBOX) not in ad_server.org.calls  # TLS refused first
+    with world.store.session() as session:
+        assert session.scalars(select(Calendar)).all() == []
+
+
+def _utc(start: str, end: str) -> tuple[datetime, datetime]:
+    return (
+        datetime.fromisoformat(start).replace(tzinfo=UTC),
+        datetime.fromisoformat(end).replace(tzinfo=UTC),
+    )
