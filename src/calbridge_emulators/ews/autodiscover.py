@@ -37,7 +37,7 @@ SUPPORTED_SCHEMAS = (
     "Exchange2013, Exchange2013_SP1, Exchange2016"
 )
 # Every setting name the Autodiscover schema defines (a:Setting values); others: InvalidSetting.
-KNOWN_SETTINGS = frozenset(  # noqa: SIM905 (the schema's list, as it reads)
+KNOWN_SETTINGS = frozenset(
     """UserDisplayName UserDN UserDeploymentId InternalMailboxServer InternalRpcClientServer
     InternalMailboxServerDN InternalEcpUrl InternalEcpVoicemailUrl InternalEcpEmailSubscriptionsUrl
     InternalEcpTextMessagingUrl InternalEcpDeliveryReportUrl InternalEcpRetentionPolicyTagsUrl
@@ -55,7 +55,7 @@ KNOWN_SETTINGS = frozenset(  # noqa: SIM905 (the schema's list, as it reads)
     InternalServerExclusiveConnect ExternalServerExclusiveConnect ExchangeRpcUrl
     ShowGalAsDefaultView AutoDiscoverSMTPAddress InteropExternalEwsUrl ExternalEwsVersion
     InteropExternalEwsVersion MobileMailboxPolicyInterop GroupingInformation UserMSOnline
-    MapiHttpEnabled""".split()
+    MapiHttpEnabled""".split()  # noqa: SIM905 (the schema's list, as it reads)
 )
 
 
