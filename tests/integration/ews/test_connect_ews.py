@@ -4,11 +4,10 @@ account impersonating two mailboxes and refused a third, and a clear one-line er
 traceback — for bad credentials, an unknown mailbox, no impersonation right, a server that is
 not Exchange, a certificate that is not trusted and an autodiscover that finds no server.
 
-Autodiscover (no ``--server``): exchangelib tries https://DOMAIN/ and
-https://autodiscover.DOMAIN/ on port 443 through the operating system's resolver, so a
-*successful* discovery cannot be pointed at a local emulator without root and /etc/hosts;
-what is tested is the failure, hermetically: exchangelib's documented resolver settings
-(``Autodiscovery.DNS_RESOLVER_ATTRS``) point its DNS checks at a local stub answering NXDOMAIN."""
+Autodiscover (no ``--server``) that finds nothing is tested here, hermetically: exchangelib's
+documented resolver settings (``Autodiscovery.DNS_RESOLVER_ATTRS``) point its DNS checks at a
+local stub answering NXDOMAIN. A *successful* discovery (port 443, root) is in
+``test_autodiscover_ews.py``."""
 
 from __future__ import annotations
 
