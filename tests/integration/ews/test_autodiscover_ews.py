@@ -6,7 +6,10 @@ operating system's resolver, TLS verification — after checking the host name w
 So the end-to-end tests run the emulator's TLS listener on 127.0.0.1:443 with its test CA's
 certificate for ``localhost``, use the mailbox ``bookings@localhost``, and point exchangelib's
 documented resolver settings (``Autodiscovery.DNS_RESOLVER_ATTRS``) at a local stub DNS that
-answers ``localhost.`` with A 127.0.0.1 (and NXDOMAIN for anything else). Binding port 443
+answers ``localhost.`` with A 127.0.0.1 (and NXDOMAIN for anything else). A second test keeps
+a real-looking domain (``bookings@harbour.example``, whose hosts do not resolve) and finds the
+server through the ``_autodiscover._tcp.harbour.example`` SRV record (step 4) pointing at
+``localhost`` port 443. Binding port 443
 needs root and a free port (two CI checkouts may run at once): otherwise those tests skip,
 saying why. exchangelib's on-disk autodiscover cache is pointed into the test's temp dir.
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -39,6 +41,10 @@ World = Any  # conftest.EwsWorld
 MAILBOX = "bookings@localhost"
 OWNER = ("bookings", "B00kings!pw")
 AD_PATH = "/autodiscover/autodiscover.svc"
+RECORDS = {
+    ("localhost.", "A"): "127.0.0.1",
+    ("_autodiscover._tcp.harbour.example.", "SRV"): "0 0 443 localhost.",
+}
 
 
 @pytest.fixture
@@ -103,13 +109,13 @@ def test_get_user_settings_is_parsed_by_exchangelib_without_fallback_or_warning(
 @pytest.fixture(scope="module")
 def port_443(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EwsServer]:
     """The emulator's TLS listener on 127.0.0.1:443 (certificate for ``localhost``)."""
-    if os.geteuid() != 0:
-        pytest.skip("autodiscover end to end needs port 443: run the tests as root")
     try:
         server = EwsServer(
             Organisation("2019"), host="127.0.0.1", port=443, tls=True,
             tls_dir=tmp_path_factory.mktemp("ad-tls"),
         )  # fmt: skip
+    except PermissionError as exc:
+        pytest.skip(f"autodiscover end to end needs port 443: run the tests as root ({exc})")
     except OSError as exc:
         pytest.skip(f"autodiscover end to end needs port 443, which is taken ({exc})")
     server.start()
@@ -131,7 +137,8 @@ def ad_server(port_443: EwsServer) -> EwsServer:
 @pytest.fixture
 def localhost_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """exchangelib's autodiscover DNS checks answered by a local stub: ``localhost.`` is
-    A 127.0.0.1, every other name NXDOMAIN. Yields the names asked for."""
+    A 127.0.0.1, ``_autodiscover._tcp.harbour.example.`` SRV ``0 0 443 localhost.``, every
+    other name NXDOMAIN. Yields the questions asked."""
     import dns.message
     import dns.rcode
     import dns.rdatatype
@@ -154,8 +161,10 @@ def localhost_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
             reply = dns.message.make_response(query)
             question = query.question[0]
             asked.append(f"{question.name} {dns.rdatatype.to_text(question.rdtype)}")
-            if str(question.name) == "localhost." and question.rdtype == dns.rdatatype.A:
-                reply.answer.append(dns.rrset.from_text("localhost.", 60, "IN", "A", "127.0.0.1"))
+            kind = dns.rdatatype.to_text(question.rdtype)
+            record = RECORDS.get((str(question.name), kind))
+            if record is not None:
+                reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, record))
             else:
                 reply.set_rcode(dns.rcode.NXDOMAIN)
             sock.sendto(reply.to_wire(), peer)
@@ -183,9 +192,9 @@ def cli(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     return make_inprocess_cli(tmp_path / "data", url)
 
 
-def _add(cli: Cli, *extra: str) -> Any:
+def _add(cli: Cli, *extra: str, mailbox: str = MAILBOX) -> Any:
     return cli(
-        "calendars", "add", "front", "--ews", MAILBOX, "--username", OWNER[0],
+        "calendars", "add", "front", "--ews", mailbox, "--username", OWNER[0],
         "--password-env", "OWNER_PASSWORD", *extra,
     )  # fmt: skip
 
@@ -224,6 +233,29 @@ def test_add_without_server_discovers_the_ews_url_stores_it_and_syncs(
     operations = [operation for operation, _ in ad_server.org.calls]
     assert "GetUserSettings" not in operations  # later runs go straight to the stored URL
     assert "SyncFolderItems" in operations
+
+
+def test_add_finds_the_server_through_the_domains_srv_record(
+    world: World,
+    cli: Cli,
+    ad_server: EwsServer,
+    localhost_dns: list[str],
+    ad_cache: None,
+) -> None:
+    ad_server.org.add_mailbox("venue@harbour.example", "Venue")
+    ad_server.org.accounts[OWNER[0]].impersonates.add("venue@harbour.example")
+    assert ad_server.tls is not None
+    added = _add(
+        cli, "--ca-file", str(ad_server.tls.ca_path), "--impersonate",
+        mailbox="venue@harbour.example",
+    )  # fmt: skip
+    assert added.code == 0, added.err
+    # steps 1-3 found no host; step 4's SRV record named localhost:443
+    assert {"harbour.example. A", "autodiscover.harbour.example. A"} <= set(localhost_dns)
+    assert "_autodiscover._tcp.harbour.example. SRV" in localhost_dns
+    assert ("GetUserSettings", "venue@harbour.example") in ad_server.org.calls
+    shown = json.loads(cli("calendars", "show", "front", "--json").out)
+    assert shown["ews"]["server"] == "https://localhost/EWS/Exchange.asmx"
 
 
 def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(

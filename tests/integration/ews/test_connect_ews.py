@@ -204,11 +204,14 @@ def test_a_changed_password_fails_the_sync_naming_the_update_that_fixes_it(
 
 
 @pytest.fixture
-def no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """exchangelib's autodiscover DNS lookups answered NXDOMAIN by a local stub."""
+def no_dns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """exchangelib's autodiscover DNS lookups answered NXDOMAIN by a local stub (and its
+    on-disk autodiscover cache kept in the test's temp dir)."""
     import dns.message
     import dns.rcode
-    from exchangelib.autodiscover import Autodiscovery
+    from exchangelib.autodiscover import Autodiscovery, cache
+
+    monkeypatch.setattr(cache, "AUTODISCOVER_PERSISTENT_STORAGE", tmp_path / "ad-cache")
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
