@@ -22,23 +22,20 @@ from calbridge.errors import ConfigError, NotFound, ValidationFailed
 from calbridge.ops import sync_control
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.ops.history import record
-from calbridge.providers.registry import known_kind
+from calbridge.providers.registry import kind_of, known_kind
 from calbridge.service.runs import list_runs
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Link, SyncRun
 from calbridge.store.secrets import SecretBox
 from calbridge.sync.assistant import AssistantChange, apply_assistant, assistant_json
-from calbridge.sync.calendars import (
-    CalendarUpdate,
-    add_caldav_calendar,
-    add_ews_calendar,
-    add_google_calendar,
-    add_graph_calendar,
-    update_calendar,
-)
+from calbridge.sync.calendars import CalendarUpdate, add_calendar, update_calendar
+from calbridge.web.calendar_form import connection_from_form
 
-#: form fields that hold secrets: never rendered back into a page
-SECRET_FIELDS = frozenset({"password", "client_secret", "service_account", "oauth_client"})
+#: form fields that hold secrets: never rendered back into a page (with every password or
+#: JSON input of a kind's form, see :func:`calbridge.web.calendar_form.form_fields`)
+SECRET_FIELDS = frozenset(
+    {"password", "client_secret", "certificate_pem", "service_account", "oauth_client"}
+)
 
 
 class _TestOnly(Exception):
@@ -76,81 +73,31 @@ def _common(values: dict[str, str]) -> dict[str, Any]:
 
 
 def _add(session: Session, box: SecretBox, kind: str, values: dict[str, str]) -> Calendar:
+    """The calendar of the form: its connection read through the kind's API model
+    (:mod:`calbridge.web.calendar_form`), linked like ``POST /api/calendars`` links it."""
     name = _required(values, "name", "a name")
     common = _common(values)
-    if kind == "caldav":
-        return add_caldav_calendar(
-            session,
-            box,
-            name,
-            _required(values, "url", "the CalDAV URL"),
-            _required(values, "username", "the user name"),
-            _required(values, "password", "the password"),
-            **common,
-        )
-    if kind == "graph":
-        return add_graph_calendar(
-            session,
-            box,
-            name,
-            _required(values, "mailbox", "the mailbox"),
-            tenant=_required(values, "tenant", "the tenant"),
-            client_id=_required(values, "client_id", "the app (client) id"),
-            client_secret=_required(values, "client_secret", "the client secret"),
-            calendar_id=values.get("calendar_id") or None,
-            api_base=values.get("api_base") or None,
-            login_base=values.get("login_base") or None,
-            **common,
-        )
-    if kind == "ews":
-        auth = values.get("auth") or "ntlm"
-        if auth not in ("ntlm", "basic"):
-            raise ValidationFailed("the sign-in method must be NTLM or Basic")
-        return add_ews_calendar(
-            session,
-            box,
-            name,
-            _required(values, "mailbox", "the mailbox"),
-            username=_required(values, "username", "the user name (DOMAIN\\user)"),
-            password=_required(values, "password", "the password"),
-            server=values.get("server") or None,
-            auth=auth,
-            impersonate=values.get("impersonate") == "on",
-            **common,
-        )
-    calendar_id = _required(values, "google_calendar", "the Google calendar id")
-    if values.get("google_auth") == "oauth":
-        return add_google_calendar(
-            session,
-            box,
-            name,
-            calendar_id,
-            oauth_client=_json(values, "oauth_client", "the OAuth client file"),
-            api_base=values.get("api_base") or None,
-            **common,
-        )
-    return add_google_calendar(
-        session,
-        box,
-        name,
-        calendar_id,
-        service_account_info=_json(values, "service_account", "the service-account key"),
-        subject=values.get("subject") or None,
-        api_base=values.get("api_base") or None,
-        **common,
-    )
+    connection = connection_from_form(kind, values)
+    return add_calendar(session, box, name, kind, connection.values(), **common)
+
+
+def _needs_consent(box: SecretBox, kind: str, values: dict[str, str], calendar: Calendar) -> bool:
+    """Whether a person must consent next (a Google calendar linked with an OAuth client)."""
+    secret = box.open(calendar.secret, f"calendar '{calendar.name}'") if calendar.secret else {}
+    return connection_from_form(kind, values).needs_consent(secret)
 
 
 def add_from_form(
     store: Store, kind: str, values: dict[str, str], *, actor: str, only_test: bool
-) -> str:
+) -> tuple[str, bool]:
     """Add the calendar described by the form (after its connection check), or only test the
-    connection; returns what to tell the admin. Raises CalbridgeError with what failed."""
+    connection; returns what to tell the admin and whether a person's consent comes next
+    (the calendar could not be checked yet). Raises CalbridgeError with what failed."""
     box = SecretBox.from_settings(load_settings())
     try:
         with store.session() as s:
             calendar = _add(s, box, kind, values)
-            name, checked = calendar.name, kind != "google" or values.get("google_auth") != "oauth"
+            name, checked = calendar.name, not _needs_consent(box, kind, values, calendar)
             if only_test:
                 raise _TestOnly
             record(
@@ -163,11 +110,12 @@ def add_from_form(
             )
     except _TestOnly:
         if not checked:
-            return "The OAuth client file is valid; Google's consent comes after adding it."
-        return f"Connection OK: calbridge signed in and can read the calendar for '{name}'."
+            return "The sign-in details are valid; consent comes after adding it.", True
+        return f"Connection OK: calbridge signed in and can read the calendar for '{name}'.", False
+    label = kind_of(kind).label
     if not checked:
-        return f"Added calendar '{name}'. Next: give Google's consent with the button below."
-    return f"Added calendar '{name}'; its first sync is queued."
+        return f"Added calendar '{name}'. Next: give {label}'s consent with the button below.", True
+    return f"Added calendar '{name}'; its first sync is queued.", False
 
 
 def uses_password(kind: str) -> bool:

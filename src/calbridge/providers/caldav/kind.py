@@ -109,9 +109,11 @@ class CalDAVConnection(ApiConnection):
     """A CalDAV calendar in the REST API."""
 
     kind: Literal["caldav"]
-    url: str = Field(min_length=1, description="The calendar collection's URL")
-    username: str
-    password: SecretStr
+    url: str = Field(
+        min_length=1, title="CalDAV calendar URL", description="The calendar collection's URL"
+    )
+    username: str = Field(title="User name")
+    password: SecretStr = Field(title="Password (app password)")
 
     def values(self) -> dict[str, Any]:
         return {

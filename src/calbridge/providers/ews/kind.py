@@ -121,13 +121,31 @@ class EwsConnection(ApiConnection):
     """An Exchange Server calendar (EWS) in the REST API; no ``server``: autodiscover."""
 
     kind: Literal["ews"]
-    mailbox: str = Field(min_length=3, description="The mailbox's SMTP address")
-    username: str = Field(min_length=1, description="DOMAIN\\user or user@domain")
-    password: SecretStr
-    server: str | None = Field(None, description="The EWS URL (…/EWS/Exchange.asmx)")
-    auth: Literal["ntlm", "basic"] = "ntlm"
-    impersonate: bool = Field(False, description="A service account acting as the mailbox")
-    ca_file: str | None = Field(None, description="CA bundle (a path on the server)")
+    mailbox: str = Field(
+        min_length=3, title="Mailbox (SMTP address)", description="The mailbox's SMTP address"
+    )
+    username: str = Field(
+        min_length=1,
+        title="User name (DOMAIN\\user or user@domain)",
+        description="DOMAIN\\user or user@domain",
+    )
+    password: SecretStr = Field(title="Password")
+    server: str | None = Field(
+        None,
+        title="EWS URL (…/EWS/Exchange.asmx; empty: autodiscover)",
+        description="The EWS URL (…/EWS/Exchange.asmx)",
+    )
+    auth: Literal["ntlm", "basic"] = Field("ntlm", title="Sign-in method")
+    impersonate: bool = Field(
+        False,
+        title="A service account acting as the mailbox (ExchangeImpersonation)",
+        description="A service account acting as the mailbox",
+    )
+    ca_file: str | None = Field(
+        None,
+        title="CA file on the server (empty: the system's)",
+        description="CA bundle (a path on the server)",
+    )
 
     def values(self) -> dict[str, Any]:
         given = {

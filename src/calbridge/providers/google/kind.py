@@ -118,15 +118,19 @@ class GoogleConnection(ApiConnection):
     client, whose consent follows (``calbridge calendars auth NAME``)."""
 
     kind: Literal["google"]
-    calendar_id: str = Field(min_length=1)
+    calendar_id: str = Field(min_length=1, title="Google calendar id")
     service_account: dict[str, Any] | None = Field(
-        None, description="Service-account key (domain-wide delegation); with `subject`"
+        None,
+        title="Service-account key (JSON; Workspace, domain-wide delegation)",
+        description="Service-account key (domain-wide delegation); with `subject`",
     )
-    subject: str | None = None
+    subject: str | None = Field(None, title="Acting as (user email, with a service account)")
     oauth_client: dict[str, Any] | None = Field(
-        None, description="OAuth client file; consent follows with `calbridge calendars auth`"
+        None,
+        title="OAuth client file (JSON; for one user, consent follows)",
+        description="OAuth client file; consent follows with `calbridge calendars auth`",
     )
-    api_base: str | None = None
+    api_base: str | None = Field(None, title="API base URL (empty: the real service)")
 
     def values(self) -> dict[str, Any]:
         given = {

@@ -152,18 +152,22 @@ class GraphConnection(ApiConnection):
     private key, as Microsoft recommends for production): exactly one of the two."""
 
     kind: Literal["graph"]
-    mailbox: str = Field(min_length=1)
-    tenant: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
+    mailbox: str = Field(min_length=1, title="Mailbox")
+    tenant: str = Field(min_length=1, title="Tenant (id or domain)")
+    client_id: str = Field(min_length=1, title="App (client) id")
+    client_secret: SecretStr | None = Field(None, title="Client secret (or a certificate)")
     certificate_pem: SecretStr | None = Field(
-        None, description="PEM holding the app's certificate and its private key"
+        None,
+        title="Certificate with its private key (PEM; or a client secret)",
+        description="PEM holding the app's certificate and its private key",
     )
-    calendar_id: str | None = None
-    api_base: str | None = None
-    login_base: str | None = None
+    calendar_id: str | None = Field(None, title="Calendar id (empty: the mailbox's main calendar)")
+    api_base: str | None = Field(None, title="API base URL (empty: the real service)")
+    login_base: str | None = Field(None, title="Sign-in base URL (empty: Microsoft's)")
     ca_file: str | None = Field(
-        None, description="CA bundle (a path on the server) for a TLS-inspecting proxy"
+        None,
+        title="CA file on the server (empty: the system's)",
+        description="CA bundle (a path on the server) for a TLS-inspecting proxy",
     )
 
     @model_validator(mode="after")

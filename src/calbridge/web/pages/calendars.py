@@ -18,15 +18,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calbridge.errors import CalbridgeError, NotFound
+from calbridge.providers.registry import kind_of
 from calbridge.store.models import Calendar, Link
 from calbridge.sync.guard import held_cancellations
 from calbridge.web import calendar_ops, google_consent
 from calbridge.web.auth import SignedIn
+from calbridge.web.calendar_form import form_fields, form_kinds
 from calbridge.web.core import WebRefused, done, reader, render, store_of, writer
-from calbridge.web.status import all_calendars, calendar_status, kind_labels
+from calbridge.web.status import all_calendars, calendar_status
 
 router = APIRouter()
-KINDS = ("caldav", "google", "graph", "ews")
 
 
 def _calendar(session: Session, calendar_id: int) -> Calendar:
@@ -51,14 +52,19 @@ def calendars(request: Request, who: Annotated[SignedIn, Depends(reader)]) -> Re
 def _form_page(
     request: Request, kind: str, values: dict[str, str], outcome: dict[str, str] | None, code: int
 ) -> Response:
-    safe = {k: v for k, v in values.items() if k not in calendar_ops.SECRET_FIELDS}
+    entry = kind_of(kind)
+    assert entry.api_connection is not None
+    fields = form_fields(entry.api_connection)
+    secret = calendar_ops.SECRET_FIELDS | {f.name for f in fields if f.secret}
+    safe = {k: v for k, v in values.items() if k not in secret}
     return render(
         request,
         "calendar_new.html",
         {
             "page": "calendars",
             "kind": kind,
-            "kinds": kind_labels(),
+            "kinds": {e.name: e.label for e in form_kinds()},
+            "fields": fields,
             "values": safe,
             "outcome": outcome,
         },
@@ -66,11 +72,15 @@ def _form_page(
     )
 
 
+def _form_kinds() -> set[str]:
+    return {entry.name for entry in form_kinds()}
+
+
 @router.get("/calendars/new", response_class=HTMLResponse)
 def new_calendar(
     request: Request, who: Annotated[SignedIn, Depends(reader)], kind: str = "caldav"
 ) -> Response:
-    return _form_page(request, kind if kind in KINDS else "caldav", {}, None, 200)
+    return _form_page(request, kind if kind in _form_kinds() else "caldav", {}, None, 200)
 
 
 async def _values(request: Request) -> dict[str, str]:
@@ -82,11 +92,11 @@ async def _values(request: Request) -> dict[str, str]:
 async def add_calendar(request: Request, who: Annotated[SignedIn, Depends(writer)]) -> Response:
     values = await _values(request)
     kind = values.get("kind", "caldav")
-    if kind not in KINDS:
+    if kind not in _form_kinds():
         kind = "caldav"
     only_test = values.get("action") == "test"
     try:
-        message = calendar_ops.add_from_form(
+        message, consent_next = calendar_ops.add_from_form(
             store_of(request), kind, values, actor=who.email, only_test=only_test
         )
     except CalbridgeError as exc:
@@ -96,7 +106,7 @@ async def add_calendar(request: Request, who: Annotated[SignedIn, Depends(writer
         return _form_page(request, kind, values, {"kind": "ok", "text": message}, 200)
     jobs = getattr(request.app.state, "jobs", None)
     calendar_id = calendar_ops.calendar_id(store_of(request), values.get("name", ""))
-    if kind == "google" and values.get("google_auth") == "oauth" and calendar_id is not None:
+    if consent_next and calendar_id is not None:
         return done(request, f"/calendars/{calendar_id}", message)  # consent comes next
     if jobs is not None and calendar_id is not None:
         jobs.sync_calendar(calendar_id, trigger="manual")
