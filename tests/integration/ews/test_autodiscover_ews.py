@@ -192,9 +192,9 @@ def cli(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     return make_inprocess_cli(tmp_path / "data", url)
 
 
-def _add(cli: Cli, *extra: str, mailbox: str = MAILBOX) -> Any:
+def _add(cli: Cli, *extra: str, mailbox: str = MAILBOX, name: str = "front") -> Any:
     return cli(
-        "calendars", "add", "front", "--ews", mailbox, "--username", OWNER[0],
+        "calendars", "add", name, "--ews", mailbox, "--username", OWNER[0],
         "--password-env", "OWNER_PASSWORD", *extra,
     )  # fmt: skip
 
@@ -265,6 +265,16 @@ def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(
     localhost_dns: list[str],
     ad_cache: None,
 ) -> None:
+    # another calendar's CA file on the same server is not this calendar's trust
+    ad_server.org.add_mailbox("events@localhost", "Events")
+    ad_server.org.accounts[OWNER[0]].impersonates.add("events@localhost")
+    assert ad_server.tls is not None
+    trusted = _add(
+        cli, "--ca-file", str(ad_server.tls.ca_path), "--impersonate",
+        mailbox="events@localhost", name="events",
+    )  # fmt: skip
+    assert trusted.code == 0, trusted.err
+    ad_server.org.calls.clear()
     result = _add(cli)
     assert result.code != 0
     assert "Traceback" not in result.err + result.out
@@ -274,7 +284,7 @@ def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(
     assert "--ca-file" in lines[0]
     assert ("GetUserSettings", MAILBOX) not in ad_server.org.calls  # TLS refused first
     with world.store.session() as session:
-        assert session.scalars(select(Calendar)).all() == []
+        assert session.scalars(select(Calendar.name)).all() == ["events"]
 
 
 def _utc(start: str, end: str) -> tuple[datetime, datetime]:
