@@ -244,7 +244,17 @@ def calbridge_sync(template: Path, work: Path) -> dict[str, float]:
 # ----------------------------------------------------------------------- vdirsyncer
 
 
-def vdirsyncer_sync(url: str, root: Path) -> dict[str, float]:
+def vdirsyncer_sync(url: str, root: Path) -> dict[str, Any]:
+    """vdirsyncer's import and no-change sync; ``{"failed": why}`` when vdirsyncer itself
+    fails (it is the peer, not the subject: its failure is printed, the run goes on)."""
+    try:
+        return _vdirsyncer_sync(url, root)
+    except SystemExit as exc:
+        lines = [line for line in str(exc).splitlines() if line.startswith("error:")]
+        return {"failed": lines[0] if lines else str(exc)[-300:]}
+
+
+def _vdirsyncer_sync(url: str, root: Path) -> dict[str, float]:
     if root.exists():
         shutil.rmtree(root)
     (root / "local").mkdir(parents=True)
@@ -325,12 +335,12 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
             url = server.calendar_url(USER, "big")
             bare_import(url)  # Radicale builds its item cache and sync history (untimed)
             prepare_calbridge(root / "template", url)
-            runs: dict[str, list[dict[str, float]]] = {
+            runs: dict[str, list[dict[str, Any]]] = {
                 "bare": [],
                 "calbridge": [],
                 "vdirsyncer": [],
             }
-            contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
+            contenders: list[tuple[str, Callable[[], dict[str, Any]]]] = [
                 ("bare", lambda: bare_figures(url)),
                 ("calbridge", lambda: calbridge_sync(root / "template", root / "cb")),
                 ("vdirsyncer", lambda: vdirsyncer_sync(url, root / "vdir")),
@@ -342,7 +352,13 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
                 print(
                     f"N={n} rep {rep + 1}/{reps}: "
                     + json.dumps(
-                        {k: {p: round(v, 3) for p, v in r[-1].items()} for k, r in runs.items()}
+                        {
+                            k: {
+                                p: round(v, 3) if isinstance(v, float) else v
+                                for p, v in r[-1].items()
+                            }
+                            for k, r in runs.items()
+                        }
                     ),
                     file=sys.stderr,
                     flush=True,
@@ -371,24 +387,33 @@ def summarize(result: dict[str, Any]) -> list[str]:
         + " ".join(f"{x:.1f}" for x in result["load"])
     ]
     lines.append(f"  {'initial import (s)':<28}{'min':>8}{'median':>8}   per repetition")
-    for name in ("bare", "calbridge", "vdirsyncer"):
+    failed = [r["failed"] for r in runs["vdirsyncer"] if "failed" in r]
+    peers = ("bare", "calbridge") if failed else ("bare", "calbridge", "vdirsyncer")
+    for name in peers:
         values = [r["import"] for r in runs[name]]
         lines.append(
             f"  {name:<28}{min(values):8.2f}{median(values):8.2f}   "
             + " ".join(f"{v:.2f}" for v in values)
         )
     ratio_bare = [c["import"] / b["import"] for c, b in zip(cb, runs["bare"], strict=True)]
-    ratio_vdir = [v["import"] / c["import"] for c, v in zip(cb, runs["vdirsyncer"], strict=True)]
     lines.append(
         f"  {'calbridge / bare':<28}{min(ratio_bare):8.2f}{median(ratio_bare):8.2f}   "
         + " ".join(f"{v:.2f}" for v in ratio_bare)
     )
-    lines.append(
-        f"  {'vdirsyncer / calbridge':<28}{min(ratio_vdir):8.2f}{median(ratio_vdir):8.2f}   "
-        + " ".join(f"{v:.2f}" for v in ratio_vdir)
-    )
+    if failed:
+        lines.append(
+            f"  vdirsyncer failed in {len(failed)} of {len(runs['vdirsyncer'])} runs: {failed[0]}"
+        )
+    else:
+        ratio_vdir = [
+            v["import"] / c["import"] for c, v in zip(cb, runs["vdirsyncer"], strict=True)
+        ]
+        lines.append(
+            f"  {'vdirsyncer / calbridge':<28}{min(ratio_vdir):8.2f}{median(ratio_vdir):8.2f}   "
+            + " ".join(f"{v:.2f}" for v in ratio_vdir)
+        )
     lines.append(f"  {'no-change re-sync (s)':<28}{'min':>8}{'median':>8}")
-    for name in ("bare", "calbridge", "vdirsyncer"):
+    for name in peers:
         values = [r["no_change"] for r in runs[name]]
         lines.append(
             f"  {name:<28}{min(values):8.2f}{median(values):8.2f}   "
