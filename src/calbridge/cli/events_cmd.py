@@ -25,14 +25,16 @@ from calbridge.ops.bookings import (
     unbook_location,
     update_booking,
 )
-from calbridge.store.booked import PlaceRequest
+from calbridge.store.booked import BookedPrefetch, PlaceRequest
 from calbridge.store.events import (
     event_json,
     event_times,
     get_event,
+    links_of_many,
     list_events,
     typed_event_times,
 )
+from calbridge.store.lookup import hold_people
 
 app = typer.Typer(help="Bookings: create, list, show, update, cancel, re-assign.")
 
@@ -203,7 +205,12 @@ def list_(
 ) -> None:
     """List bookings by start time."""
     with session() as s:
-        rows = [event_json(s, e) for e in list_events(s, status)]
+        events = list_events(s, status)
+        ids = [e.id for e in events]  # booked locations, doubles and links: a few queries
+        pre, links = BookedPrefetch(s, ids), links_of_many(s, ids)
+        held = hold_people(s, events)
+        rows = [event_json(s, e, pre, links) for e in events]
+        del held
     if as_json:
         print_json(rows)
         return

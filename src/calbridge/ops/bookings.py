@@ -42,6 +42,7 @@ from calbridge.domain.event import STATUSES
 from calbridge.errors import BadEvent, NotFound
 from calbridge.ops.history import now_utc, record
 from calbridge.store.booked import (
+    BookedPrefetch,
     PlaceRequest,
     book_place,
     double_booked_clause,
@@ -473,8 +474,13 @@ def review_reasons(session: Session, event: Event) -> list[str]:
     return reasons_for_many(session, [event])[event.id]
 
 
-def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[str]]:
-    """:func:`review_reasons` for a page of bookings."""
+def reasons_for_many(
+    session: Session, events: list[Event], pre: BookedPrefetch | None = None
+) -> dict[int, list[str]]:
+    """:func:`review_reasons` for a page of bookings (``pre``: its double bookings, read
+    already; else read here for the page in one query)."""
+    if pre is None and len(events) > 1:
+        pre = BookedPrefetch(session, [event.id for event in events])
     default_account, assistant = _review_settings(session)
     ids = [event.id for event in events]
     accepted = set(
@@ -489,7 +495,10 @@ def reasons_for_many(session: Session, events: list[Event]) -> dict[int, list[st
         found[event.id] = reasons
         if event.status == "cancelled":
             continue
-        doubles = [d.message() for d in double_bookings(session, event.id)]
+        found_doubles = (
+            pre.doubles_of(session, event.id) if pre else double_bookings(session, event.id)
+        )
+        doubles = [d.message() for d in found_doubles]
         if event.id in accepted:
             reasons += doubles
             continue

@@ -47,6 +47,26 @@ def set_bl_times(bl: BookedLocation, times: EventTimes) -> None:
     bl.start_utc, bl.end_utc = times.utc_range()
 
 
+ROOMS_KEY = "calbridge.rooms"
+
+
+def room_of(session: Session, location_id: str) -> Location | None:
+    """A venue room by id, from the session's copy of the rooms: a venue has tens of rooms, so
+    they are read once per session (one query) instead of once per booked location shown or
+    pushed (the identity map forgets objects nobody holds). A room added in this session is
+    read on its first miss."""
+    rooms: dict[str, Location] | None = session.info.get(ROOMS_KEY)
+    if rooms is None:
+        rooms = {loc.id: loc for loc in session.scalars(select(Location))}
+        session.info[ROOMS_KEY] = rooms
+    found = rooms.get(location_id)
+    if found is None:
+        found = session.get(Location, location_id)
+        if found is not None:
+            rooms[location_id] = found
+    return found
+
+
 def booked_locations(session: Session, event_id: int) -> list[BookedLocation]:
     """A booking's booked locations, first one first."""
     return list(
@@ -134,7 +154,7 @@ def place_name(session: Session, bl: BookedLocation) -> str | None:
     if bl.location_text:
         return bl.location_text
     if bl.location_id is not None:
-        loc = session.get(Location, bl.location_id)
+        loc = room_of(session, bl.location_id)
         return loc.name if loc is not None else bl.location_id
     return None
 
@@ -241,8 +261,10 @@ def _overlap(a: Any, b: Any) -> ColumnElement[bool]:
     )
 
 
-def double_bookings(session: Session, event_id: int | None = None) -> list[DoubleBooking]:
-    """Every double booking (of one booking, or of the whole venue)."""
+def double_bookings(
+    session: Session, event_id: int | None = None, *, event_ids: list[int] | None = None
+) -> list[DoubleBooking]:
+    """Every double booking (of one booking, of a page of bookings, or of the whole venue)."""
     a, b = aliased(BookedLocation), aliased(BookedLocation)
     ea, eb = aliased(Event), aliased(Event)
     query = (
@@ -256,6 +278,8 @@ def double_bookings(session: Session, event_id: int | None = None) -> list[Doubl
     )
     if event_id is not None:
         query = query.where(a.event_id == event_id)
+    if event_ids is not None:
+        query = query.where(a.event_id.in_(event_ids))
     return [
         DoubleBooking(str(room), name, bl, ev, other, other_ev, other_name)
         for room, name, bl, ev, other, other_ev, other_name in session.execute(query)
@@ -280,7 +304,7 @@ def unmatched_room_clause() -> ColumnElement[bool]:
 
 
 def booked_json(session: Session, bl: BookedLocation) -> dict[str, Any]:
-    loc = session.get(Location, bl.location_id) if bl.location_id else None
+    loc = room_of(session, bl.location_id) if bl.location_id else None
     return {
         "id": bl.id,
         "location": None
@@ -301,3 +325,35 @@ def get_booked(session: Session, event: Event, booked_id: int) -> BookedLocation
             f"{event.id}` lists them"
         )
     return bl
+
+
+class BookedPrefetch:
+    """The booked locations and double bookings of a page of bookings, read in a few queries
+    (500 bookings a query) instead of two per booking — for listings (``events list``, the
+    API's ``GET /api/bookings``) and the push."""
+
+    def __init__(self, session: Session, event_ids: list[int], *, doubles: bool = True) -> None:
+        self.rows: dict[int, list[BookedLocation]] = {i: [] for i in event_ids}
+        self.doubles: dict[int, list[DoubleBooking]] | None = (
+            {i: [] for i in event_ids} if doubles else None
+        )
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            query = (
+                select(BookedLocation)
+                .where(BookedLocation.event_id.in_(chunk))
+                .order_by(BookedLocation.event_id, BookedLocation.position, BookedLocation.id)
+            )
+            for bl in session.scalars(query):
+                self.rows[bl.event_id].append(bl)
+            if self.doubles is not None:
+                for double in double_bookings(session, event_ids=chunk):
+                    self.doubles[double.event_id].append(double)
+
+    def booked(self, session: Session, event_id: int) -> list[BookedLocation]:
+        found = self.rows.get(event_id)
+        return found if found is not None else booked_locations(session, event_id)
+
+    def doubles_of(self, session: Session, event_id: int) -> list[DoubleBooking]:
+        found = None if self.doubles is None else self.doubles.get(event_id)
+        return found if found is not None else double_bookings(session, event_id)

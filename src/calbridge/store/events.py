@@ -20,6 +20,7 @@ from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
 from calbridge.domain.shown_times import times_json, typed_times
 from calbridge.errors import BadEvent, NotFound
 from calbridge.store.booked import (
+    BookedPrefetch,
     PlaceRequest,
     book_place,
     booked_json,
@@ -356,7 +357,37 @@ def event_links(session: Session, event_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def event_json(session: Session, event: Event) -> dict[str, Any]:
+def links_of_many(session: Session, event_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """:func:`event_links` for a page of bookings, 500 bookings a query."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in event_ids}
+    for start in range(0, len(event_ids), 500):
+        rows = session.execute(
+            select(Link.event_id, Calendar.name, Link.state, Link.remote_id, Link.recurrence_id)
+            .join(Calendar, Calendar.id == Link.calendar_id)
+            .where(Link.event_id.in_(event_ids[start : start + 500]))
+            .order_by(Link.event_id, Calendar.name)
+        )
+        for event_id, name, state, remote, rid in rows:
+            out[event_id].append(
+                {
+                    "calendar": name,
+                    "state": state,
+                    "remote_id": remote,
+                    "recurrence_id": rid or None,
+                }
+            )
+    return out
+
+
+def event_json(
+    session: Session,
+    event: Event,
+    pre: BookedPrefetch | None = None,
+    links: dict[int, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """A booking as ``events show/list --json`` print it; ``pre`` and ``links``: read for a
+    whole listing at once (:class:`~calbridge.store.booked.BookedPrefetch`,
+    :func:`links_of_many`)."""
     client = account_ref(session, event.client_id) if event.client_id else None
     contact = session.get(Contact, event.client_contact_id) if event.client_contact_id else None
     return {
@@ -375,10 +406,18 @@ def event_json(session: Session, event: Event) -> dict[str, Any]:
         "trace": event.trace or [],
         "reasons": event.assignment_reasons or {},
         "booked_locations": [
-            booked_json(session, bl) for bl in booked_locations(session, event.id)
+            booked_json(session, bl)
+            for bl in (
+                pre.booked(session, event.id) if pre else booked_locations(session, event.id)
+            )
         ],
-        "double_bookings": [d.as_dict() for d in double_bookings(session, event.id)],
-        "links": event_links(session, event.id),
+        "double_bookings": [
+            d.as_dict()
+            for d in (
+                pre.doubles_of(session, event.id) if pre else double_bookings(session, event.id)
+            )
+        ],
+        "links": links[event.id] if links is not None else event_links(session, event.id),
         "created_at": event.created_at.isoformat() + "Z",
         "updated_at": event.updated_at.isoformat() + "Z",
     }

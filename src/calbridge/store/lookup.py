@@ -18,7 +18,7 @@ for 10,000 addresses instead of ~18,000). The rows are the same as the one-addre
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -188,6 +188,22 @@ def account_ref(session: Session, account_id: str) -> AccountRef | None:
     if contact is not None:
         return AccountRef(contact.id, contact.name, "contact")
     return None
+
+
+def hold_people(session: Session, events: Sequence[Any]) -> list[Any]:
+    """The clients, contacts and users a page of bookings names, read in three queries; keep
+    the list while the page is rendered and :func:`account_ref` / :func:`user_ref` find them
+    in the identity map instead of asking once per booking."""
+    accounts = {e.client_id for e in events if e.client_id}
+    contacts = accounts | {e.client_contact_id for e in events if e.client_contact_id}
+    users = {u for e in events for u in (e.booked_by_id, e.event_manager_id) if u}
+    held: list[Any] = []
+    for model, ids in ((Company, accounts), (Contact, contacts), (User, users)):
+        found = list(ids)
+        for start in range(0, len(found), 500):
+            chunk = found[start : start + 500]
+            held += session.scalars(select(model).where(model.id.in_(chunk))).all()
+    return held
 
 
 def user_ref(session: Session, user_id: str | None) -> Ref | None:

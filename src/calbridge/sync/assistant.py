@@ -38,7 +38,13 @@ from calbridge.domain.event import STATUSES, EventTimes, to_utc
 from calbridge.domain.remote import EventFields
 from calbridge.domain.rooms import RoomAttendee
 from calbridge.errors import ConfigError
-from calbridge.store.booked import bl_times, booked_locations, place_name
+from calbridge.store.booked import (
+    BookedPrefetch,
+    bl_times,
+    booked_locations,
+    place_name,
+    room_of,
+)
 from calbridge.store.lookup import account_ref
 from calbridge.store.models import BookedLocation, Calendar, Event, Link, Location
 
@@ -155,10 +161,16 @@ def matches(session: Session, calendar: Calendar, event: Event) -> bool:
 # --- appointments --------------------------------------------------------------------------
 
 
-def appointments(session: Session, calendar: Calendar, event: Event) -> dict[str, Appointment]:
+def appointments(
+    session: Session,
+    calendar: Calendar,
+    event: Event,
+    rows: list[BookedLocation] | None = None,
+) -> dict[str, Appointment]:
     """The appointments ``calendar`` should hold for ``event``, by part (empty when the
-    booking is cancelled: its appointments go)."""
-    rows = booked_locations(session, event.id)
+    booking is cancelled: its appointments go); ``rows``: its booked locations when the
+    caller read them already (a batch)."""
+    rows = booked_locations(session, event.id) if rows is None else rows
     live = [bl for bl in rows if bl.status == "confirmed"]
     if not rows:  # a booking stored without booked locations (bulk-loaded): the event itself
         from calbridge.sync.bookings import booking_fields
@@ -211,7 +223,7 @@ def location_groups(rows: list[BookedLocation]) -> dict[str, list[BookedLocation
 def _rooms(session: Session, calendar: Calendar, bl: BookedLocation) -> tuple[RoomAttendee, ...]:
     if not calendar.rooms_as_resources or bl.location_id is None:
         return ()
-    loc = session.get(Location, bl.location_id)
+    loc = room_of(session, bl.location_id)
     if loc is None or not loc.resource_address:
         return ()
     return (RoomAttendee(loc.resource_display or loc.resource_address, loc.name),)
@@ -312,13 +324,15 @@ def ensure_parts(
             select(Link).where(Link.calendar_id == calendar.id, Link.event_id.in_(chunk))
         ):
             links.setdefault(link.event_id, {})[link.part] = link
+        events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(chunk)))}
+        booked = BookedPrefetch(session, chunk, doubles=False)
         for event_id in chunk:
-            event = session.get(Event, event_id)
+            event = events.get(event_id)
             have = links.get(event_id, {})
             first = have.get("")
             if event is None or first is None or event.status == "cancelled":
                 continue
-            for part in appointments(session, calendar, event):
+            for part in appointments(session, calendar, event, booked.booked(session, event_id)):
                 found = have.get(part)
                 if found is None:
                     session.add(

@@ -28,6 +28,7 @@ from calbridge.domain.remote import (
     Written,
 )
 from calbridge.errors import Conflict, ProviderAuthError, ProviderError, RateLimited
+from calbridge.store.booked import BookedPrefetch
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event, Link
 from calbridge.sync.appointments import remote_rooms, snapshot_rooms, with_rooms
@@ -165,16 +166,20 @@ class Pusher:
             self.push_one(link_id)
             progress(1)
 
-    def prepare(self, session: Session, link_id: int) -> Prepared | None:
+    def prepare(
+        self, session: Session, link_id: int, batch: BookedPrefetch | None = None
+    ) -> Prepared | None:
         """Record the intent (a create's link becomes ``creating``) and describe the write.
-        The caller commits before the write is sent."""
+        The caller commits before the write is sent; ``batch``: the booked locations of the
+        batch's bookings, read together (see :meth:`push_batch`)."""
         link = session.get(Link, link_id)
         event = session.get(Event, link.event_id) if link is not None else None
         if link is None or event is None or link.state == "gone":
             return None
         calendar = session.get(Calendar, link.calendar_id)
         assert calendar is not None
-        wanted = appointments(session, calendar, event)
+        rows = batch.booked(session, event.id) if batch is not None else None
+        wanted = appointments(session, calendar, event, rows)
         removed = link.origin == "filter" and not matches(session, calendar, event)
         goes = event.status == "cancelled" or removed or link.part not in wanted
         if link.state in ("pending", "creating"):
@@ -234,18 +239,27 @@ class Pusher:
         """Many writes in one provider request; a failed op falls back to a single write.
         Intents are committed together before the request, results together after it."""
         with self.store.session() as session:
-            prepared = [p for p in (self.prepare(session, i) for i in link_ids) if p is not None]
+            held = _read_batch(session, self.calendar_id, link_ids)  # a few queries, not 4 each
+            batch = BookedPrefetch(session, [e.id for e in held[1]], doubles=False)
+            prepared = [
+                p for p in (self.prepare(session, i, batch) for i in link_ids) if p is not None
+            ]
+            del held
         if not prepared:
             return
         batcher: Any = self.provider
         results: list[WriteResult] = batcher.write_many([p.op for p in prepared])
         retry: list[int] = []
         with self.store.session() as session:
+            links = list(  # the identity map keeps them while held: no query per result
+                session.scalars(select(Link).where(Link.id.in_([p.link_id for p in prepared])))
+            )
             for item, result in zip(prepared, results, strict=True):
                 if isinstance(result, Exception):
                     retry.append(item.link_id)
                 else:
                     self._finish(session, item, result)
+        del links
         for link_id in retry:  # conflicts re-pull + merge; transient errors retried inside
             self.push_one(link_id)
 
@@ -323,6 +337,17 @@ class Pusher:
             elif isinstance(item, RemoteItem):
                 applier.apply_item(item, None)
                 applier.insert_arrivals()
+
+
+def _read_batch(
+    session: Session, calendar_id: int, link_ids: list[int]
+) -> tuple[list[Link], list[Event], Calendar | None]:
+    """A push batch's links, their bookings and the calendar, in three queries; the caller
+    holds them, so the identity map answers the per-link lookups that follow."""
+    links = list(session.scalars(select(Link).where(Link.id.in_(link_ids))))
+    ids = list({link.event_id for link in links})
+    events = list(session.scalars(select(Event).where(Event.id.in_(ids))))
+    return links, events, session.get(Calendar, calendar_id)
 
 
 def _refused(exc: ProviderError) -> bool:
