@@ -1,17 +1,12 @@
 """Autodiscover that succeeds: `calbridge calendars add NAME --ews MAILBOX` without ``--server``
 finds the EWS URL through the emulator's SOAP Autodiscover service, stores it, and syncs.
 
-exchangelib first tries ``https://DOMAIN/autodiscover/autodiscover.svc`` — port 443, the
-operating system's resolver, TLS verification — after checking the host name with dnspython.
-So the end-to-end tests run the emulator's TLS listener on 127.0.0.1:443 with its test CA's
-certificate for ``localhost``, use the mailbox ``bookings@localhost``, and point exchangelib's
-documented resolver settings (``Autodiscovery.DNS_RESOLVER_ATTRS``) at a local stub DNS that
-answers ``localhost.`` with A 127.0.0.1 (and NXDOMAIN for anything else). A second test keeps
-a real-looking domain (``bookings@harbour.example``, whose hosts do not resolve) and finds the
-server through the ``_autodiscover._tcp.harbour.example`` SRV record (step 4) pointing at
-``localhost`` port 443. Binding port 443
-needs root and a free port (two CI checkouts may run at once): otherwise those tests skip,
-saying why. exchangelib's on-disk autodiscover cache is pointed into the test's temp dir.
+The end-to-end tests (``tests/ews_autodiscover.py`` explains the set-up) run the emulator's TLS
+listener on 127.0.0.1:443, use the mailbox ``bookings@localhost`` with a stub DNS answering
+``localhost.`` A 127.0.0.1; another keeps a real-looking domain (``venue@harbour.example``,
+whose hosts do not resolve) and finds the server through the
+``_autodiscover._tcp.harbour.example`` SRV record (step 4) pointing at ``localhost`` port 443.
+They skip, saying why, when port 443 cannot be bound (not root, or another run has it).
 
 The emulator's ``GetUserSettings`` answer itself is checked without root, over plain HTTP on a
 free port: exchangelib parses it with no fallback and no warning.
@@ -21,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,27 +28,19 @@ from sqlalchemy import select
 from calbridge.store.models import Calendar
 from calbridge_cli import Cli, make_inprocess_cli
 from calbridge_emulators.ews.server import EwsServer, running_emulator
-from calbridge_emulators.ews.store import Organisation, Organizer
+from calbridge_emulators.ews.store import Organizer
+from ews_autodiscover import DISCOVERED, private_cache, serve_on_443, stub_dns
 
 World = Any  # conftest.EwsWorld
 MAILBOX = "bookings@localhost"
 OWNER = ("bookings", "B00kings!pw")
 AD_PATH = "/autodiscover/autodiscover.svc"
-RECORDS = {
-    ("localhost.", "A"): "127.0.0.1",
-    ("_autodiscover._tcp.harbour.example.", "SRV"): "0 0 443 localhost.",
-}
 
 
 @pytest.fixture
 def ad_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """exchangelib's autodiscover cache (in memory and on disk) private to the test."""
-    from exchangelib.autodiscover import cache, close_connections
-
-    close_connections()
-    monkeypatch.setattr(cache, "AUTODISCOVER_PERSISTENT_STORAGE", tmp_path / "ad-cache")
-    yield
-    close_connections()
+    with private_cache(tmp_path, monkeypatch):
+        yield
 
 
 # ------------------------------------------------------------ the answer, parsed by exchangelib
@@ -108,21 +93,8 @@ def test_get_user_settings_is_parsed_by_exchangelib_without_fallback_or_warning(
 
 @pytest.fixture(scope="module")
 def port_443(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EwsServer]:
-    """The emulator's TLS listener on 127.0.0.1:443 (certificate for ``localhost``)."""
-    try:
-        server = EwsServer(
-            Organisation("2019"), host="127.0.0.1", port=443, tls=True,
-            tls_dir=tmp_path_factory.mktemp("ad-tls"),
-        )  # fmt: skip
-    except PermissionError as exc:
-        pytest.skip(f"autodiscover end to end needs port 443: run the tests as root ({exc})")
-    except OSError as exc:
-        pytest.skip(f"autodiscover end to end needs port 443, which is taken ({exc})")
-    server.start()
-    try:
+    with serve_on_443(tmp_path_factory.mktemp("ad-tls")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -136,53 +108,8 @@ def ad_server(port_443: EwsServer) -> EwsServer:
 
 @pytest.fixture
 def localhost_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """exchangelib's autodiscover DNS checks answered by a local stub: ``localhost.`` is
-    A 127.0.0.1, ``_autodiscover._tcp.harbour.example.`` SRV ``0 0 443 localhost.``, every
-    other name NXDOMAIN. Yields the questions asked."""
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-    import dns.rrset
-    from exchangelib.autodiscover import Autodiscovery
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    stop = threading.Event()
-    asked: list[str] = []
-
-    def answer() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(4096)
-            except OSError:
-                continue
-            query = dns.message.from_wire(data)
-            reply = dns.message.make_response(query)
-            question = query.question[0]
-            asked.append(f"{question.name} {dns.rdatatype.to_text(question.rdtype)}")
-            kind = dns.rdatatype.to_text(question.rdtype)
-            record = RECORDS.get((str(question.name), kind))
-            if record is not None:
-                reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, record))
-            else:
-                reply.set_rcode(dns.rcode.NXDOMAIN)
-            sock.sendto(reply.to_wire(), peer)
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    attrs = {
-        **Autodiscovery.DNS_RESOLVER_ATTRS,
-        "nameservers": ["127.0.0.1"],
-        "port": sock.getsockname()[1],
-    }
-    monkeypatch.setattr(Autodiscovery, "DNS_RESOLVER_ATTRS", attrs)
-    try:
+    with stub_dns(monkeypatch) as asked:
         yield asked
-    finally:
-        stop.set()
-        thread.join(5)
-        sock.close()
 
 
 @pytest.fixture
@@ -211,7 +138,7 @@ def test_add_without_server_discovers_the_ews_url_stores_it_and_syncs(
     assert added.code == 0, added.err
     assert "localhost. A" in localhost_dns  # exchangelib's host check went to the stub
     assert ("GetUserSettings", MAILBOX) in ad_server.org.calls
-    discovered = "https://localhost/EWS/Exchange.asmx"
+    discovered = DISCOVERED
     shown = cli("calendars", "show", "front", "--json")
     assert shown.code == 0, shown.err
     assert json.loads(shown.out)["ews"]["server"] == discovered
@@ -255,7 +182,7 @@ def test_add_finds_the_server_through_the_domains_srv_record(
     assert "_autodiscover._tcp.harbour.example. SRV" in localhost_dns
     assert ("GetUserSettings", "venue@harbour.example") in ad_server.org.calls
     shown = json.loads(cli("calendars", "show", "front", "--json").out)
-    assert shown["ews"]["server"] == "https://localhost/EWS/Exchange.asmx"
+    assert shown["ews"]["server"] == DISCOVERED
 
 
 def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(
