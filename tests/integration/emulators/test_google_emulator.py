@@ -273,6 +273,7 @@ def test_filters(gcal: GoogleSetup) -> None:
             extendedProperties={"private": {"bookingId": "1", "src": "cb"}},
         ),
     ).execute()
+    gcal.handle.emulator.advance_clock(1)  # b is updated later than a, not in the same ms
     b = events.insert(
         calendarId="primary",
         body=timed(
