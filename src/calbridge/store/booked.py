@@ -357,3 +357,16 @@ class BookedPrefetch:
     def doubles_of(self, session: Session, event_id: int) -> list[DoubleBooking]:
         found = None if self.doubles is None else self.doubles.get(event_id)
         return found if found is not None else double_bookings(session, event_id)
+
+
+def rooms_json(
+    session: Session, event_id: int, pre: BookedPrefetch | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """A booking's booked locations and double bookings as ``events show --json`` and the API
+    show them; ``pre``: what a listing read for its whole page (no queries per booking)."""
+    booked = pre.booked(session, event_id) if pre else booked_locations(session, event_id)
+    doubles = pre.doubles_of(session, event_id) if pre else double_bookings(session, event_id)
+    return {
+        "booked_locations": [booked_json(session, bl) for bl in booked],
+        "double_bookings": [d.as_dict() for d in doubles],
+    }

@@ -23,10 +23,8 @@ from calbridge.store.booked import (
     BookedPrefetch,
     PlaceRequest,
     book_place,
-    booked_json,
-    booked_locations,
-    double_bookings,
     follow_event,
+    rooms_json,
     summary,
 )
 from calbridge.store.lookup import (
@@ -405,18 +403,7 @@ def event_json(
         "ambiguous": event.ambiguous,
         "trace": event.trace or [],
         "reasons": event.assignment_reasons or {},
-        "booked_locations": [
-            booked_json(session, bl)
-            for bl in (
-                pre.booked(session, event.id) if pre else booked_locations(session, event.id)
-            )
-        ],
-        "double_bookings": [
-            d.as_dict()
-            for d in (
-                pre.doubles_of(session, event.id) if pre else double_bookings(session, event.id)
-            )
-        ],
+        **rooms_json(session, event.id, pre),
         "links": links[event.id] if links is not None else event_links(session, event.id),
         "created_at": event.created_at.isoformat() + "Z",
         "updated_at": event.updated_at.isoformat() + "Z",

@@ -27,9 +27,7 @@ from calbridge.service.problems import ProblemRoute
 from calbridge.store.booked import (
     BookedPrefetch,
     PlaceRequest,
-    booked_json,
-    booked_locations,
-    double_bookings,
+    rooms_json,
 )
 from calbridge.store.events import event_times, typed_event_times
 from calbridge.store.lookup import account_ref, hold_people, user_ref
@@ -142,18 +140,7 @@ def booking_json(
         "ambiguous": event.ambiguous,
         "needs_review": bool(reasons),
         "review_reasons": reasons,
-        "booked_locations": [
-            booked_json(session, bl)
-            for bl in (
-                pre.booked(session, event.id) if pre else booked_locations(session, event.id)
-            )
-        ],
-        "double_bookings": [
-            d.as_dict()
-            for d in (
-                pre.doubles_of(session, event.id) if pre else double_bookings(session, event.id)
-            )
-        ],
+        **rooms_json(session, event.id, pre),
         "created_at": instant(event.created_at),
         "updated_at": instant(event.updated_at),
     }
