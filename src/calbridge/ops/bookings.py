@@ -567,6 +567,9 @@ def list_bookings(
     return BookingPage(items, (items[-1].start_utc, items[-1].id) if more else None)
 
 
-def review_count(session: Session) -> int:
-    """How many bookings wait in the review queue (for dashboards)."""
-    return int(session.scalar(select(func.count()).where(needs_review_clause(session))) or 0)
+def review_count(session: Session, *, rooms: bool = True) -> int:
+    """How many bookings wait in the review queue (for dashboards); ``rooms`` False: not
+    counting those flagged only for a location text that matches no room (the review page
+    groups those by text instead of listing them)."""
+    clause = needs_review_clause(session, rooms=rooms)
+    return int(session.scalar(select(func.count()).where(clause)) or 0)

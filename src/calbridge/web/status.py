@@ -177,14 +177,19 @@ def all_calendars(session: Session) -> list[CalendarStatus]:
 
 @dataclass(frozen=True)
 class Counts:
-    review: int
+    review: int  # bookings the review page lists one by one
     rejections: int
     conflicts: int
+    unmatched: int = 0  # bookings waiting only for their location text to be matched to a room
 
 
 def counts(session: Session) -> Counts:
+    """The dashboard's counts, as the review page shows them: the bookings it lists, and apart
+    the bookings whose only question is a location text no room matches (grouped by text)."""
+    listed = review_count(session, rooms=False)
     return Counts(
-        review=review_count(session),
+        review=listed,
+        unmatched=review_count(session) - listed,
         rejections=session.scalar(select(func.count()).select_from(Rejection)) or 0,
         conflicts=session.scalar(select(func.count()).select_from(ConflictRecord)) or 0,
     )

@@ -197,3 +197,20 @@ def test_the_review_page_groups_texts_escaped_and_settles_them(
         "/review/texts/alias", data={"csrf_token": token, "text": "x", "room": "loc-nowhere"}
     )
     assert "no location has id" in refused.text
+
+
+def test_the_dashboard_counts_what_the_review_page_shows(
+    world: RoomWorld, client: TestClient
+) -> None:
+    """Bookings flagged only for a location text are grouped on the review page, so the
+    dashboard counts them apart instead of announcing bookings the page does not list."""
+    world.add_calendar("front")
+    _arrive(world, TEXTS)
+    page = client.get("/").text
+    assert re.search(r'id="count-review">0<', page), page
+    assert re.search(r'id="count-unmatched">6<', page)
+    assert "bookings whose location matches no room" in page
+    with world.store.session() as s:
+        ignore_text(s, "zoom", actor="admin@venue.example")
+    after = client.get("/").text
+    assert re.search(r'id="count-unmatched">3<', after)
