@@ -3,24 +3,23 @@ a handle for tests and the demo (:func:`running_emulator`)."""
 
 from __future__ import annotations
 
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
-
-from calbridge_emulators.graph.tls import ServerTls, make_server_tls
+from calbridge_emulators.graph.tls import make_server_tls
+from calbridge_emulators.serving import BackgroundServer
 
 from .app import create_app
 from .auth import Authenticator
 from .store import Organisation
 
 
-class EwsServer:
+class EwsServer(BackgroundServer):
+    label = "EWS emulator"
+    force_exit_on_stop = True  # clients' idle keep-alive connections do not hold it up
+
     def __init__(
         self,
         org: Organisation,
@@ -31,52 +30,14 @@ class EwsServer:
     ) -> None:
         self.org = org
         self.auth = Authenticator(org)
-        self.host = host
-        self.tls: ServerTls | None = None
+        self.tls = None
         if tls:
             self.tls = make_server_tls(tls_dir or Path(tempfile.mkdtemp(prefix="ews-emulator-")))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind((host, port))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(org, self.auth),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ssl_certfile=str(self.tls.cert_path) if self.tls else None,
-            ssl_keyfile=str(self.tls.key_path) if self.tls else None,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        self._listen(create_app(org, self.auth), host, port, lifespan="off")
 
     @property
     def ews_url(self) -> str:
         return f"{self.base_url}/EWS/Exchange.asmx"
-
-    def run(self) -> None:
-        self.server.run(sockets=[self.sock])
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="ews-emulator", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("EWS emulator failed to start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.server.force_exit = True  # clients' idle keep-alive connections do not hold it up
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.sock.close()
 
 
 @contextmanager
