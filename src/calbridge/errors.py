@@ -73,3 +73,12 @@ class Conflict(ProviderError):
 
 class CalendarBusy(CalbridgeError):
     """Another process is syncing this calendar right now (``sync/locks.py``); try later."""
+
+
+def credentials_hint(calendar: str, options: str) -> str:
+    """The command that gives stored calendar ``calendar`` its credentials again, with its
+    kind's credential ``options`` (e.g. ``--password-env VAR``)."""
+    from shlex import quote
+
+    name = quote(calendar)
+    return f"give it its credentials again: `calbridge calendars update {name} {options}`"

@@ -154,9 +154,11 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
     tmp_path: Path, example_directory_text: str
 ) -> None:
     """``calbridge sync --json`` of a CalDAV calendar (a real Radicale), first with nothing on
-    it and then with nothing changed: it runs the whole engine, yet loads no other kind's
-    connector or client library, no migration tool, no iCalendar parser (there is nothing to
-    read), and nothing that only prints to a terminal (rich, pygments, click)."""
+    it and then with nothing changed: the first runs the whole engine, yet loads no other
+    kind's connector or client library, no migration tool, no iCalendar parser (there is
+    nothing to read), and nothing that only prints to a terminal (rich, pygments, click); the
+    second is the quick path (``sync/quick.py``): the CalDAV connector and no engine, ORM,
+    pydantic or Typer at all."""
     from calbridge.config import Settings
     from calbridge.ops.directory import import_directory
     from calbridge.store.secrets import SecretBox
@@ -179,6 +181,9 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         "click",
         "calbridge.providers.caldav.provider",
         "calbridge.sync.engine",
+        "sqlalchemy",
+        "pydantic",
+        "typer",
     )
     with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
         url = server.make_calendar("ann", "bookings")
@@ -191,8 +196,15 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
                 )
         finally:
             store.dispose()
-        for _run in ("first", "no change"):
-            code, loaded = loaded_after(["sync", "--json"], env, watch)
-            assert code == 0
-            # the engine and the CalDAV connector ran; nothing else was loaded
-            assert loaded == ["calbridge.providers.caldav.provider", "calbridge.sync.engine"]
+        code, loaded = loaded_after(["sync", "--json"], env, watch)
+        assert code == 0
+        # the engine and the CalDAV connector ran; nothing else was loaded
+        assert loaded == [
+            "calbridge.providers.caldav.provider",
+            "calbridge.sync.engine",
+            "pydantic",
+            "sqlalchemy",
+        ]
+        code, loaded = loaded_after(["sync", "--json"], env, watch)
+        assert code == 0
+        assert loaded == ["calbridge.providers.caldav.provider"]

@@ -6,7 +6,9 @@ traceback. Log records (and the tracebacks of unexpected failures) go to the log
 (``logs.py``), never to the terminal. ``calbridge --version`` answers before any command module
 (SQLAlchemy, providers…) is imported, so it is instant; ``calbridge --help`` imports Typer and
 the help lines of :data:`COMMANDS` only, and a command imports its own module and no other
-(``tests/e2e/test_cli_start.py`` checks which libraries each one loads).
+(``tests/e2e/test_cli_start.py`` checks which libraries each one loads). The plain form of
+``calbridge sync`` (``[--json] [NAME ...]``, what cron runs) does not import Typer at all
+(``cli/sync_run.py``).
 """
 
 from __future__ import annotations
@@ -313,6 +315,11 @@ def main() -> None:
         sys.stdout.write(f"calbridge {version()}\n")
         sys.exit(0)
     lighten_libraries()
+    from calbridge.cli.sync_run import plain_sync_args
+
+    plain = plain_sync_args(sys.argv[1:])
+    if plain is not None:
+        sys.exit(_plain_sync(*plain))
     import typer
 
     from calbridge.errors import CalbridgeError
@@ -333,6 +340,21 @@ def main() -> None:
             raise
         sys.exit(_usage_error(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _plain_sync(names: list[str], as_json: bool) -> int:
+    """``calbridge sync [--json] [NAME ...]`` without Typer (``cli/sync_run.py``): logging set
+    up as the root command does, errors reported as for any command."""
+    from calbridge.cli.sync_run import sync_and_print
+    from calbridge.config import load_settings
+    from calbridge.errors import CalbridgeError
+    from calbridge.logs import configure_logging
+
+    configure_logging(load_settings())
+    try:
+        return sync_and_print(names, as_json)
+    except CalbridgeError as exc:
+        return report_error(exc)
 
 
 def _is_click_error(exc: Exception) -> bool:

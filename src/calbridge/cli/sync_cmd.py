@@ -15,92 +15,10 @@ import typer
 
 if TYPE_CHECKING:
     from calbridge.cli.common import Cell, Rows
-    from calbridge.store.db import Store
     from calbridge.store.models import ConflictRecord, Rejection
-    from calbridge.sync.report import SyncReport
 
 conflicts_app = typer.Typer(help="Fields changed on both sides, and who won.")
 rejections_app = typer.Typer(help="Calendar events that could not be imported.")
-
-
-def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
-    from calbridge.cli.common import store
-    from calbridge.config import load_settings
-    from calbridge.store.secrets import SecretBox
-    from calbridge.sync.engine import sync_calendar
-    from calbridge.sync.providers import open_provider
-
-    box = SecretBox.from_settings(load_settings())
-    opened = store()
-    try:
-        ids = _calendar_ids(opened, names)
-
-        def run(cal_id: int, tick: Callable[[int], None] | None) -> SyncReport:
-            def provider(calendar: Any) -> Any:
-                return open_provider(calendar, box, opened)
-
-            return sync_calendar(opened, cal_id, provider, None, tick)
-
-        if not show_progress:
-            return [run(cal_id, None) for cal_id in ids]
-        return _with_progress(ids, run)
-    finally:
-        opened.dispose()
-
-
-def _calendar_ids(opened: Store, names: list[str]) -> list[int]:
-    """The calendars to sync (all, by name), once the stored settings allow a sync."""
-    from sqlalchemy import select
-
-    from calbridge.errors import ConfigError
-    from calbridge.store.lookup import settings_problems
-    from calbridge.store.models import Calendar
-
-    with opened.session() as s:
-        problems = settings_problems(s)
-        if problems:
-            raise ConfigError("cannot sync: " + "; ".join(problems))
-        if names:
-            from calbridge.sync.calendars import find_calendar
-
-            return [find_calendar(s, n).id for n in names]
-        return list(s.scalars(select(Calendar.id).order_by(Calendar.name)))
-
-
-def _with_progress(
-    ids: list[int], run: Callable[[int, Callable[[int], None] | None], SyncReport]
-) -> list[SyncReport]:
-    """Each calendar synced under its own rich progress bar (on stderr)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from calbridge.cli.common import err_console
-
-    reports = []
-    with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
-        for cal_id in ids:
-            task = progress.add_task(f"calendar #{cal_id}", total=None)
-
-            def tick(n: int, task: TaskID = task) -> None:
-                progress.advance(task, n)
-
-            report = run(cal_id, tick)
-            progress.update(task, description=report.calendar, total=progress.tasks[-1].completed)
-            reports.append(report)
-    return reports
 
 
 def sync(
@@ -108,15 +26,11 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
 ) -> None:
     """Pull then push every calendar (or the named ones), incrementally."""
-    from calbridge.cli.common import print_json, report_rows
+    from calbridge.cli.sync_run import sync_and_print
 
-    reports = run_sync(names or [], show_progress=not as_json)
-    if as_json:
-        print_json([r.as_dict() for r in reports])
-    else:
-        report_rows(reports).print()
-    if any(not r.ok for r in reports):
-        raise typer.Exit(4)
+    code = sync_and_print(names or [], as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 @conflicts_app.command("list")

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from calbridge.domain.event import EventTimes, Status
@@ -163,6 +163,15 @@ class Window:
 
     start: datetime
     end: datetime
+
+
+#: Series are expanded from this many days back to the calendar's horizon ahead.
+PAST_DAYS = 30
+
+
+def sync_window(now: datetime, horizon_days: int) -> Window:
+    """The window of one sync started at ``now`` (naive UTC) on a calendar of that horizon."""
+    return Window(now - timedelta(days=PAST_DAYS), now + timedelta(days=horizon_days))
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,8 @@ database's, and Alembic runs only when they differ.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +26,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.orm import Session, sessionmaker
 
 from calbridge.errors import ConfigError
+from calbridge.store.schema import MIGRATIONS, head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.M)
 
 
 class Store:
@@ -109,24 +105,6 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
-
-
-@cache
-def head_revision() -> str | None:
-    """The newest migration's revision id, read from the scripts without importing Alembic:
-    the one revision no other script names as its ``down_revision``. None when the scripts
-    do not have exactly one head (then Alembic decides, and says what is wrong)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        values = dict(_REVISION_LINE.findall(script.read_text(encoding="utf-8")))
-        revision = values.get("revision", "").strip("\"'")
-        if not revision:
-            return None
-        revisions.add(revision)
-        parents.update(re.findall(r"[\"']([^\"']+)[\"']", values.get("down_revision", "")))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:

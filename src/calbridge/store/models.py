@@ -273,6 +273,8 @@ class Calendar(Base):
     filters: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     title_template: Mapped[str | None] = mapped_column(String(500), nullable=True)
     room_location_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # "this calendar's last sync left nothing to do, at store revision R" (calbridge.sync.quick)
+    quiet_mark: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SyncRun(Base):

@@ -9,13 +9,12 @@ there, so a no-change sync run from the CLI makes its delta request and nothing 
 from __future__ import annotations
 
 import logging
-from shlex import quote
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from calbridge.domain.remote import CalendarProvider
-from calbridge.errors import CalbridgeError, ConfigError
+from calbridge.errors import CalbridgeError, ConfigError, credentials_hint
 from calbridge.providers.registry import kind_of
 from calbridge.store.db import Store
 from calbridge.store.models import Calendar
@@ -56,8 +55,7 @@ def credentials_fix(calendar: Calendar) -> str:
         options = kind_of(calendar.kind).credentials
     except ConfigError:
         options = "with its credential options"
-    name = quote(calendar.name)
-    return f"give it its credentials again: `calbridge calendars update {name} {options}`"
+    return credentials_hint(calendar.name, options)
 
 
 def keep_in_secret(store: Store, box: SecretBox, calendar_id: int, key: str, value: Any) -> None:

@@ -99,30 +99,35 @@ def pending_work(store: Store, calendar_id: int) -> list[int]:
     the appointments a booking's parts call for (:func:`calbridge.sync.assistant.ensure_parts`)
     and the ones its filters no longer want."""
     with store.session() as session:
-        calendar = session.get(Calendar, calendar_id)
-        assert calendar is not None
-        adopt_matching_bookings(session, calendar)
-        changed = (Event.change_seq > Link.synced_seq) | Link.state.in_(("pending", "creating"))
-        events = session.scalars(
-            select(Link.event_id)
-            .join(Event, Event.id == Link.event_id)
-            .where(Link.calendar_id == calendar_id, Link.state != "gone", changed)
-            .distinct()
-        ).all()
-        if not events and not unmatched_links(session, calendar):
-            return []  # nothing changed and nothing to take off: no second scan of the links
-        ensure_parts(session, calendar, list(events), lambda e, p: booking_key(calendar, e, p))
-        session.flush()
-        rows = session.scalars(
-            select(Link.id)
-            .join(Event, Event.id == Link.event_id)
-            .where(
-                Link.calendar_id == calendar_id,
-                Link.state != "gone",
-                changed | Link.id.in_(unmatched_links(session, calendar)),
-            )
-            .order_by(Link.id)
-        ).all()
+        return pending_links(session, calendar_id)
+
+
+def pending_links(session: Session, calendar_id: int) -> list[int]:
+    """:func:`pending_work` in the caller's transaction."""
+    calendar = session.get(Calendar, calendar_id)
+    assert calendar is not None
+    adopt_matching_bookings(session, calendar)
+    changed = (Event.change_seq > Link.synced_seq) | Link.state.in_(("pending", "creating"))
+    events = session.scalars(
+        select(Link.event_id)
+        .join(Event, Event.id == Link.event_id)
+        .where(Link.calendar_id == calendar_id, Link.state != "gone", changed)
+        .distinct()
+    ).all()
+    if not events and not unmatched_links(session, calendar):
+        return []  # nothing changed and nothing to take off: no second scan of the links
+    ensure_parts(session, calendar, list(events), lambda e, p: booking_key(calendar, e, p))
+    session.flush()
+    rows = session.scalars(
+        select(Link.id)
+        .join(Event, Event.id == Link.event_id)
+        .where(
+            Link.calendar_id == calendar_id,
+            Link.state != "gone",
+            changed | Link.id.in_(unmatched_links(session, calendar)),
+        )
+        .order_by(Link.id)
+    ).all()
     return list(rows)
 
 

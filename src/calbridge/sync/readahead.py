@@ -3,6 +3,10 @@
 Fetching a page waits on the server and parses iCalendar/JSON; applying one writes to the
 database. Overlapping the two keeps both busy. Memory stays bounded (``depth`` pages at most)
 and an exception raised by the provider (``TokenExpired`` …) reaches the consumer unchanged.
+
+:class:`ReadAhead` starts reading at once, when it is made: ``calbridge sync`` makes one for a
+CalDAV calendar before it imports the engine (``calbridge.sync.quick``), so the server answers
+while the process starts. :func:`read_ahead` starts on the first page asked for.
 """
 
 from __future__ import annotations
@@ -10,41 +14,83 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def read_ahead(source: Iterable[T], depth: int = 2) -> Iterator[T]:
-    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class ReadAhead(Generic[T]):
+    """Iterate ``source`` in a thread, ``depth`` items ahead of the consumer, from now on.
+    :meth:`peek` waits for the next item without taking it; :meth:`close` stops the thread
+    (iterating to the end, or an exception, closes it too)."""
 
-    def produce() -> None:
+    def __init__(self, source: Iterable[T], depth: int = 2) -> None:
+        self._slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._peeked: list[object] = []
+        self._closed = False
+        self._worker = threading.Thread(
+            target=self._produce, args=(source,), name="calbridge-read-ahead", daemon=True
+        )
+        self._worker.start()
+
+    def _produce(self, source: Iterable[T]) -> None:
         try:
             for item in source:
-                while not stop.is_set():
+                while not self._stop.is_set():
                     try:
-                        slots.put(item, timeout=0.1)
+                        self._slots.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            slots.put(_DONE)
+            self._slots.put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
+            self._slots.put(exc)
 
-    worker = threading.Thread(target=produce, name="calbridge-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            got = slots.get()
-            if got is _DONE:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            yield got  # type: ignore[misc]
-    finally:
-        stop.set()
-        worker.join(timeout=30)
+    def _next_slot(self) -> object:
+        return self._peeked.pop() if self._peeked else self._slots.get()
+
+    def peek(self) -> T | None:
+        """The next item, left to be iterated (None at the end); the source's exception is
+        raised here, and again by iteration."""
+        got = self._next_slot()
+        self._peeked.append(got)
+        if isinstance(got, BaseException):
+            raise got
+        return None if got is _DONE else got  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while not self._closed:
+                got = self._next_slot()
+                if got is _DONE:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._slots.get_nowait()
+            except queue.Empty:
+                break
+        self._worker.join(timeout=30)
+
+
+def read_ahead(source: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """``source`` read ahead in a thread from the first item asked for (an already started
+    :class:`ReadAhead` is used as it is)."""
+    if isinstance(source, ReadAhead):
+        yield from source
+        return
+    yield from ReadAhead(source, depth)

@@ -5,13 +5,13 @@ or ``--password-file FILE``) and how a stored calendar becomes a :class:`CalDAVP
 from __future__ import annotations
 
 from collections.abc import Mapping
-from shlex import quote
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
 from calbridge.domain.remote import CalendarProvider
 from calbridge.errors import ConfigError
+from calbridge.providers.caldav.messages import caldav_fix, caldav_url_fix
 from calbridge.providers.registry import (
     PASSWORD_ENV,
     PASSWORD_FILE,
@@ -66,30 +66,6 @@ def open_caldav(
         fix=caldav_fix(name, settings.url, adding),
         url_fix=caldav_url_fix(name, adding),
     )
-
-
-def caldav_fix(name: str, url: str, adding: bool) -> str:
-    """What to run when a CalDAV server refuses the stored username or password."""
-    if adding:
-        return (
-            f"check them and run `calbridge calendars add {quote(name)} --caldav {quote(url)} "
-            "--username USER --password-env VAR` again"
-        )
-    return (
-        f"check them and run `calbridge calendars update {quote(name)} --password-env VAR` "
-        "(with --username USER if the user changed)"
-    )
-
-
-def caldav_url_fix(name: str, adding: bool) -> str:
-    """What to run when the stored URL is not a calendar collection the user may use."""
-    example = "the calendar's own address, e.g. https://host/dav/user/calendar/"
-    if adding:
-        return (
-            f"run `calbridge calendars add {quote(name)} --caldav URL --username USER "
-            f"--password-env VAR` again with {example}"
-        )
-    return f"run `calbridge calendars update {quote(name)} --caldav URL` with {example}"
 
 
 def identity(settings: CalDAVSettings) -> str:

@@ -1,0 +1,246 @@
+"""``calbridge sync``'s quick path (``calbridge.sync.quick``): a calendar with nothing to do is
+finished with one REPORT and without the engine; anything that may give a sync work — a
+booking edited, the directory, the calendar's settings, a change on the calendar — goes to the
+engine, and what the engine would report (a server down, a lock held) is reported the same.
+Real ``calbridge`` processes against a real Radicale, on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sync_helpers import USERS
+
+from calbridge.demo.seed import vevent
+from calbridge.sync.quick import (
+    CALENDAR_BOOKKEEPING,
+    CALENDAR_SETTINGS,
+    IGNORED_TABLES,
+    WATCHED_TABLES,
+)
+from calbridge_emulators.radicale import RadicaleServer, running_radicale
+from worlds import EXAMPLE
+
+#: What a sync process reports about itself on stderr: did it load the engine?
+PROBE = (
+    "import json, sys\nsys.argv = ['calbridge', *json.loads(sys.argv[1])]\n"
+    "from calbridge.cli.main import main\n"
+    "try:\n    main()\n    code = 0\n"
+    "except SystemExit as exc:\n    code = exc.code or 0\n"
+    "engine = 'calbridge.sync.engine' in sys.modules\n"
+    "sys.stderr.write('PROBE ' + json.dumps([code, engine]) + '\\n')\n"
+)
+
+
+class Cli:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CALBRIDGE_")}
+        self.env |= {
+            "CALBRIDGE_DATA_DIR": str(data),
+            "CALBRIDGE_PW": USERS["staff"],
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "calbridge.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def sync(self, *names: str) -> tuple[int, dict[str, Any], bool, str]:
+        """``calbridge sync --json NAMES``: exit code, the first report, whether the engine was
+        loaded, and stderr."""
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, json.dumps(["sync", "--json", *names])],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        probe = [line for line in done.stderr.splitlines() if line.startswith("PROBE ")]
+        assert probe, done.stderr
+        code, engine = json.loads(probe[-1][len("PROBE ") :])
+        return code, json.loads(done.stdout)[0], engine, done.stderr
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.data / "calbridge.db")
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    run = Cli(tmp_path / "data")
+    assert run("directory", "import", str(EXAMPLE)).returncode == 0
+    return run
+
+
+def _dt(day: int, hour: int) -> datetime:
+    base = date.today() + timedelta(days=60 + day)
+    return datetime(base.year, base.month, base.day, hour)
+
+
+def _quiet_calendar(cli: Cli, radicale: RadicaleServer, name: str) -> str:
+    """A calendar with one event, imported; its URL. The import leaves it quiet."""
+    url = radicale.make_calendar("staff", name)
+    radicale.put_ics(
+        url + "a.ics",
+        vevent("a", "Acme offsite", _dt(0, 9), _dt(0, 17), organizer="ann@acme-events.example"),
+    )
+    added = cli(
+        "calendars", "add", "front", "--caldav", url, "--username", "staff",
+        "--password-env", "CALBRIDGE_PW",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    code, report, engine, err = cli.sync()
+    assert (code, report["created"], engine) == (0, 1, True), err
+    return url
+
+
+def test_a_calendar_with_nothing_to_do_is_synced_with_one_request_and_no_engine(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    _quiet_calendar(cli, radicale, "quick-quiet")
+    before = cli.db().execute("SELECT sync_token FROM calendars").fetchone()
+    for _ in range(2):
+        code, report, engine, err = cli.sync()
+        assert (code, engine, report["ok"], report["requests"]) == (0, False, True, 1), err
+        assert report["pulled"] == report["pushed_updated"] == 0
+    last_report, last_error, token = (
+        cli.db().execute("SELECT last_report, last_error, sync_token FROM calendars").fetchone()
+    )
+    assert json.loads(last_report)["requests"] == 1 and last_error is None
+    assert (token,) == before
+    # the rest of the program reads what the quick path wrote
+    shown = json.loads(cli("calendars", "show", "front", "--json").stdout)
+    assert shown["name"] == "front"
+
+
+def test_a_booking_edited_after_a_quiet_sync_is_pushed_by_the_next_one(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    url = _quiet_calendar(cli, radicale, "quick-edit")
+    [(event_id,)] = cli.db().execute("SELECT id FROM events").fetchall()
+    edited = cli("events", "update", str(event_id), "--name", "Acme offsite (moved)")
+    assert edited.returncode == 0, edited.stderr
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["pushed_updated"]) == (0, True, 1), err
+    assert "Acme offsite (moved)" in radicale.get_ics(url + "a.ics")
+
+
+def test_the_directory_or_the_calendars_settings_changed_send_the_sync_to_the_engine(
+    cli: Cli, radicale: RadicaleServer, tmp_path: Path
+) -> None:
+    _quiet_calendar(cli, radicale, "quick-settings")
+    assert cli.sync()[2] is False
+    assert cli("calendars", "update", "front", "--horizon-days", "400").returncode == 0
+    assert cli.sync()[2] is True  # the settings changed: the engine syncs …
+    assert cli.sync()[2] is False  # … and leaves it quiet again
+    assert cli("directory", "import", str(EXAMPLE)).returncode == 0
+    assert cli.sync()[2] is False  # the same directory again changes nothing
+    directory = json.loads(EXAMPLE.read_text())
+    directory["companies"].append({"id": "co-new", "name": "New Client Ltd"})
+    changed = tmp_path / "directory.json"
+    changed.write_text(json.dumps(directory))
+    assert cli("directory", "import", str(changed)).returncode == 0
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (0, True, True), err
+
+
+def test_a_change_on_the_calendar_is_pulled_with_the_listing_the_quick_path_started(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    url = _quiet_calendar(cli, radicale, "quick-pull")
+    radicale.put_ics(
+        url + "b.ics",
+        vevent("b", "Board dinner", _dt(1, 19), _dt(1, 22), organizer="ann@acme-events.example"),
+    )
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["created"]) == (0, True, 1), err
+    # one sync-collection REPORT (started before the engine loaded) and one multiget
+    assert report["requests"] == 2
+
+
+def test_a_server_down_on_a_quiet_calendar_is_reported_as_the_engine_reports_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    with running_radicale(tmp_path / "own-radicale", USERS) as server:
+        _quiet_calendar(cli, server, "quick-down")
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (4, False, False), err
+    assert "cannot reach the server" in report["error"] and "front" in report["error"]
+    assert "Traceback" not in err
+    (last_error,) = cli.db().execute("SELECT last_error FROM calendars").fetchone()
+    assert last_error == report["error"]
+
+
+def test_a_calendar_another_process_is_syncing_is_left_to_it(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    _quiet_calendar(cli, radicale, "quick-busy")
+    db = cli.db()
+    with db:
+        db.execute(
+            "INSERT INTO sync_locks (calendar_id, owner, host, pid, acquired_at) "
+            "SELECT id, 'elsewhere:1:0:x', 'elsewhere', 1, ? FROM calendars",
+            (datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        )
+    code, report, _engine, err = cli.sync()
+    assert (code, report["ok"]) == (4, False), err
+    assert "being synced by another process" in report["error"]
+
+
+def test_every_table_and_calendar_column_is_watched_or_ignored(cli: Cli) -> None:
+    """A new table or calendar column must be classified in ``calbridge.sync.quick`` (and a
+    watched table given its triggers in a migration), or the quick path could miss work."""
+    db = cli.db()
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables -= {"sqlite_sequence"}
+    assert tables == WATCHED_TABLES | IGNORED_TABLES | {"calendars"}
+    assert not WATCHED_TABLES & IGNORED_TABLES
+    columns = {r[1] for r in db.execute("PRAGMA table_info(calendars)")}
+    assert columns == CALENDAR_SETTINGS | CALENDAR_BOOKKEEPING
+    assert not CALENDAR_SETTINGS & CALENDAR_BOOKKEEPING
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    for table in [*WATCHED_TABLES, "calendars"]:
+        for when in ("insert", "update", "delete"):
+            assert f"revision_{table}_{when}" in triggers
+
+
+def test_writes_to_watched_tables_and_settings_raise_the_revision_bookkeeping_does_not(
+    cli: Cli,
+) -> None:
+    db = cli.db()
+
+    def revision() -> int:
+        return int(db.execute("SELECT value FROM counters WHERE name='revision'").fetchone()[0])
+
+    start = revision()
+    with db:
+        db.execute(
+            "UPDATE companies SET name = name || ' Ltd' WHERE id = (SELECT min(id) FROM companies)"
+        )
+    assert revision() == start + 1
+    with db:
+        db.execute(
+            "INSERT INTO calendars (name, kind, settings, policy, direction, horizon_days, "
+            "key_prefix, full_gen, created_at) VALUES ('c', 'caldav', '{}', 'booking-wins', "
+            "'both', 365, 'k', 0, '2026-01-01 00:00:00.000000')"
+        )
+    assert revision() == start + 2
+    with db:
+        db.execute("UPDATE calendars SET last_report = '{}', sync_token = 't', state = 'ok'")
+    assert revision() == start + 2
+    with db:
+        db.execute("UPDATE calendars SET filters = '{}'")
+    assert revision() == start + 3
