@@ -59,6 +59,7 @@ from calbridge.sync.report import SyncReport
 
 if TYPE_CHECKING:
     from calbridge.providers.caldav.provider import CalDAVProvider
+    from calbridge.store.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +209,11 @@ class Handover:
 class QuickSync:
     """The calendars of one SQLite store, read with ``sqlite3``; see the module docstring."""
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(self, path: Path, settings: Settings, box: SecretBox | None = None) -> None:
+        """The store at ``path``; ``box`` opens the calendars' secrets (default: the one
+        ``settings`` give, made when first needed)."""
         self.path, self.settings = path, settings
-        self._box: Any = None
+        self._box: SecretBox | None = box
 
     @classmethod
     def open(cls, settings: Settings) -> QuickSync | None:
@@ -345,7 +348,7 @@ class QuickSync:
             url_fix=caldav_url_fix(target.name, False),
         )
 
-    def _secret_box(self) -> Any:
+    def _secret_box(self) -> SecretBox:
         if self._box is None:
             from calbridge.store.secrets import SecretBox
 

@@ -1,0 +1,55 @@
+"""The quick path of ``calbridge sync`` (``calbridge.sync.quick``) on every CalDAV server: a
+calendar left quiet by the engine is finished with one REPORT and no engine, and a change on
+the calendar is handed to the engine with the listing already made (no second REPORT)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from contract_world import World
+
+from calbridge.config import Settings
+from calbridge.demo.seed import vevent
+from calbridge.sync.engine import sync_calendar
+from calbridge.sync.providers import open_provider
+from calbridge.sync.quick import Handover, QuickSync
+from calbridge.sync.report import SyncReport
+
+
+def _soon(day: int, hour: int) -> datetime:
+    """A time ``day`` days after a date 20 days from today: the quick path syncs with the
+    real clock, so its window is around today."""
+    base = date.today() + timedelta(days=20 + day)
+    return datetime(base.year, base.month, base.day, hour)
+
+
+def test_a_quiet_calendar_takes_one_request_and_a_change_goes_to_the_engine_once_listed(
+    world: World, tmp_path: Path
+) -> None:
+    world.add_calendar("front")
+    world.put("front", "a.ics", vevent("a", "Acme offsite", _soon(0, 9), _soon(0, 17)))
+    cal_id = world.calendar_id("front")
+    imported = sync_calendar(world.store, cal_id, lambda c: open_provider(c, world.box))
+    assert (imported.ok, imported.created) == (True, 1), imported.error
+    database = world.store.engine.url.database
+    assert database is not None
+    quick = QuickSync(Path(database), Settings(data_dir=tmp_path), box=world.box)
+    token = world.token("front")
+
+    [target] = quick.targets(["front"]) or []
+    quiet = quick.start(target)
+    assert isinstance(quiet, SyncReport), quiet
+    assert (quiet.ok, quiet.requests, quiet.pulled) == (True, 1, 0)
+    assert world.token("front") is not None and token is not None
+
+    world.put("front", "b.ics", vevent("b", "Board dinner", _soon(1, 19), _soon(1, 22)))
+    [target] = quick.targets(["front"]) or []
+    handover = quick.start(target)
+    assert isinstance(handover, Handover), handover
+    report = sync_calendar(
+        world.store, cal_id, lambda c: handover.provider, handover.now, None, handover
+    )
+    assert (report.ok, report.created, report.updated) == (True, 1, 0), report.error
+    assert report.requests == 2  # the REPORT the quick path made, and one multiget
+    assert sorted(e.name for e in world.events()) == ["Acme offsite", "Board dinner"]
