@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from contract_world import World
+from contract_world import UNKNOWN_TOKENS, World
 
 from calbridge.config import Settings
 from calbridge.demo.seed import vevent
@@ -53,3 +53,31 @@ def test_a_quiet_calendar_takes_one_request_and_a_change_goes_to_the_engine_once
     assert (report.ok, report.created, report.updated) == (True, 1, 0), report.error
     assert report.requests == 2  # the REPORT the quick path made, and one multiget
     assert sorted(e.name for e in world.events()) == ["Acme offsite", "Board dinner"]
+
+
+def test_a_token_the_server_no_longer_knows_is_resynced_in_full_by_the_engine(
+    world: World, server_kind: str, tmp_path: Path
+) -> None:
+    """The quick path's REPORT is refused (the token is unknown): the engine takes over and
+    lists everything again, without duplicates and with the deletion made meanwhile. (DAViCal
+    answers an unknown token with every member instead: nothing is duplicated there either.)"""
+    world.add_calendar("front")
+    for i in range(3):
+        world.put("front", f"e{i}.ics", vevent(f"e{i}", f"Event {i}", _soon(i, 9), _soon(i, 10)))
+    cal_id = world.calendar_id("front")
+    assert sync_calendar(world.store, cal_id, lambda c: open_provider(c, world.box)).ok
+    world.set_token("front", UNKNOWN_TOKENS[server_kind])
+    world.delete("front", "e0.ics")
+    database = world.store.engine.url.database
+    assert database is not None
+    quick = QuickSync(Path(database), Settings(data_dir=tmp_path), box=world.box)
+    [target] = quick.targets([]) or []
+    handover = quick.start(target)
+    assert isinstance(handover, Handover), handover
+    report = sync_calendar(
+        world.store, cal_id, lambda c: handover.provider, handover.now, None, handover
+    )
+    assert report.ok and report.created == 0, report.error
+    assert len(world.events()) == 3
+    if server_kind != "davical":
+        assert report.full_resync and report.cancelled == 1
