@@ -81,3 +81,36 @@ def test_a_token_the_server_no_longer_knows_is_resynced_in_full_by_the_engine(
     assert len(world.events()) == 3
     if server_kind != "davical":
         assert report.full_resync and report.cancelled == 1
+
+
+def test_a_calendar_re_pointed_before_the_engine_locked_it_is_read_from_its_new_address(
+    world: World, tmp_path: Path
+) -> None:
+    """The listing the quick path started belongs to the settings it read: when the calendar
+    was pointed elsewhere meanwhile, the engine drops it and reads the new address."""
+    from calbridge.store.models import Calendar
+
+    old = world.add_calendar("front")
+    new = world.add_calendar("other")
+    world.put("front", "a.ics", vevent("a", "Old address event", _soon(0, 9), _soon(0, 10)))
+    world.put("other", "b.ics", vevent("b", "New address event", _soon(1, 9), _soon(1, 10)))
+    cal_id = world.calendar_id("front")
+    database = world.store.engine.url.database
+    assert database is not None
+    quick = QuickSync(Path(database), Settings(data_dir=tmp_path), box=world.box)
+    [target] = quick.targets(["front"]) or []
+    handover = quick.start(target)
+    assert isinstance(handover, Handover) and handover.provider.url == old.url
+    with world.store.session() as session:
+        calendar = session.get(Calendar, cal_id)
+        assert calendar is not None
+        calendar.settings = {**calendar.settings, "url": new.url}
+
+    def provider(calendar: Calendar) -> object:
+        return handover.provider_for(calendar.settings, calendar.secret) or open_provider(
+            calendar, world.box
+        )
+
+    report = sync_calendar(world.store, cal_id, provider, handover.now, None, handover)
+    assert report.ok, report.error
+    assert [e.name for e in world.events()] == ["New address event"]

@@ -127,17 +127,18 @@ class EngineRun:
                 handover.close()
             raise
         from calbridge.sync.engine import sync_calendar
-        from calbridge.sync.providers import open_provider
 
         box = self._box
 
         def provider(calendar: Any) -> Any:
-            if handover is None:
-                return open_provider(calendar, box, opened)
-            from calbridge.providers.registry import kind_of
+            started = (
+                handover.provider_for(calendar.settings, calendar.secret) if handover else None
+            )
+            if started is not None:
+                return started  # its settings were read and checked by the quick path
+            from calbridge.sync.providers import open_provider
 
-            kind_of(calendar.kind).parse(calendar.name, calendar.settings)  # as open_provider
-            return handover.provider
+            return open_provider(calendar, box, opened)
 
         now = handover.now if handover is not None else None
         if not self.show_progress:

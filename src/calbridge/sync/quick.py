@@ -189,6 +189,17 @@ class Handover:
     now: datetime
     token: str | None
     pages: ReadAhead[ChangePage] | None
+    settings: dict[str, Any]  # the calendar's settings and sealed secret the provider is for
+    secret: str | None
+
+    def provider_for(self, settings: dict[str, Any] | None, secret: str | None) -> Any:
+        """The provider, if the calendar (as the engine read it under its lock) still has the
+        settings and secret it was made for; else None, and the listing is dropped."""
+        if settings == self.settings and secret == self.secret:
+            return self.provider
+        self.close()
+        self.provider.close()
+        return None
 
     def pages_for(self, token: str | None) -> ReadAhead[ChangePage] | None:
         """The listing under way, if it started from ``token``; else it is dropped."""
@@ -296,7 +307,9 @@ class QuickSync:
         def listing() -> Iterator[ChangePage]:
             yield from provider.list_changes(token, window)
 
-        handover = Handover(provider, now, token, ReadAhead(listing()))
+        handover = Handover(
+            provider, now, token, ReadAhead(listing()), target.settings, target.secret
+        )
         if not quiet:
             return handover
         assert handover.pages is not None
