@@ -202,7 +202,6 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         assert loaded == [
             "calbridge.providers.caldav.provider",
             "calbridge.sync.engine",
-            "pydantic",
             "sqlalchemy",
         ]
         code, loaded = loaded_after(["sync", "--json"], env, watch)
