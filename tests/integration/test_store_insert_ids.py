@@ -4,7 +4,7 @@ insert one row at a time there), on PostgreSQL by one sorted ``INSERT … RETURN
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, delete, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, select, text
 
 from calbridge.store.db import Store, insert_with_ids
 
@@ -59,3 +59,57 @@ def test_a_reserved_run_of_change_values_is_consecutive_and_costs_one_counter_up
     assert len(updates) == 1
     with store.session() as s:
         assert next_change_seq(s) > values[-1]
+
+
+def test_insert_rows_stores_exactly_what_the_core_insert_stores(store: Store) -> None:
+    """``insert_rows`` (SQLite: the driver's executemany with the columns' own conversions)
+    leaves the same rows as ``session.execute(insert(table), rows)``: JSON (one object shared
+    by several rows, JSON null, SQL NULL), datetimes, booleans, reserved column names, and the
+    scalar default of a column the rows leave out."""
+    from datetime import datetime
+
+    from sqlalchemy import JSON, Boolean, DateTime, insert
+
+    from calbridge.store.db import insert_rows
+
+    metadata = MetaData()
+
+    def scratch(name: str) -> Table:
+        return Table(
+            name,
+            metadata,
+            Column("id", Integer, primary_key=True),
+            Column("end", String(20), nullable=True),
+            Column("at", DateTime),
+            Column("flag", Boolean, default=False),
+            Column("doc", JSON, nullable=True),
+            Column("state", String(16), default="pending"),
+        )
+
+    core, fast = scratch("scratch_core"), scratch("scratch_fast")
+    metadata.create_all(store.engine)
+    shared = {"trace": [{"step": 1, "outcome": "ünïcode"}], "n": 2}
+    rows = [
+        {"end": "a", "at": datetime(2027, 3, 5, 9, 0), "flag": True, "doc": shared},
+        {"end": None, "at": datetime(2027, 3, 5, 9, 0, 0, 1234), "flag": False, "doc": None},
+        {"end": "c", "at": datetime(1999, 12, 31, 23, 59, 59), "flag": True, "doc": [1, "x"]},
+        {"end": "d", "at": datetime(2027, 1, 1), "flag": False, "doc": shared},
+    ]
+    with store.session() as s:
+        s.execute(insert(core), rows)
+        insert_rows(s, fast, rows)
+        insert_rows(s, fast, [])
+    with store.session() as s:
+        stored = [
+            s.execute(select(t.c.end, t.c.at, t.c.flag, t.c.doc, t.c.state).order_by(t.c.id)).all()
+            for t in (core, fast)
+        ]
+        raw = [
+            s.execute(
+                text(f'SELECT "end", at, flag, doc, doc IS NULL, state FROM {t.name} ORDER BY id')
+            ).all()
+            for t in (core, fast)
+        ]
+    assert stored[1] == stored[0]
+    assert tuple(stored[1][0]) == ("a", datetime(2027, 3, 5, 9), True, shared, "pending")
+    assert raw[1] == raw[0]  # as stored, before SQLAlchemy reads it back

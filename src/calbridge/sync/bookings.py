@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import Assignment, AssignmentSettings, TraceStep, assign
@@ -15,6 +15,7 @@ from calbridge.domain.remote import EventFields
 from calbridge.domain.rooms import RoomChoice, RoomDecision
 from calbridge.errors import BadEmail
 from calbridge.store.booked import follow_event
+from calbridge.store.db import insert_rows
 from calbridge.store.events import (
     event_times,
     next_change_seq,
@@ -153,8 +154,9 @@ def insert_booked_locations(
                     "position": position,
                 }
             )
-    if out:
-        session.execute(insert(BookedLocation), out)
+    # not the ORM's bulk insert: that splits the rows into a statement per run of rows with
+    # the same None values (hundreds of statements a page)
+    insert_rows(session, cast(Table, BookedLocation.__table__), out)
 
 
 def room_trace(decision: RoomDecision) -> list[dict[str, Any]]:

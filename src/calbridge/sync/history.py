@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from calbridge.store.db import insert_rows
 from calbridge.store.events import utcnow
 from calbridge.store.models import HistoryEntry
 
@@ -49,8 +50,7 @@ def record_arrivals(
         _row(calendar, event_id, "created", {"event": remote_id, "booker": booker}, now)
         for event_id, remote_id, booker in arrivals
     ]
-    if rows:
-        session.execute(insert(cast(Table, HistoryEntry.__table__)), rows)
+    insert_rows(session, cast(Table, HistoryEntry.__table__), rows)
 
 
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

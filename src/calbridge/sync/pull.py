@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import AssignmentSettings
@@ -35,7 +35,7 @@ from calbridge.domain.remote import (
 )
 from calbridge.domain.rooms import RoomDecision, match_rooms
 from calbridge.errors import BadEmail, BadEvent
-from calbridge.store.db import Store, insert_with_ids
+from calbridge.store.db import Store, insert_rows, insert_with_ids
 from calbridge.store.events import (
     SEQ_BLOCK,
     assignment_columns,
@@ -271,8 +271,9 @@ class PageApplier:
         events, links = cast(Table, Event.__table__), cast(Table, Link.__table__)
         rows = [row for row, _ in self.arrivals]
         ids = insert_with_ids(self.session, events, rows)
-        self.session.execute(
-            insert(links),
+        insert_rows(
+            self.session,
+            links,
             [
                 {**link, "event_id": event_id}
                 for (_, link), event_id in zip(self.arrivals, ids, strict=True)
