@@ -183,6 +183,14 @@ FIELDS = ("name", "location", "notes", "client", "contact", "user", "calendar", 
 @given(st.fixed_dictionaries({field: TEXT for field in FIELDS}))
 @example({field: NASTY[i % len(NASTY)] for i, field in enumerate(FIELDS)})
 @example({field: NASTY[(i + 3) % len(NASTY)] for i, field in enumerate(FIELDS)})
+@example(
+    {field: "0" for field in FIELDS}
+    | {
+        "client": "\U0010e9a8xH\U000cd005\U000560df\x14\x97\U0002fc93w\\\U0008fe93\x15ª\x1dç"
+        "\U000a32e9oT\x08\U0007c96fl^®\U000af710",
+        "user": "0000000000\x1f\x1f\x1f\x1f\x1f\x1f\x08",
+    }
+)
 def test_outside_text_round_trips_through_every_listing(
     world: tuple[Store, Path, str], texts: dict[str, str]
 ) -> None:
@@ -192,7 +200,8 @@ def test_outside_text_round_trips_through_every_listing(
     event_id = plant(store, texts)
     piped = make_inprocess_cli(folder / "data", url)
     run_everything(piped, event_id, texts, with_json=True)
-    terminal = make_inprocess_cli(folder / "data", url, {"TTY_COMPATIBLE": "1"})
+    # as wide as wide_consoles(): each run makes its console from COLUMNS
+    terminal = make_inprocess_cli(folder / "data", url, {"TTY_COMPATIBLE": "1", "COLUMNS": "2000"})
     with wide_consoles():
         run_everything(terminal, event_id, texts, with_json=False)
     for on_terminal in (False, True):
