@@ -13,8 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
-
 from calbridge.domain.email import normalize_email
 from calbridge.domain.event import EventTimes, Status, check_text, make_times
 from calbridge.domain.remote import EventFields
@@ -98,7 +96,12 @@ def iana_zone(tzid: str, locations: Mapping[str, str] | None = None) -> str | No
     """The IANA name a TZID denotes: itself, a Windows name's zone, the zone at the end of a
     vendor-prefixed id, or its VTIMEZONE's X-LIC-LOCATION (``locations``); None otherwise."""
     tzid = tzid.strip().strip('"')
-    candidates = [tzid, WINDOWS_TO_OLSON.get(tzid, "")]
+    if is_iana(tzid):
+        return tzid
+    # icalendar's Windows table, loaded only for a TZID that is not an IANA name already
+    from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+    candidates = [WINDOWS_TO_OLSON.get(tzid, "")]
     parts = [p for p in tzid.split("/") if p]
     candidates += ["/".join(parts[-n:]) for n in (3, 2, 1)]
     candidates.append((locations or {}).get(tzid, ""))

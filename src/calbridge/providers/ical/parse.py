@@ -28,10 +28,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-
-from icalendar import Calendar, Component
-from icalendar.error import BrokenCalendarProperty
+from typing import TYPE_CHECKING, Any
 
 from calbridge.domain.event import EventTimes
 from calbridge.domain.recurrence import Series, expand, parse_recurrence_id, recurrence_id
@@ -55,6 +52,9 @@ from calbridge.providers.ical.fields import (
     times_from,
     zone_named,
 )
+
+if TYPE_CHECKING:  # icalendar itself is imported when an object needs it (not by ical.fast)
+    from icalendar import Calendar, Component
 
 logger = logging.getLogger(__name__)
 Zones = dict[str, str]  # TZID of each VTIMEZONE → its X-LIC-LOCATION ("" when none)
@@ -139,6 +139,8 @@ def check_structure(text: str) -> None:
 
 def load(data: str | bytes) -> Calendar:
     """Parse iCalendar text; BadRemoteEvent when it is not iCalendar at all."""
+    from icalendar import Calendar
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -329,6 +331,8 @@ def dates_of(master: Component, name: str, zones: Zones) -> Iterator[Moment]:
 
 def _attr(prop: Any, name: str) -> Any:
     """``prop.dt`` / ``prop.dts``, or None when icalendar kept the value as a broken one."""
+    from icalendar.error import BrokenCalendarProperty
+
     try:
         return getattr(prop, name, None)
     except BrokenCalendarProperty:
