@@ -288,12 +288,16 @@ class QuickSync:
                 held = db.execute(
                     "SELECT count(*) FROM held_cancellations WHERE calendar_id = ?", (target.id,)
                 ).fetchone()[0]
+                locked = db.execute(
+                    "SELECT 1 FROM sync_locks WHERE calendar_id = ?", (target.id,)
+                ).fetchone()
                 revision = db.execute(REVISION_QUERY).fetchone()
-            if held or revision is None:
-                return None
-            quiet = target.token is not None and target.mark == quiet_mark(revision[0])
-            if target.direction == "push":
+            if held or locked or revision is None:
+                return None  # the engine says what is held, or who is syncing it
+            quiet = target.mark == quiet_mark(revision[0])
+            if target.direction == "push":  # nothing to ask the calendar
                 return self._finish(target, None, target.token, 0, started) if quiet else None
+            quiet = quiet and target.token is not None
             provider = self._provider(target)
             if provider is None:
                 return None

@@ -244,3 +244,19 @@ def test_writes_to_watched_tables_and_settings_raise_the_revision_bookkeeping_do
     with db:
         db.execute("UPDATE calendars SET filters = '{}'")
     assert revision() == start + 3
+
+
+def test_a_quiet_push_only_calendar_makes_no_request_and_an_edit_is_still_written(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    url = _quiet_calendar(cli, radicale, "quick-push")
+    assert cli("calendars", "update", "front", "--direction", "push").returncode == 0
+    code, report, engine, err = cli.sync()
+    assert (code, engine) == (0, True), err  # the settings changed: the engine, once
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["requests"], report["ok"]) == (0, False, 0, True), err
+    [(event_id,)] = cli.db().execute("SELECT id FROM events").fetchall()
+    assert cli("events", "update", str(event_id), "--name", "Renamed").returncode == 0
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["pushed_updated"]) == (0, True, 1), err
+    assert "Renamed" in (radicale.get_ics(url + "a.ics") or "")
