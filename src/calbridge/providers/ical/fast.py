@@ -59,6 +59,13 @@ _PLAIN_RULE = re.compile(
     r"(?:;BYDAY=(?:MO|TU|WE|TH|FR|SA|SU)(?:,(?:MO|TU|WE|TH|FR|SA|SU))*)?"
 )
 _SKIPPED = frozenset({"VCALENDAR", "VTIMEZONE", "STANDARD", "DAYLIGHT", "VALARM"})
+# Names of properties that commonly come without parameters: ``NAME:value`` with one of them
+# is what _LINE reads (name NAME, no parameters, the rest the value) without running it.
+_PLAIN_NAMES = _WANTED | {
+    "BEGIN", "END", "VERSION", "PRODID", "CALSCALE", "METHOD", "CREATED", "SEQUENCE", "TRANSP",
+    "CLASS", "PRIORITY", "URL", "CATEGORIES", "ATTENDEE", "TZID", "TZOFFSETFROM", "TZOFFSETTO",
+    "TZNAME", "X-LIC-LOCATION", "ACTION", "TRIGGER",
+}  # fmt: skip
 _TEXT = frozenset({"UID", "SUMMARY", "LOCATION", "DESCRIPTION", "STATUS", KEY_PROPERTY})
 
 Property = tuple[dict[str, str], str]  # parameters (names upper-cased), raw value
@@ -97,10 +104,14 @@ def _properties(data: str | bytes) -> dict[str, Property]:
     for line in _UNFOLD.sub("", text).splitlines():
         if not line:
             continue
-        match = _LINE.fullmatch(line)
-        if match is None:
-            raise _Unusual
-        name, params, value = match.group(1).upper(), match.group(2), match.group(3)
+        name, colon, value = line.partition(":")
+        if colon and name in _PLAIN_NAMES:
+            params = ""
+        else:
+            match = _LINE.fullmatch(line)
+            if match is None:
+                raise _Unusual
+            name, params, value = match.group(1).upper(), match.group(2), match.group(3)
         if name in ("BEGIN", "END"):
             events += _nest(stack, name, value.upper())
         elif not stack:
@@ -179,6 +190,8 @@ def _text(props: dict[str, Property], name: str) -> str | None:
     params, value = props[name]
     if "ENCODING" in params or "VALUE" in params:
         raise _Unusual
+    if "\\" not in value:
+        return value
     return _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
 
 
