@@ -59,6 +59,7 @@ from calbridge.sync.bookings import (
     insert_booked_locations,
     room_trace,
 )
+from calbridge.sync.collector import fewer_collections
 from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
 from calbridge.sync.history import changed_fields, record_arrivals, record_change
 from calbridge.sync.readahead import read_ahead
@@ -518,21 +519,24 @@ def pull_pages(
     held: str | None = None
     assigned: Assigned = {}  # one memo for the whole run
     settings: AssignmentSettings | None = None
-    for page in read_ahead(pages):
-        with store.session() as session:
-            calendar = session.get(Calendar, calendar_id)
-            assert calendar is not None
-            applier = PageApplier(session, calendar, window, report, pending, assigned, settings)
-            settings = applier.settings
-            applier.apply(page, gen)
-            if page.done:
-                if gen is not None:
-                    sweep_unseen(session, calendar, gen, applier)
-                try:
-                    settle(session, calendar, pending, report)
-                except NeedsConfirmation as exc:
-                    held = str(exc)
-                calendar.sync_token = page.token
-        progress(len(page.items) + len(page.deleted))
+    with fewer_collections():  # an import's many short-lived objects: see sync/collector.py
+        for page in read_ahead(pages):
+            with store.session() as session:
+                calendar = session.get(Calendar, calendar_id)
+                assert calendar is not None
+                applier = PageApplier(
+                    session, calendar, window, report, pending, assigned, settings
+                )
+                settings = applier.settings
+                applier.apply(page, gen)
+                if page.done:
+                    if gen is not None:
+                        sweep_unseen(session, calendar, gen, applier)
+                    try:
+                        settle(session, calendar, pending, report)
+                    except NeedsConfirmation as exc:
+                        held = str(exc)
+                    calendar.sync_token = page.token
+            progress(len(page.items) + len(page.deleted))
     if held is not None:
         raise NeedsConfirmation(held)
