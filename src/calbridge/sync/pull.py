@@ -74,8 +74,9 @@ class PageApplier:
     """Applies pages for one calendar within a session the caller commits.
 
     New bookings are set-based: a page's arrivals become plain rows, inserted with one
-    ``INSERT … RETURNING`` (executemany) for the bookings and one for their links, never an
-    ORM object per booking. ``assigned`` memoizes the assignment per booker address; the pull
+    executemany per table (bookings, links, history, booked locations; on SQLite straight
+    through the driver, :func:`~calbridge.store.db.insert_rows`), never an ORM object per
+    booking. ``assigned`` memoizes the assignment per booker address; the pull
     passes one dict for the whole run (the directory does not change during a sync), so a
     booker's rules run once per run, not once per event or page.
     """
