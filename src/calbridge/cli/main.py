@@ -27,13 +27,9 @@ if TYPE_CHECKING:
 
 def version() -> str:
     """The installed distribution's version (the source tree's when it is not installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    from calbridge import installed_version
 
-    try:
-        return installed("calbridge")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return installed_version()
 
 
 #: The top-level commands: name → (loader, the help line ``calbridge --help`` shows). The

@@ -59,6 +59,11 @@ def is_zone(name: str) -> bool:
     return True
 
 
+def utcnow() -> datetime:
+    """Now as the store keeps every timestamp: naive UTC, to the second."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
 def to_utc(value: datetime | date, timezone: str | None) -> datetime:
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from calbridge.domain.assignment import AccountRef, Assignment, assign
 from calbridge.domain.email import normalize_email
 from calbridge.domain.event import STATUSES, EventTimes, check_text, make_times
+from calbridge.domain.event import utcnow as utcnow  # kept here for its many callers
 from calbridge.domain.shown_times import times_json, typed_times
 from calbridge.errors import BadEvent, NotFound
 from calbridge.store.booked import (
@@ -35,11 +36,6 @@ from calbridge.store.lookup import (
     venue_zone,
 )
 from calbridge.store.models import Calendar, Contact, Counter, Event, Link, User
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
 
 SEQ_BLOCK = 64
 

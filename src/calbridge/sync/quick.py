@@ -16,10 +16,11 @@ bookkeeping columns: token, last report, service state). Tables and columns are 
 :data:`CALENDAR_BOOKKEEPING` (migration ``0015_quiet_marks`` makes the triggers; a test checks
 every table and column of the schema is classified and every watched one has its triggers).
 When an engine sync of a calendar ends with nothing left to retry (ok, no failed write), it
-stores a *quiet mark* on the calendar: the revision read under the calendar's lock *before* the
-sync read anything, with the schema and calbridge version (:func:`quiet_mark`). While the
-revision is unchanged, nothing that sync looked at has changed since, so a push would find
-nothing to write, and with the calendar reporting no change the sync is complete.
+stores a *quiet mark* on the calendar: the revision at which a push scan, run under the
+calendar's lock in one transaction with the revision's read, found nothing to write (for a
+calendar that pushes), with the schema and calbridge version (:func:`quiet_mark`). While the
+revision is unchanged, nothing that scan looked at has changed since, so a push would still
+find nothing to write, and with the calendar reporting no change the sync is complete.
 
 **The no-change path** (CalDAV, SQLite, schema up to date, a stored token and a valid mark):
 one ``sync-collection`` REPORT through the same :class:`CalDAVProvider` the engine uses (same
@@ -47,11 +48,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from calbridge.config import Settings
+from calbridge.domain.event import utcnow
 from calbridge.domain.remote import ChangePage, sync_window
 from calbridge.errors import CalbridgeError, TokenExpired
 from calbridge.sync.readahead import ReadAhead
@@ -149,20 +151,12 @@ _COLUMNS = "id, name, kind, settings, secret, direction, horizon_days, sync_toke
 
 
 def quiet_mark(revision: int) -> str:
-    """The mark stored for a sync that left nothing to do, started at store ``revision``:
-    also naming the schema and the program, so an upgrade never trusts an older mark."""
+    """The mark stored for a calendar that had nothing to push at store ``revision``: also
+    naming the schema and the program, so an upgrade never trusts an older mark."""
+    from calbridge import installed_version
     from calbridge.store.schema import head_revision
 
-    return f"{revision}/{head_revision()}/{_version()}"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("calbridge")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return f"{revision}/{head_revision()}/{installed_version()}"
 
 
 @dataclass
@@ -304,7 +298,7 @@ class QuickSync:
         except (CalbridgeError, sqlite3.Error, OSError, ValueError, TypeError):
             log.info("quick path not taken", exc_info=True, extra={"calendar": target.name})
             return None
-        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        now = utcnow()
         window = sync_window(now, target.horizon_days)
         token = target.token
 
@@ -432,7 +426,7 @@ class QuickSync:
     ) -> None:
         """What the engine writes at the end of a sync (``sync_calendar``), as SQLAlchemy
         stores it on SQLite (naive UTC text, JSON text)."""
-        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        now = utcnow()
         db.execute(
             "UPDATE calendars SET last_sync_at = ?, last_error = ?, last_report = ?"
             + (", sync_token = ?" if token is not None else "")
