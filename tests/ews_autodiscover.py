@@ -50,8 +50,12 @@ def serve_on_443(tls_dir: Path, version: str = "2019") -> Iterator[EwsServer]:
 
 
 @contextmanager
-def stub_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Yields the questions asked (``"localhost. A"``)."""
+def stub_dns(
+    monkeypatch: pytest.MonkeyPatch, records: dict[tuple[str, str], str] | None = None
+) -> Iterator[list[str]]:
+    """Yields the questions asked (``"localhost. A"``); ``records`` (default
+    :data:`RECORDS`) are the names it answers, NXDOMAIN for anything else."""
+    known = RECORDS if records is None else records
     import dns.message
     import dns.rcode
     import dns.rdatatype
@@ -75,7 +79,7 @@ def stub_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
             question = query.question[0]
             kind = dns.rdatatype.to_text(question.rdtype)
             asked.append(f"{question.name} {kind}")
-            record = RECORDS.get((str(question.name), kind))
+            record = known.get((str(question.name), kind))
             if record is not None:
                 reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, record))
             else:

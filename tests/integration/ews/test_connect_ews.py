@@ -12,8 +12,6 @@ local stub answering NXDOMAIN. A *successful* discovery (port 443, root) is in
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from sqlalchemy import select
 from calbridge.store.models import Calendar
 from calbridge_cli import Cli, make_inprocess_cli
 from calbridge_emulators.ews.server import EwsServer, running_emulator
+from ews_autodiscover import stub_dns
 
 World = Any  # conftest.EwsWorld
 SECOND = "events@harbour.example"
@@ -207,41 +206,11 @@ def test_a_changed_password_fails_the_sync_naming_the_update_that_fixes_it(
 def no_dns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """exchangelib's autodiscover DNS lookups answered NXDOMAIN by a local stub (and its
     on-disk autodiscover cache kept in the test's temp dir)."""
-    import dns.message
-    import dns.rcode
-    from exchangelib.autodiscover import Autodiscovery, cache
+    from exchangelib.autodiscover import cache
 
     monkeypatch.setattr(cache, "AUTODISCOVER_PERSISTENT_STORAGE", tmp_path / "ad-cache")
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(4096)
-            except OSError:
-                continue
-            reply = dns.message.make_response(dns.message.from_wire(data))
-            reply.set_rcode(dns.rcode.NXDOMAIN)
-            sock.sendto(reply.to_wire(), peer)
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    attrs = {
-        **Autodiscovery.DNS_RESOLVER_ATTRS,
-        "nameservers": ["127.0.0.1"],
-        "port": sock.getsockname()[1],
-    }
-    monkeypatch.setattr(Autodiscovery, "DNS_RESOLVER_ATTRS", attrs)
-    try:
+    with stub_dns(monkeypatch, records={}):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
-        sock.close()
 
 
 def test_autodiscover_that_finds_no_server_is_one_line_telling_to_pass_server(
