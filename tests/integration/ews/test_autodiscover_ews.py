@@ -126,6 +126,17 @@ def _add(cli: Cli, *extra: str, mailbox: str = MAILBOX, name: str = "front") -> 
     )  # fmt: skip
 
 
+def _add_impersonated(cli: Cli, server: EwsServer, mailbox: str, name: str = "front") -> Any:
+    """A new room mailbox on the server, added as calendar ``name`` through the owner's
+    impersonation right, trusting the server's test CA."""
+    server.org.add_mailbox(mailbox, mailbox.split("@")[0].title())
+    server.org.accounts[OWNER[0]].impersonates.add(mailbox)
+    assert server.tls is not None
+    return _add(
+        cli, "--ca-file", str(server.tls.ca_path), "--impersonate", mailbox=mailbox, name=name
+    )
+
+
 def test_add_without_server_discovers_the_ews_url_stores_it_and_syncs(
     world: World,
     cli: Cli,
@@ -169,13 +180,7 @@ def test_add_finds_the_server_through_the_domains_srv_record(
     localhost_dns: list[str],
     ad_cache: None,
 ) -> None:
-    ad_server.org.add_mailbox("venue@harbour.example", "Venue")
-    ad_server.org.accounts[OWNER[0]].impersonates.add("venue@harbour.example")
-    assert ad_server.tls is not None
-    added = _add(
-        cli, "--ca-file", str(ad_server.tls.ca_path), "--impersonate",
-        mailbox="venue@harbour.example",
-    )  # fmt: skip
+    added = _add_impersonated(cli, ad_server, "venue@harbour.example")
     assert added.code == 0, added.err
     # steps 1-3 found no host; step 4's SRV record named localhost:443
     assert {"harbour.example. A", "autodiscover.harbour.example. A"} <= set(localhost_dns)
@@ -193,13 +198,7 @@ def test_autodiscover_needs_the_ca_file_of_a_private_ca_and_says_so_in_one_line(
     ad_cache: None,
 ) -> None:
     # another calendar's CA file on the same server is not this calendar's trust
-    ad_server.org.add_mailbox("events@localhost", "Events")
-    ad_server.org.accounts[OWNER[0]].impersonates.add("events@localhost")
-    assert ad_server.tls is not None
-    trusted = _add(
-        cli, "--ca-file", str(ad_server.tls.ca_path), "--impersonate",
-        mailbox="events@localhost", name="events",
-    )  # fmt: skip
+    trusted = _add_impersonated(cli, ad_server, "events@localhost", name="events")
     assert trusted.code == 0, trusted.err
     ad_server.org.calls.clear()
     result = _add(cli)
