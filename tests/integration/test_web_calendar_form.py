@@ -5,7 +5,6 @@ the field's label, and never renders a secret back."""
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +17,11 @@ from calbridge.service.app import create_app
 from calbridge.store.models import Calendar
 from calbridge.web.auth import create_admin
 from calbridge.web.calendar_form import connection_from_form, form_fields, form_kinds
+from web_signin import csrf, sign_in
 from worlds import example_store
 
 ADMIN = ("admin@venue.example", "admin-password-1")
 SECRET = "s3cret-N0t-To-Show"
-
-
-def _csrf(page: str) -> str:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    return token[1]
 
 
 @pytest.fixture
@@ -38,9 +32,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Te
         with store.session() as s:
             create_admin(s, *ADMIN)
         web = TestClient(create_app(store))
-        login = web.get("/login").text
-        web.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                 "csrf_token": _csrf(login), "next": "/"})  # fmt: skip
+        sign_in(web, *ADMIN, next_page="/")
         yield web, store
 
 
@@ -69,7 +61,7 @@ def test_a_refused_form_names_the_field_and_never_renders_a_secret_back(
     refused = web.post(
         "/calendars/new",
         data={
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf(form.text),
             "kind": "graph",
             "name": "m365",
             "mailbox": "bookings@harbour.example",

@@ -4,7 +4,6 @@ are a password on its page (the registry says so), replaced in place after a che
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,10 @@ from calbridge.service.app import create_app
 from calbridge.store.models import Calendar
 from calbridge.web.auth import create_admin
 from calbridge_emulators.ews.server import EwsServer
+from web_signin import csrf, sign_in
 from worlds import example_store
 
 ADMIN = ("admin@venue.example", "admin-password-1")
-
-
-def _csrf(page: str) -> str:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    return token[1]
 
 
 def test_an_exchange_calendar_is_added_from_the_admin_ui_after_its_test(
@@ -38,13 +32,11 @@ def test_an_exchange_calendar_is_added_from_the_admin_ui_after_its_test(
         with store.session() as s:
             create_admin(s, *ADMIN)
         client = TestClient(create_app(store))
-        login = client.get("/login").text
-        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                    "csrf_token": _csrf(login), "next": "/"})  # fmt: skip
+        sign_in(client, *ADMIN, next_page="/")
         form = client.get("/calendars/new?kind=ews")
         assert form.status_code == 200 and 'name="impersonate"' in form.text
         values = {
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf(form.text),
             "kind": "ews",
             "name": "exchange",
             "mailbox": "bookings@harbour.example",
@@ -67,7 +59,7 @@ def test_an_exchange_calendar_is_added_from_the_admin_ui_after_its_test(
 
         page = client.get(f"/calendars/{calendar.id}")
         assert 'name="password"' in page.text and 'name="service_account"' not in page.text
-        token = _csrf(page.text)
+        token = csrf(page.text)
         ews_server.org.accounts["bookings"].password = "N3w!pw"  # changed in Active Directory
         kept = client.post(
             f"/calendars/{calendar.id}/credentials",

@@ -30,6 +30,7 @@ from calbridge.store.booked import booked_locations
 from calbridge.store.models import Event, HistoryEntry
 from calbridge.web.auth import create_admin
 from calbridge_cli import make_inprocess_cli
+from web_signin import csrf, sign_in
 
 STAFF = "mia@harbour.example"  # Mia, linked to her contact: a booking with nothing to review
 TEXTS = ["Zoom", "  zoom ", "Teams meeting", "Main hall", "Client's office", "ZOOM"]
@@ -161,16 +162,8 @@ def client(
     with world.store.session() as s:
         create_admin(s, "admin@venue.example", "a-long-enough-password")
     with TestClient(create_app(world.store)) as client:
-        page = client.get("/login").text
-        form = {"email": "admin@venue.example", "password": "a-long-enough-password"}
-        client.post("/login", data={**form, "csrf_token": _csrf(page)})
+        sign_in(client, "admin@venue.example", "a-long-enough-password")
         yield client
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found is not None
-    return found[1]
 
 
 def test_the_review_page_groups_texts_escaped_and_settles_them(
@@ -183,7 +176,7 @@ def test_the_review_page_groups_texts_escaped_and_settles_them(
     assert "&lt;b&gt;Zoom&lt;/b&gt;" in page and "<b>Zoom</b>" not in page
     assert page.count('action="/review/texts/ignore"') == 2
     assert "review-item" not in page  # no booking listed one by one for its text
-    token = _csrf(page)
+    token = csrf(page)
     client.post("/review/texts/ignore", data={"csrf_token": token, "text": "<b>Zoom</b>"})
     answer = client.post(
         "/review/texts/alias",

@@ -4,7 +4,6 @@ browser: the real app on an in-process client)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from room_world import RoomWorld
 from calbridge.service.app import create_app
 from calbridge.store.models import Calendar
 from calbridge.web.auth import create_admin
+from web_signin import csrf, sign_in
 
 PASSWORD = "a-long-enough-password"
 
@@ -27,18 +27,8 @@ def client(
     with world.store.session() as s:
         create_admin(s, "admin@venue.example", PASSWORD)
     with TestClient(create_app(world.store)) as client:
-        page = client.get("/login").text
-        client.post(
-            "/login",
-            data={"email": "admin@venue.example", "password": PASSWORD, "csrf_token": _csrf(page)},
-        )
+        sign_in(client, "admin@venue.example", PASSWORD)
         yield client
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found is not None
-    return found[1]
 
 
 def test_the_calendar_form_saves_export_filters_and_room(
@@ -50,7 +40,7 @@ def test_the_calendar_form_saves_export_filters_and_room(
     page = client.get(f"/calendars/{calendar_id}").text
     assert 'id="assistant-form"' in page and "Garden Room" in page
     form = {
-        "csrf_token": _csrf(page),
+        "csrf_token": csrf(page),
         "export": "days",
         "title_template": "<b>{event_name}</b>",
         "only_locations": "loc-ballroom, loc-garden",
@@ -66,7 +56,7 @@ def test_the_calendar_form_saves_export_filters_and_room(
     assert "&lt;b&gt;{event_name}&lt;/b&gt;" in shown and "<b>{event_name}</b>" not in shown
     refused = client.post(
         f"/calendars/{calendar_id}/assistant",
-        data={**form, "csrf_token": _csrf(shown), "only_locations": "loc-cellar"},
+        data={**form, "csrf_token": csrf(shown), "only_locations": "loc-cellar"},
     )
     assert "no location has id" in refused.text
     with world.store.session() as s:
