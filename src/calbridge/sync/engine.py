@@ -110,7 +110,7 @@ def _quiet(store: Store, calendar_id: int, report: SyncReport) -> str | None:
         session.flush()
         if session.execute(text(REVISION_QUERY)).scalar() != before:
             return None
-    return quiet_mark(int(before))
+    return quiet_mark(str(before))
 
 
 def unexpected(exc: BaseException, what: str) -> str:

@@ -11,10 +11,12 @@ of goes to the engine.
 **Quiet marks.** The store keeps a *revision*: the ``revision`` row of ``counters``, raised by
 SQLite triggers on every write to a table a sync reads — the bookings, their rooms and links,
 the directory, the settings, held cancellations, and a calendar's settings columns (not its
-bookkeeping columns: token, last report, service state). Tables and columns are classified in
-:data:`WATCHED_TABLES`, :data:`IGNORED_TABLES`, :data:`CALENDAR_SETTINGS` and
-:data:`CALENDAR_BOOKKEEPING` (migration ``0015_quiet_marks`` makes the triggers; a test checks
-every table and column of the schema is classified and every watched one has its triggers).
+bookkeeping columns: token, last report, service state) — together with the row counts of
+:data:`COUNTED_TABLES`, whose inserts have no trigger (:data:`REVISION_QUERY`). Tables and
+columns are classified in :data:`WATCHED_TABLES`, :data:`IGNORED_TABLES`,
+:data:`CALENDAR_SETTINGS` and :data:`CALENDAR_BOOKKEEPING` (migrations ``0015_quiet_marks`` and
+``0016_counted_inserts`` make the triggers; a test checks every table and column of the schema
+is classified and every watched one has its triggers).
 When an engine sync of a calendar ends with nothing left to retry (ok, no failed write), it
 stores a *quiet mark* on the calendar: the revision at which a push scan, run under the
 calendar's lock in one transaction with the revision's read, found nothing to write (for a
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tables whose writes raise the store's revision (triggers of migration 0015).
+#: Tables whose writes raise the store's revision (triggers of migrations 0015 and 0016).
 WATCHED_TABLES = frozenset(
     {
         "companies",
@@ -146,11 +148,19 @@ CALENDAR_BOOKKEEPING = frozenset(
 )
 
 CALDAV_CREDENTIALS = "--password-env VAR"  # the CalDAV kind's ``credentials`` (registry)
-REVISION_QUERY = "SELECT value FROM counters WHERE name = 'revision'"
+#: Watched tables whose inserts are seen by their row count, not by a trigger: an import adds a
+#: booking, a link and a booked location per event, and a per-row trigger doubled the cost of
+#: those inserts (migration 0016). An insert raises a count; a delete or update raises the
+#: revision through its trigger, so the pair never comes back to a value it had.
+COUNTED_TABLES = ("events", "links", "booked_locations")
+#: The store's revision as text (None without the counter row): the counter and the counts.
+REVISION_QUERY = "SELECT (SELECT value FROM counters WHERE name = 'revision')" + "".join(
+    f" || ':' || (SELECT count(*) FROM {table})" for table in COUNTED_TABLES
+)
 _COLUMNS = "id, name, kind, settings, secret, direction, horizon_days, sync_token, quiet_mark"
 
 
-def quiet_mark(revision: int) -> str:
+def quiet_mark(revision: str) -> str:
     """The mark stored for a calendar that had nothing to push at store ``revision``: also
     naming the schema and the program, so an upgrade never trusts an older mark."""
     from calbridge import installed_version
