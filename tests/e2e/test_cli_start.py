@@ -207,3 +207,24 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         code, loaded = loaded_after(["sync", "--json"], env, watch)
         assert code == 0
         assert loaded == ["calbridge.providers.caldav.provider"]
+
+
+def test_the_console_script_freezes_what_is_left_before_the_interpreter_exits() -> None:
+    """``run`` (the ``calbridge`` script) ends with ``gc.freeze()``, so shutting down does not
+    walk every object a sync left; the exit code is main's. ``main`` itself, which tests call
+    in their own process, freezes nothing."""
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.stderr.write(f'FROZEN {gc.get_freeze_count() > 0}\\n'))\n"
+        "sys.argv = ['calbridge', '--version']\n"
+        "from calbridge.cli.main import ENTRY\nENTRY()\n"
+    )
+    for entry, frozen in (("run", True), ("main", False)):
+        done = subprocess.run(
+            [sys.executable, "-c", probe.replace("ENTRY", entry)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0 and done.stdout.startswith("calbridge "), done.stderr
+        assert f"FROZEN {frozen}" in done.stderr

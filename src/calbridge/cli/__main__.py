@@ -1,5 +1,5 @@
 """``python -m calbridge.cli``: the same as the ``calbridge`` command."""
 
-from calbridge.cli.main import main
+from calbridge.cli.main import run
 
-main()
+run()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -131,6 +131,53 @@ class ChangePage:
     token: str | None = None
     done: bool = False
     full: bool = False  # True when this listing is everything (a full resync)
+
+
+class DeferredPage(ChangePage):
+    """A :class:`ChangePage` whose items are read by ``read`` when first asked for: a provider
+    that fetches ahead on a thread (``calbridge.sync.readahead``) hands over the raw answer,
+    and the thread that applies the page parses it. Parsing is CPU work: on the fetching
+    thread it only takes turns with the applying thread for the interpreter lock, and each
+    turn costs more than the overlap gains. ``read`` returns the items and the ids it found
+    gone, added to ``deleted``; it runs once (an exception it raises is raised again)."""
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[list[RemoteItem | RemoteRejection], list[str]]],
+        deleted: list[str],
+        token: str | None = None,
+        done: bool = False,
+        full: bool = False,
+    ) -> None:
+        self._read: Callable[[], tuple[list[RemoteItem | RemoteRejection], list[str]]] | None
+        self._read = read
+        super().__init__([], deleted, token, done, full)
+
+    def _resolve(self) -> None:
+        read = self._read
+        if read is not None:
+            items, gone = read()
+            self._read = None
+            self._items.extend(items)
+            self._deleted.extend(gone)
+
+    @property
+    def items(self) -> list[RemoteItem | RemoteRejection]:
+        self._resolve()
+        return self._items
+
+    @items.setter
+    def items(self, value: list[RemoteItem | RemoteRejection]) -> None:
+        self._items = value
+
+    @property
+    def deleted(self) -> list[str]:
+        self._resolve()
+        return self._deleted
+
+    @deleted.setter
+    def deleted(self, value: list[str]) -> None:
+        self._deleted = value
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ def test_writes_to_watched_tables_and_settings_raise_the_revision_bookkeeping_do
     # a booking inserted and deleted, another inserted: each step changes the revision text
     seen = [full()]
     booking = (
-        "INSERT INTO events (name, start, \"end\", all_day, start_utc, end_utc, status, "
+        'INSERT INTO events (name, start, "end", all_day, start_utc, end_utc, status, '
         "ambiguous, created_at, updated_at, change_seq) VALUES ('b', '2027-01-01T10:00', "
         "'2027-01-01T11:00', 0, '2027-01-01 10:00:00.000000', '2027-01-01 11:00:00.000000', "
         "'confirmed', 0, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 1)"

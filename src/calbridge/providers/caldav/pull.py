@@ -17,8 +17,16 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-from calbridge.domain.remote import ChangePage, RemoteItem, RemoteRef, RemoteRejection, Window
+from calbridge.domain.remote import (
+    ChangePage,
+    DeferredPage,
+    RemoteItem,
+    RemoteRef,
+    RemoteRejection,
+    Window,
+)
 from calbridge.errors import ProviderError, TokenExpired
 from calbridge.providers.caldav import xml as dav
 from calbridge.providers.caldav.http import DavSession
@@ -139,9 +147,10 @@ class Puller:
     def _pages(
         self, changed: list[str], deleted: list[str], token: str, window: Window, *, full: bool
     ) -> Iterator[ChangePage]:
-        """One page per multiget batch. The next batch is requested while this one is parsed
-        (one request in flight ahead, on a helper thread), so the server prepares its answer
-        while we read ours: at most two batches' bytes are held at once."""
+        """One page per multiget batch. The next batch is requested while this one is handed
+        over (one request in flight ahead, on a helper thread), so the server prepares its
+        answer while we read ours. Each page carries its batch's raw answer and is parsed by
+        whoever reads its items (:class:`DeferredPage`): the thread that applies it."""
         batches = [changed[i : i + self._batch] for i in range(0, len(changed), self._batch)]
         if not batches:
             yield ChangePage(deleted=deleted, token=token, done=True, full=full)
@@ -152,14 +161,15 @@ class Puller:
                 chunks = ahead.result()
                 if number < len(batches):
                     ahead = pool.submit(self._fetch_multiget, batches[number])
-                items, gone = self._read_multiget(batch, chunks, window)
+                last = number == len(batches)
+                yield DeferredPage(
+                    partial(self._read_multiget, batch, chunks, window),
+                    list(deleted) if number == 1 else [],
+                    token if last else None,
+                    done=last,
+                    full=full,
+                )
                 del chunks
-                page = ChangePage(items=items, deleted=gone, full=full)
-                if number == 1:
-                    page.deleted = deleted + gone
-                if number == len(batches):
-                    page.token, page.done = token, True
-                yield page
 
     def _fetch_multiget(self, hrefs: list[str]) -> list[bytes]:
         """The raw multistatus answer for ``hrefs`` (read whole: parsed by the consumer)."""
