@@ -8,6 +8,7 @@ server that is down is reported in seconds, not after the read timeout.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,9 +52,11 @@ class RequestCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # a CalDAV pull sends its multigets from two threads
 
     def __call__(self, request: httpx.Request) -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
 
 def counted_client(

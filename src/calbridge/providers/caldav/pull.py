@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 ETAG_TOKEN = "etag:"  # our own listing; any other token is the server's sync-token
 VALID_SYNC_TOKEN = dav.tag("D:valid-sync-token")
+#: multigets requested at once during a pull. Two: while we read one answer (our reading takes
+#: turns with the apply for the interpreter lock) the server already prepares the next, so it
+#: never waits on us; more only queue up at a server that serves one at a time.
+MULTIGETS_IN_FLIGHT = 2
 MAX_TRUNCATED_ROUNDS = 1000  # a server that truncates forever must not hold the sync forever
 _UID = re.compile(r"^UID:(.*)$", re.MULTILINE)
 
@@ -147,20 +152,26 @@ class Puller:
     def _pages(
         self, changed: list[str], deleted: list[str], token: str, window: Window, *, full: bool
     ) -> Iterator[ChangePage]:
-        """One page per multiget batch. The next batch is requested while this one is handed
-        over (one request in flight ahead, on a helper thread), so the server prepares its
-        answer while we read ours. Each page carries its batch's raw answer and is parsed by
-        whoever reads its items (:class:`DeferredPage`): the thread that applies it."""
+        """One page per multiget batch, requested :data:`MULTIGETS_IN_FLIGHT` at a time on
+        helper threads, so the server prepares the next answers while we read one. Each page
+        carries its batch's raw answer and is parsed by whoever reads its items
+        (:class:`DeferredPage`): the thread that applies it. At most the batches in flight
+        and the pages the consumer holds are in memory."""
         batches = [changed[i : i + self._batch] for i in range(0, len(changed), self._batch)]
         if not batches:
             yield ChangePage(deleted=deleted, token=token, done=True, full=full)
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-multiget") as pool:
-            ahead = pool.submit(self._fetch_multiget, batches[0])
+        with ThreadPoolExecutor(
+            max_workers=MULTIGETS_IN_FLIGHT, thread_name_prefix="calbridge-multiget"
+        ) as pool:
+            ahead = deque(
+                pool.submit(self._fetch_multiget, batch) for batch in batches[:MULTIGETS_IN_FLIGHT]
+            )
             for number, batch in enumerate(batches, start=1):
-                chunks = ahead.result()
-                if number < len(batches):
-                    ahead = pool.submit(self._fetch_multiget, batches[number])
+                chunks = ahead.popleft().result()
+                following = number - 1 + MULTIGETS_IN_FLIGHT
+                if following < len(batches):
+                    ahead.append(pool.submit(self._fetch_multiget, batches[following]))
                 last = number == len(batches)
                 yield DeferredPage(
                     partial(self._read_multiget, batch, chunks, window),
