@@ -35,8 +35,13 @@ class EventTimes:
     timezone: str | None
 
     def utc_range(self) -> tuple[datetime, datetime]:
-        """Naive-UTC instants for ordering and horizon checks."""
-        return to_utc(self.start, self.timezone), to_utc(self.end, self.timezone)
+        """Naive-UTC instants for ordering and horizon checks (worked out once: a pulled
+        event's are asked for by validation, its booking row, its rooms and its snapshot)."""
+        found: tuple[datetime, datetime] | None = self.__dict__.get("_utc")
+        if found is None:
+            found = (to_utc(self.start, self.timezone), to_utc(self.end, self.timezone))
+            object.__setattr__(self, "_utc", found)
+        return found
 
     def iso(self) -> tuple[str, str]:
         return self.start.isoformat(), self.end.isoformat()
