@@ -298,10 +298,9 @@ class QuickSync:
                 revision = db.execute(REVISION_QUERY).fetchone()
             if held or locked or revision is None:
                 return None  # the engine says what is held, or who is syncing it
-            quiet = target.mark == quiet_mark(revision[0])
             if target.direction == "push":  # nothing to ask the calendar
+                quiet = target.mark == quiet_mark(revision[0])
                 return self._finish(target, None, target.token, 0, started) if quiet else None
-            quiet = quiet and target.token is not None
             provider = self._provider(target)
             if provider is None:
                 return None
@@ -318,6 +317,11 @@ class QuickSync:
         handover = Handover(
             provider, now, token, ReadAhead(listing()), target.settings, target.secret
         )
+        try:  # while the server answers (the mark names the installed version: a file read)
+            quiet = token is not None and target.mark == quiet_mark(revision[0])
+        except (CalbridgeError, OSError, ValueError) as exc:
+            log.info("quick path not taken: %s", exc, extra={"calendar": target.name})
+            quiet = False
         if not quiet:
             return handover
         assert handover.pages is not None
