@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from calbridge.config import Settings
 from calbridge.domain.event import utcnow
-from calbridge.domain.remote import ChangePage, sync_window
+from calbridge.domain.remote import ChangePage, DeferredPage, sync_window
 from calbridge.errors import CalbridgeError, TokenExpired
 from calbridge.sync.readahead import ReadAhead
 from calbridge.sync.report import SyncReport
@@ -334,7 +334,14 @@ class QuickSync:
             report = self._failed(target, exc, provider, started)
             provider.close()
             return report
-        if first is None or not first.done or first.items or first.deleted or not first.token:
+        if (
+            first is None
+            or not first.done
+            or isinstance(first, DeferredPage)  # it carries objects (unparsed): the engine's
+            or first.items
+            or first.deleted
+            or not first.token
+        ):
             return handover
         done = self._finish(target, first.token, token, provider.requests, started)
         if done is None:
