@@ -4,6 +4,8 @@ PUT/DELETE through the test server's helpers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from contract_world import UNKNOWN_TOKENS, RemoteCalendar
 
@@ -69,19 +71,66 @@ def test_nothing_changed_costs_exactly_one_request(calendar: RemoteCalendar, mod
     assert found == {} and pages[-1].done and pages[-1].token
 
 
-def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
+def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
     calendar: RemoteCalendar,
 ) -> None:
+    """The first pull reads every object with one calendar-query (pages of the batch size),
+    then lists the collection for the token: two requests, however large the calendar."""
     for n in range(7):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(batch_size=3)
     provider.check()
     before = provider.requests
     pages, found = pull(provider, None)
+    assert [len(page.items) for page in pages] == [3, 3, 1, 0]
+    assert [page.done for page in pages] == [False, False, False, True]
+    assert [page.token is not None for page in pages] == [False, False, False, True]
+    assert all(page.full for page in pages) and not any(page.deleted for page in pages)
+    assert len(found) == 7
+    assert provider.requests - before == 2  # one calendar-query, one sync report
+
+
+def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
+    calendar: RemoteCalendar,
+) -> None:
+    provider = calendar.provider(batch_size=3)
+    token = pull(provider, None)[0][-1].token
+    for n in range(7):
+        calendar.put(f"m{n}.ics", meeting(f"m{n}"))
+    before = provider.requests
+    pages, found = pull(provider, token)
     assert [len(page.items) for page in pages] == [3, 3, 1]
     assert [page.done for page in pages] == [False, False, True]
     assert len(found) == 7
     assert provider.requests - before == 1 + 3  # one sync report, one multiget per batch
+
+
+def test_a_full_listing_settles_what_changed_while_it_read(
+    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects changed, created and removed between the query that read them and the
+    listing that gave the token: the listing's etags settle each (a multiget, a deletion),
+    so what was pulled is the calendar as of the token, and nothing is reported twice."""
+    for name in ("a", "b", "c"):
+        calendar.put(f"{name}.ics", meeting(name))
+    provider = calendar.provider(batch_size=2)
+    puller = provider._pull
+    listed = puller._full_listing
+
+    def meanwhile() -> Any:
+        calendar.put("a.ics", meeting("a", "Changed"))
+        calendar.put("d.ics", meeting("d", "New"))
+        calendar.delete("c.ics")
+        return listed()
+
+    monkeypatch.setattr(puller, "_full_listing", meanwhile)
+    pages, found = pull(provider, None)
+    assert names(found)[calendar.href("a.ics")] == "Changed"  # read again after the listing
+    assert names(found)[calendar.href("d.ics")] == "New"
+    assert [h for page in pages for h in page.deleted] == [calendar.href("c.ics")]
+    monkeypatch.setattr(puller, "_full_listing", listed)
+    again, nothing = pull(provider, pages[-1].token)
+    assert nothing == {} and not any(page.deleted for page in again)
 
 
 def test_a_one_percent_change_costs_requests_for_the_change_only(calendar: RemoteCalendar) -> None:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 SYNC = b"sync-collection"
-MULTIGET = b"calendar-multiget"
+# the request that reads objects: the calendar-query of a full listing, else a multiget
+OBJECTS = b"calendar-data"
 _TOKEN = re.compile(rb"<[^<>]*sync-token[^<>]*>[^<]*</[^<>]*sync-token>")
 
 
@@ -171,7 +172,7 @@ def test_calendar_data_only_in_a_404_propstat_is_a_rejection_not_a_deletion(
             changed,
         )
 
-    proxy.rewrite(hide_data, "REPORT", MULTIGET)
+    proxy.rewrite(hide_data, "REPORT", OBJECTS)
     pages, found = listing(proxied.provider(), None)
     assert isinstance(found[proxied.href("good.ics")], RemoteItem)
     odd = found[proxied.href("odd.ics")]
@@ -188,7 +189,7 @@ def test_bad_bytes_in_one_objects_calendar_data_reject_it_and_the_others_import(
 ) -> None:
     seed(proxied, "good", "bad", "fine")
     proxy.rewrite(
-        lambda body: body.replace(b"Meeting bad", b"Meeting " + damage), "REPORT", MULTIGET
+        lambda body: body.replace(b"Meeting bad", b"Meeting " + damage), "REPORT", OBJECTS
     )
     _, found = listing(proxied.provider(), None)
     items = {href: entry for href, entry in found.items() if isinstance(entry, RemoteItem)}
@@ -211,7 +212,9 @@ def test_a_multistatus_that_is_not_xml_is_one_clear_error_for_the_calendar(
     proxied: Calendar, proxy: FaultProxy, damage: object
 ) -> None:
     seed(proxied, "a")
-    proxy.rewrite(damage, "REPORT", MULTIGET)  # type: ignore[arg-type]
+    # the full listing's calendar-query answer is unreadable too: it falls back to the
+    # listing and multigets (the query is an optimisation), whose answer is then the error
+    proxy.rewrite(damage, "REPORT", OBJECTS, keep=True)  # type: ignore[arg-type]
     with pytest.raises(ProviderError) as error:
         listing(proxied.provider(), None)
     message = str(error.value)
@@ -231,18 +234,50 @@ def test_a_broken_answer_is_the_calendars_error_and_rejections_are_recorded(
             cal_id = add_caldav_calendar(
                 session, box, "front", proxied.url, "ann", "ann-secret", check=False
             ).id
-        proxy.rewrite(
-            lambda body: body.replace(b"Meeting bad", b"Meeting \xff"), "REPORT", MULTIGET
-        )
+        proxy.rewrite(lambda body: body.replace(b"Meeting bad", b"Meeting \xff"), "REPORT", OBJECTS)
         first = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
         assert first.ok and (first.created, first.rejected) == (1, 1), first.error
         with store.session() as session:
             [rejection] = session.query(Rejection).all()
             assert rejection.uid == "bad" and "not UTF-8" in rejection.reason
         proxied.put("later.ics", meeting("later", "Later"))
-        proxy.rewrite(lambda body: body[:-30], "REPORT", MULTIGET)
+        proxy.rewrite(lambda body: body[:-30], "REPORT", OBJECTS)
         broken = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
         assert not broken.ok and "not well-formed XML" in (broken.error or "")
         assert "\n" not in (broken.error or "")
         fixed = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
         assert fixed.ok and fixed.created == 1, fixed.error
+
+
+# ------------------------------------------------------- the full listing's calendar-query
+
+
+@pytest.mark.parametrize("refusal", ["501", "403", "truncated", "not-xml"])
+def test_a_server_that_will_not_answer_the_query_whole_is_listed_and_read_by_multigets(
+    proxied: Calendar, proxy: FaultProxy, refusal: str
+) -> None:
+    """The calendar-query that reads a full listing's objects is an optimisation: refused,
+    cut short by the server (507 on the collection) or unreadable, the listing and multigets
+    read the calendar as before, and nothing is lost or doubled."""
+    seed(proxied, "a", "b")
+    if refusal == "truncated":
+        limit = (
+            f"<response xmlns='DAV:'><href>{proxied.href('')}</href>"
+            "<status>HTTP/1.1 507 Insufficient Storage</status></response>"
+        ).encode()
+        proxy.rewrite(lambda body: re.sub(rb"(</(\w+:)?multistatus>)", limit + rb"\1", body),
+                      "REPORT", b"calendar-query")  # fmt: skip
+    elif refusal == "not-xml":
+        proxy.rewrite(lambda body: body[: len(body) // 2], "REPORT", b"calendar-query")
+    else:
+        proxy.inject(refusal, method="REPORT")
+    provider = proxied.provider()
+    provider.check()
+    before = provider.requests
+    pages, found = listing(provider, None)
+    assert set(found) == {proxied.href("a.ics"), proxied.href("b.ics")}
+    assert all(isinstance(entry, RemoteItem) for entry in found.values())
+    assert provider.requests - before == 3  # the query, the sync report, one multiget
+    token = pages[-1].token  # type: ignore[attr-defined]
+    assert token and not token.startswith(ETAG_TOKEN)
+    assert listing(provider, token)[1] == {}

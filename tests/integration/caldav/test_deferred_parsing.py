@@ -31,39 +31,46 @@ if TYPE_CHECKING:
 def test_objects_are_parsed_by_the_thread_that_reads_the_items(
     calendar: Calendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for n in range(5):
-        calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
     parsed_on: list[int] = []
-    read = Puller._read_multiget
+    read = Puller._read_entries
 
     def spy(self: Puller, *args: Any) -> Any:
         parsed_on.append(threading.get_ident())
         return read(self, *args)
 
-    monkeypatch.setattr(Puller, "_read_multiget", spy)
+    monkeypatch.setattr(Puller, "_read_entries", spy)
     provider = calendar.provider(batch_size=2)
-    pages = list(read_ahead(provider.list_changes(None, WINDOW)))  # fetched on another thread
-    assert len(pages) == 3 and all(isinstance(p, DeferredPage) for p in pages)
-    assert parsed_on == []  # nothing parsed yet: the bytes wait in the pages
-    names = sorted(
-        item.occurrences[0].fields.name
-        for page in pages
-        for item in page.items
-        if isinstance(item, RemoteItem)
-    )
-    assert names == [f"Meeting {n}" for n in range(5)]
-    assert parsed_on == [threading.get_ident()] * 3  # here, once per page
-    assert [p.token is not None for p in pages] == [False, False, True]
-    assert pages[-1].done and all(p.full for p in pages)
+
+    def listed(token: str | None, label: str) -> str | None:
+        for n in range(5):
+            calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n} {label}", hour=8 + n))
+        parsed_on.clear()
+        pages = list(read_ahead(provider.list_changes(token, WINDOW)))  # fetched elsewhere
+        assert len([p for p in pages if isinstance(p, DeferredPage)]) == 3
+        assert parsed_on == []  # nothing parsed yet: the bytes wait in the pages
+        names = sorted(
+            item.occurrences[0].fields.name
+            for page in pages
+            for item in page.items
+            if isinstance(item, RemoteItem)
+        )
+        assert names == [f"Meeting {n} {label}" for n in range(5)]
+        assert parsed_on == [threading.get_ident()] * 3  # here, once per page
+        assert pages[-1].done and pages[-1].token
+        return pages[-1].token
+
+    token = listed(None, "read by the full listing's query")
+    listed(token, "read by multigets")
 
 
 def test_an_answer_that_is_not_a_multistatus_is_reported_where_the_page_is_read(
     proxied: Calendar, proxy: FaultProxy
 ) -> None:
-    proxied.put("a.ics", meeting("a", "Meeting a"))
     provider = proxied.provider()
+    token = list(provider.list_changes(None, WINDOW))[-1].token
+    proxied.put("a.ics", meeting("a", "Meeting a"))
     proxy.rewrite(lambda body: b"<html>oops", "REPORT", b"calendar-multiget")
-    [page] = list(provider.list_changes(None, WINDOW))
+    [page] = list(provider.list_changes(token, WINDOW))
     with pytest.raises(MalformedReply, match="answered with <html> where a WebDAV multistatus"):
         page.items  # noqa: B018 - reading the items parses them
     with pytest.raises(MalformedReply):  # and again: nothing half-read is kept

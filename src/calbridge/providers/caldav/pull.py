@@ -40,6 +40,8 @@ VALID_SYNC_TOKEN = dav.tag("D:valid-sync-token")
 #: turns with the apply for the interpreter lock) the server already prepares the next, so it
 #: never waits on us; more only queue up at a server that serves one at a time.
 MULTIGETS_IN_FLIGHT = 2
+#: calendar-query answers that mean "not like this": the full listing and multigets take over
+QUERY_REFUSED = frozenset({400, 403, 404, 405, 412, 415, 422, 500, 501, 502, 503, 507})
 MAX_TRUNCATED_ROUNDS = 1000  # a server that truncates forever must not hold the sync forever
 _UID = re.compile(r"^UID:(.*)$", re.MULTILINE)
 
@@ -66,8 +68,27 @@ class Puller:
         after an incremental request it raises :class:`TokenExpired`, so the engine does a
         full resync (a marked full listing, swept for deletions); after a full request the
         calendar is listed by etags instead (:meth:`etag_changes`), whose ``etag:`` token
-        makes the next pull compare etags — correct on such a server, at one PROPFIND."""
-        states: dict[str, bool] = {}  # href → still there (False: removed)
+        makes the next pull compare etags — correct on such a server, at one PROPFIND.
+
+        A full listing (no token) reads the objects first (:meth:`_query_first`)."""
+        if token is None:
+            entries = self._query_all()
+            if entries is not None:
+                yield from self._query_first(entries, window)
+                return
+        states, current = self._sync_states(token)
+        if not current:
+            yield from self._without_token(token, window)
+            return
+        changed = [href for href, (present, _etag) in states.items() if present]
+        deleted = [href for href, (present, _etag) in states.items() if not present]
+        yield from self._pages(changed, deleted, current, window, full=token is None)
+
+    def _sync_states(self, token: str | None) -> tuple[dict[str, tuple[bool, str | None]], str]:
+        """The sync-collection answer from ``token`` (all when None), asked again while the
+        server truncates it: href → (still there, etag), and the new token ("" when the server
+        gave none)."""
+        states: dict[str, tuple[bool, str | None]] = {}
         current = token or ""
         for _round in range(MAX_TRUNCATED_ROUNDS):
             truncated, given = False, ""
@@ -77,10 +98,12 @@ class Puller:
                 elif isinstance(entry, dav.Truncated):
                     truncated = True
                 elif not entry.href.endswith("/"):
-                    states[entry.href] = entry.status not in (404, 410)
+                    states[entry.href] = (
+                        entry.status not in (404, 410),
+                        entry.text("D:getetag"),
+                    )
             if not given:
-                yield from self._without_token(token, window)
-                return
+                return states, ""
             if truncated and given == current:
                 raise ProviderError(
                     f"{self._http.label}: the server at {self._http.server} truncated its "
@@ -88,15 +111,78 @@ class Puller:
                 )
             current = given
             if not truncated:
-                break
-        else:
-            raise ProviderError(
-                f"{self._http.label}: the server at {self._http.server} truncated its change "
-                f"listing {MAX_TRUNCATED_ROUNDS} times in a row; try again later"
-            )
-        changed = [href for href, present in states.items() if present]
-        deleted = [href for href, present in states.items() if not present]
-        yield from self._pages(changed, deleted, current, window, full=token is None)
+                return states, current
+        raise ProviderError(
+            f"{self._http.label}: the server at {self._http.server} truncated its change "
+            f"listing {MAX_TRUNCATED_ROUNDS} times in a row; try again later"
+        )
+
+    def _query_all(self) -> list[dav.DavResponse] | None:
+        """Every object with its etag and data, in one ``calendar-query``; None when the
+        server will not answer it whole (an error status, a truncated or unreadable answer):
+        then the listing and multigets do it."""
+        body = dav.calendar_query_body()
+        with self._http.stream(
+            "REPORT", self._http.url, body, {"Depth": "1"}, ok={207, *QUERY_REFUSED}
+        ) as response:
+            if response.status_code != 207:
+                logger.info(
+                    "%s: calendar-query answered %s; listing instead",
+                    self._source,
+                    response.status_code,
+                )
+                return None
+            entries: list[dav.DavResponse] = []
+            try:
+                for entry in dav.read_multistatus(
+                    response.iter_bytes(), self._collection, source=self._source
+                ):
+                    if isinstance(entry, dav.Truncated):
+                        logger.info("%s: calendar-query truncated; listing instead", self._source)
+                        return None
+                    if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
+                        entries.append(entry)
+            except dav.MalformedReply as exc:
+                logger.warning("%s; listing instead", exc)
+                return None
+        return entries
+
+    def _query_first(self, entries: list[dav.DavResponse], window: Window) -> Iterator[ChangePage]:
+        """A full listing that starts from the objects themselves (:meth:`_query_all`): their
+        pages go out at once, while the server lists the collection (sync-collection, or
+        PROPFIND without it) for a token. The listing then settles what changed meanwhile:
+        an object whose etag differs from the one read, or that was not read (created
+        since, or not answered), is fetched by multiget; one read but no longer listed is
+        gone. What the engine holds is then the collection as of the token.
+
+        On a server that computes its answers one at a time (Radicale) this also costs it less
+        than listing first: no multigets, and the objects are applied while it lists."""
+        read = {entry.href: entry.text("D:getetag") for entry in entries}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
+            listing = pool.submit(self._full_listing)
+            for start in range(0, len(entries), self._batch):
+                batch = entries[start : start + self._batch]
+                yield DeferredPage(partial(self._read_entries, batch, window), [], full=True)
+            entries.clear()
+            etags, token = listing.result()
+        changed = [h for h, etag in etags.items() if etag is None or read.get(h) != etag]
+        deleted = [h for h in read if h not in etags]
+        yield from self._pages(changed, deleted, token, window, full=True)
+
+    def _full_listing(self) -> tuple[dict[str, str | None], str]:
+        """Every href with its etag, and the token to continue from: sync-collection's, or
+        without one our own ``etag:`` listing (as :meth:`etag_changes` makes it)."""
+        states, token = self._sync_states(None)
+        if token:
+            return {href: etag for href, (present, etag) in states.items() if present}, token
+        logger.warning(
+            "%s answered the sync report without a sync-token; listing the calendar by etags "
+            "instead",
+            self._source,
+        )
+        listing = self._etag_listing()
+        token_out = ETAG_TOKEN + _encode_listing({n: _digest(e) for n, e in listing.items()})
+        return {self._collection + n: e for n, e in listing.items()}, token_out
 
     def _without_token(self, token: str | None, window: Window) -> Iterator[ChangePage]:
         problem = (
@@ -131,6 +217,15 @@ class Puller:
         """Without sync-collection: compare a fresh (href, etag) listing with the one in the
         token. Costs one PROPFIND plus a multiget per batch of changed objects."""
         previous = _decode_listing(token, self._http.label) if token else {}
+        listing = {name: _digest(etag) for name, etag in self._etag_listing().items()}
+        changed = [self._collection + n for n, tag in listing.items() if previous.get(n) != tag]
+        deleted = [self._collection + n for n in previous if n not in listing]
+        token_out = ETAG_TOKEN + _encode_listing(listing)
+        del previous
+        yield from self._pages(changed, deleted, token_out, window, full=token is None)
+
+    def _etag_listing(self) -> dict[str, str]:
+        """One PROPFIND: each member object's name (relative to the collection) → etag."""
         listing: dict[str, str] = {}
         body = dav.propfind_body("D:getetag", "D:resourcetype")
         with self._http.stream(
@@ -142,12 +237,8 @@ class Puller:
                 if isinstance(entry, dav.DavResponse) and not entry.has(
                     "D:resourcetype", "D:collection"
                 ):
-                    listing[self._relative(entry.href)] = _digest(entry.text("D:getetag") or "")
-        changed = [self._collection + n for n, tag in listing.items() if previous.get(n) != tag]
-        deleted = [self._collection + n for n in previous if n not in listing]
-        token_out = ETAG_TOKEN + _encode_listing(listing)
-        del previous
-        yield from self._pages(changed, deleted, token_out, window, full=token is None)
+                    listing[self._relative(entry.href)] = entry.text("D:getetag") or ""
+        return listing
 
     def _pages(
         self, changed: list[str], deleted: list[str], token: str, window: Window, *, full: bool
@@ -191,15 +282,31 @@ class Puller:
     def _read_multiget(
         self, hrefs: list[str], chunks: list[bytes], window: Window
     ) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
+        entries = [
+            entry
+            for entry in dav.read_multistatus(chunks, self._collection, source=self._source)
+            if isinstance(entry, dav.DavResponse)
+        ]
+        items, gone = self._read_entries(entries, window)
+        answered = {entry.href for entry in entries}
+        for href in hrefs:  # a server that silently skips an href: ask for it directly
+            if href not in answered:
+                single = self._get(href, window)
+                if single is None:
+                    gone.append(href)
+                else:
+                    items.append(single)
+        return items, gone
+
+    def _read_entries(
+        self, entries: list[dav.DavResponse], window: Window
+    ) -> tuple[list[RemoteItem | RemoteRejection], list[str]]:
+        """The items (or rejections) of answered objects, and the hrefs answered as gone."""
         from calbridge.providers.ical.parse import parse_item  # not needed when nothing changed
 
         items: list[RemoteItem | RemoteRejection] = []
         gone: list[str] = []
-        answered: set[str] = set()
-        for entry in dav.read_multistatus(chunks, self._collection, source=self._source):
-            if not isinstance(entry, dav.DavResponse):
-                continue
-            answered.add(entry.href)
+        for entry in entries:
             data = entry.text("C:calendar-data")
             if entry.status in (404, 410):
                 gone.append(entry.href)
@@ -210,13 +317,6 @@ class Puller:
             else:
                 ref = RemoteRef(entry.href, entry.text("D:getetag"))
                 items.append(parse_item(ref, data, window))
-        for href in hrefs:  # a server that silently skips an href: ask for it directly
-            if href not in answered:
-                single = self._get(href, window)
-                if single is None:
-                    gone.append(href)
-                else:
-                    items.append(single)
         return items, gone
 
 

@@ -88,6 +88,17 @@ def sync_collection_body(token: str | None) -> bytes:
     return _document(root)
 
 
+def calendar_query_body() -> bytes:
+    """RFC 4791 calendar-query for every object of the collection (a VCALENDAR filter and
+    nothing more: no time range, as the listing has none), with its etag and data."""
+    root = _element("C:calendar-query")
+    prop = _element("D:prop", root)
+    _element("D:getetag", prop)
+    _element("C:calendar-data", prop)
+    _element("C:comp-filter", _element("C:filter", root)).set("name", "VCALENDAR")
+    return _document(root)
+
+
 def multiget_body(hrefs: Sequence[str]) -> bytes:
     root = _element("C:calendar-multiget")
     prop = _element("D:prop", root)
