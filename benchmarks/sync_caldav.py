@@ -5,8 +5,10 @@ VTIMEZONE, ~15 % are all-day, the rest UTC) three contenders run **interleaved**
 on the same Radicale:
 
 * **bare protocol** — the lower bound: one RFC 6578 ``sync-collection`` REPORT and the
-  ``calendar-multiget`` batches calbridge asks for (200 hrefs each), bytes only, in this warm
-  process (no parsing, no database); and the no-change REPORT with the token it got.
+  ``calendar-multiget`` batches of 200 hrefs, bytes only, in this warm process (no parsing, no
+  database); and the no-change REPORT with the token it got. Also the bytes of the requests
+  calbridge's first pull makes (``bare query``): one ``calendar-query`` for every object,
+  then the ``sync-collection`` listing — the lower bound of what calbridge itself asks for.
 * **calbridge** — the ``calbridge sync`` *process*, start to exit, in a data directory whose
   directory (companies, contacts, users) and calendar link are already there; then a second
   ``calbridge sync`` with nothing changed. Every event becomes an assigned booking.
@@ -167,6 +169,25 @@ def bare_import(url: str) -> tuple[float, str, int]:
             size += len(client.request("REPORT", url, content=body, headers={"Depth": "1"}).content)
     token = _TOKEN.search(listing)
     return time.perf_counter() - started, token.group(1).decode() if token else "", size
+
+
+QUERY = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
+    '<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+)
+
+
+def bare_query_first(url: str) -> float:
+    """calbridge's first pull, bytes only: every object by calendar-query, then the listing."""
+    started = time.perf_counter()
+    with httpx.Client(auth=(USER, PASSWORD), timeout=3000) as client:
+        client.request("REPORT", url, content=QUERY, headers={"Depth": "1"}).read()
+        client.request(
+            "REPORT", url, content=SYNC_BODY.format(token=""), headers={"Depth": "1"}
+        ).read()
+    return time.perf_counter() - started
 
 
 def bare_no_change(url: str, token: str) -> float:
@@ -371,7 +392,13 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
 
 def bare_figures(url: str) -> dict[str, float]:
     seconds, token, size = bare_import(url)
-    return {"import": seconds, "no_change": bare_no_change(url, token), "mb": size / 1e6}
+    no_change = bare_no_change(url, token)
+    return {
+        "import": seconds,
+        "query_first": bare_query_first(url),
+        "no_change": no_change,
+        "mb": size / 1e6,
+    }
 
 
 def median(values: list[float]) -> float:
@@ -395,10 +422,20 @@ def summarize(result: dict[str, Any]) -> list[str]:
             f"  {name:<28}{min(values):8.2f}{median(values):8.2f}   "
             + " ".join(f"{v:.2f}" for v in values)
         )
+    values = [r["query_first"] for r in runs["bare"]]
+    lines.append(
+        f"  {'bare query (+ listing)':<28}{min(values):8.2f}{median(values):8.2f}   "
+        + " ".join(f"{v:.2f}" for v in values)
+    )
     ratio_bare = [c["import"] / b["import"] for c, b in zip(cb, runs["bare"], strict=True)]
     lines.append(
         f"  {'calbridge / bare':<28}{min(ratio_bare):8.2f}{median(ratio_bare):8.2f}   "
         + " ".join(f"{v:.2f}" for v in ratio_bare)
+    )
+    ratio_query = [c["import"] / b["query_first"] for c, b in zip(cb, runs["bare"], strict=True)]
+    lines.append(
+        f"  {'calbridge / bare query':<28}{min(ratio_query):8.2f}{median(ratio_query):8.2f}   "
+        + " ".join(f"{v:.2f}" for v in ratio_query)
     )
     if failed:
         lines.append(
