@@ -4,7 +4,15 @@ With RFC 6578 ``sync-collection`` the server says which hrefs changed or went aw
 token; without it, one PROPFIND lists every (href, etag) and the previous listing — carried in
 the token itself as ``etag:`` + compressed JSON of name → etag digest — tells what changed. Either
 way the changed objects are then fetched by ``calendar-multiget`` in batches, one page per batch,
-so the calendar is never held in memory at once; responses are parsed as they stream in.
+two requests in flight; each page carries its answer's bytes and is parsed by the thread that
+reads its items (:class:`DeferredPage`).
+
+A full listing (the first pull, a full resync) reads the objects first: one ``calendar-query``
+for every object, handed out in pages of the batch size, and only then the listing for the
+token, which the server computes while those pages are applied; the listing's etags settle what
+changed in between (:meth:`Puller._query_first`). A server that refuses or cuts that query is
+read the incremental way instead. The query's answer is held (parsed to its responses, not to
+events) until it is handed out — about the calendar's size in text.
 """
 
 from __future__ import annotations
