@@ -4,11 +4,22 @@ extras)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from calbridge.domain.event import make_times
 from calbridge.domain.remote import ChangePage, EventFields, RemoteItem, Window
 from calbridge.providers.caldav.provider import CalDAVProvider
+from calbridge.store.db import Store
+from calbridge.store.secrets import SecretBox
+from calbridge.sync.calendars import add_caldav_calendar
+from calbridge.sync.engine import sync_calendar
+from calbridge.sync.providers import open_provider
+from calbridge.sync.report import SyncReport
 
 WINDOW = Window(datetime(2027, 1, 1), datetime(2028, 1, 1))
 
@@ -61,3 +72,32 @@ def names(by_href: dict[str, object]) -> dict[str, str]:
         for href, item in by_href.items()
         if isinstance(item, RemoteItem)
     }
+
+
+@dataclass
+class Linked:
+    """A SQLite store (the example directory) with one CalDAV calendar linked, "front"."""
+
+    store: Store
+    box: SecretBox
+    cal_id: int
+
+    def sync(self, **options: Any) -> SyncReport:
+        """An engine sync of "front" (``options``: handover…)."""
+        return sync_calendar(
+            self.store, self.cal_id, lambda c: open_provider(c, self.box), **options
+        )
+
+
+@contextmanager
+def linked(url: str, folder: Path, password: str = "ann-secret") -> Iterator[Linked]:
+    """:class:`Linked` to the calendar at ``url`` (user ann), its store in ``folder``."""
+    from worlds import example_store
+
+    box = SecretBox(SecretBox.generate_key())
+    with example_store(folder) as store:
+        with store.session() as session:
+            cal_id = add_caldav_calendar(
+                session, box, "front", url, "ann", password, check=False
+            ).id
+        yield Linked(store, box, cal_id)

@@ -18,11 +18,7 @@ from calbridge.providers.caldav.provider import CalDAVProvider
 from calbridge.providers.caldav.pull import ETAG_TOKEN
 from calbridge.store.models import Calendar as StoredCalendar
 from calbridge.store.models import Rejection
-from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar
-from calbridge.sync.engine import sync_calendar
-from calbridge.sync.providers import open_provider
-from worlds import example_store
+from caldav_samples import linked
 
 if TYPE_CHECKING:
     from conftest import Calendar, FaultProxy
@@ -100,19 +96,12 @@ def test_a_sync_without_a_token_is_a_marked_full_resync_and_stores_no_empty_toke
     proxied: Calendar, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     seed(proxied, "a", "b", "c")
-    box = SecretBox(SecretBox.generate_key())
-    with example_store(tmp_path) as store:
-        with store.session() as session:
-            cal_id = add_caldav_calendar(
-                session, box, "front", proxied.url, "ann", "ann-secret", check=False
-            ).id
-
-        def sync() -> object:
-            return sync_calendar(store, cal_id, lambda c: open_provider(c, box))
+    with linked(proxied.url, tmp_path) as front:
+        sync = front.sync
 
         def token() -> str | None:
-            with store.session() as session:
-                stored = session.get(StoredCalendar, cal_id)
+            with front.store.session() as session:
+                stored = session.get(StoredCalendar, front.cal_id)
                 assert stored is not None
                 return stored.sync_token
 
@@ -228,24 +217,20 @@ def test_a_broken_answer_is_the_calendars_error_and_rejections_are_recorded(
     """Through the engine: a damaged object is a stored rejection while the rest import; a
     cut answer fails that sync with a one-line error and stores nothing half-read."""
     seed(proxied, "good", "bad")
-    box = SecretBox(SecretBox.generate_key())
-    with example_store(tmp_path) as store:
-        with store.session() as session:
-            cal_id = add_caldav_calendar(
-                session, box, "front", proxied.url, "ann", "ann-secret", check=False
-            ).id
+    with linked(proxied.url, tmp_path) as front:
+        store = front.store
         proxy.rewrite(lambda body: body.replace(b"Meeting bad", b"Meeting \xff"), "REPORT", OBJECTS)
-        first = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
+        first = front.sync()
         assert first.ok and (first.created, first.rejected) == (1, 1), first.error
         with store.session() as session:
             [rejection] = session.query(Rejection).all()
             assert rejection.uid == "bad" and "not UTF-8" in rejection.reason
         proxied.put("later.ics", meeting("later", "Later"))
         proxy.rewrite(lambda body: body[:-30], "REPORT", OBJECTS)
-        broken = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
+        broken = front.sync()
         assert not broken.ok and "not well-formed XML" in (broken.error or "")
         assert "\n" not in (broken.error or "")
-        fixed = sync_calendar(store, cal_id, lambda c: open_provider(c, box))
+        fixed = front.sync()
         assert fixed.ok and fixed.created == 1, fixed.error
 
 

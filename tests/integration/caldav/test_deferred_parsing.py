@@ -15,14 +15,9 @@ from calbridge.config import Settings
 from calbridge.domain.remote import DeferredPage, RemoteItem
 from calbridge.providers.caldav.pull import Puller
 from calbridge.providers.caldav.xml import MalformedReply
-from calbridge.store.secrets import SecretBox
-from calbridge.sync.calendars import add_caldav_calendar
-from calbridge.sync.engine import sync_calendar
-from calbridge.sync.providers import open_provider
 from calbridge.sync.quick import Handover, QuickSync
 from calbridge.sync.readahead import read_ahead
-from caldav_samples import WINDOW, meeting
-from worlds import example_store
+from caldav_samples import WINDOW, linked, meeting
 
 if TYPE_CHECKING:
     from conftest import Calendar, FaultProxy
@@ -84,21 +79,16 @@ def test_a_quiet_calendar_whose_change_cannot_be_read_goes_to_the_engine_which_r
     answer that cannot be read is reported as the engine reports it — not raised out of
     ``calbridge sync`` before the other calendars ran."""
     proxied.put("a.ics", meeting("a", "Meeting a"))
-    box = SecretBox(SecretBox.generate_key())
-    with example_store(tmp_path) as store:
-        with store.session() as session:
-            cal_id = add_caldav_calendar(
-                session, box, "front", proxied.url, "ann", "ann-secret", check=False
-            ).id
-        assert sync_calendar(store, cal_id, lambda c: open_provider(c, box)).ok
-        quick = QuickSync(tmp_path / "calbridge.db", Settings(data_dir=tmp_path), box)
+    with linked(proxied.url, tmp_path) as front:
+        assert front.sync().ok
+        quick = QuickSync(tmp_path / "calbridge.db", Settings(data_dir=tmp_path), front.box)
         [target] = quick.targets(["front"]) or []
         assert target.mark  # quiet: the quick path may answer it
         proxied.put("b.ics", meeting("b", "Meeting b"))
         proxy.rewrite(lambda body: b"<html>oops", "REPORT", b"calendar-multiget")
         handover = quick.start(target)
         assert isinstance(handover, Handover)
-        report = sync_calendar(store, cal_id, lambda c: open_provider(c, box), handover=handover)
+        report = front.sync(handover=handover)
         assert not report.ok and "where a WebDAV multistatus" in (report.error or "")
-        again = sync_calendar(store, cal_id, lambda c: open_provider(c, box))  # answers mended
+        again = front.sync()  # the answers mended
         assert again.ok and again.created == 1, again.error
