@@ -17,19 +17,14 @@ import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from calbridge import installed_version
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import typer
 
     from calbridge.errors import CalbridgeError
-
-
-def version() -> str:
-    """The installed distribution's version (the source tree's when it is not installed)."""
-    from calbridge import installed_version
-
-    return installed_version()
 
 
 #: The top-level commands: name → (loader, the help line ``calbridge --help`` shows). The
@@ -234,7 +229,7 @@ def build_app() -> typer.Typer:
         ),
     ) -> None:
         if show_version:  # reached only when --version follows other options
-            typer.echo(f"calbridge {version()}")
+            typer.echo(f"calbridge {installed_version()}")
             raise typer.Exit(0)
         from calbridge.config import load_settings
         from calbridge.logs import configure_logging
@@ -322,7 +317,7 @@ def run() -> None:
 
 def main() -> None:
     if sys.argv[1:] == ["--version"]:
-        sys.stdout.write(f"calbridge {version()}\n")
+        sys.stdout.write(f"calbridge {installed_version()}\n")
         sys.exit(0)
     lighten_libraries()
     from calbridge.cli.sync_run import plain_sync_args
