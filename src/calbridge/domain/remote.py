@@ -133,6 +133,10 @@ class ChangePage:
     full: bool = False  # True when this listing is everything (a full resync)
 
 
+#: what a :class:`DeferredPage` runs to read its items: the items and the ids found gone
+PageReader = Callable[[], tuple[list[RemoteItem | RemoteRejection], list[str]]]
+
+
 class DeferredPage(ChangePage):
     """A :class:`ChangePage` whose items are read by ``read`` when first asked for: a provider
     that fetches ahead on a thread (``calbridge.sync.readahead``) hands over the raw answer,
@@ -143,14 +147,13 @@ class DeferredPage(ChangePage):
 
     def __init__(
         self,
-        read: Callable[[], tuple[list[RemoteItem | RemoteRejection], list[str]]],
+        read: PageReader,
         deleted: list[str],
         token: str | None = None,
         done: bool = False,
         full: bool = False,
     ) -> None:
-        self._read: Callable[[], tuple[list[RemoteItem | RemoteRejection], list[str]]] | None
-        self._read = read
+        self._read: PageReader | None = read
         super().__init__([], deleted, token, done, full)
 
     def _resolve(self) -> None:

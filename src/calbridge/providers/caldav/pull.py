@@ -183,23 +183,19 @@ class Puller:
         states, token = self._sync_states(None)
         if token:
             return {href: etag for href, (present, etag) in states.items() if present}, token
-        logger.warning(
-            "%s answered the sync report without a sync-token; listing the calendar by etags "
-            "instead",
-            self._source,
-        )
+        logger.warning("%s; listing the calendar by etags instead", self._tokenless)
         listing = self._etag_listing()
-        token_out = ETAG_TOKEN + _encode_listing({n: _digest(e) for n, e in listing.items()})
+        token_out = _etag_token({name: _digest(etag) for name, etag in listing.items()})
         return {self._collection + n: e for n, e in listing.items()}, token_out
 
+    @property
+    def _tokenless(self) -> str:
+        return f"{self._source} answered the sync report without a sync-token"
+
     def _without_token(self, token: str | None, window: Window) -> Iterator[ChangePage]:
-        problem = (
-            f"{self._http.label}: the server at {self._http.server} answered the sync report "
-            "without a sync-token"
-        )
         if token is not None:
-            raise TokenExpired(f"{problem}; a full resync follows")
-        logger.warning("%s; listing the calendar by etags instead", problem)
+            raise TokenExpired(f"{self._tokenless}; a full resync follows")
+        logger.warning("%s; listing the calendar by etags instead", self._tokenless)
         return self.etag_changes(None, window)
 
     def _report_sync(
@@ -228,7 +224,7 @@ class Puller:
         listing = {name: _digest(etag) for name, etag in self._etag_listing().items()}
         changed = [self._collection + n for n, tag in listing.items() if previous.get(n) != tag]
         deleted = [self._collection + n for n in previous if n not in listing]
-        token_out = ETAG_TOKEN + _encode_listing(listing)
+        token_out = _etag_token(listing)
         del previous
         yield from self._pages(changed, deleted, token_out, window, full=token is None)
 
@@ -353,6 +349,11 @@ def _without_data(entry: dav.DavResponse) -> RemoteRejection:
 def _digest(etag: str) -> str:
     """8 bytes of the etag's hash: enough to notice a change, small enough to keep in a token."""
     return base64.b64encode(hashlib.sha256(etag.encode()).digest()[:8]).decode()[:11]
+
+
+def _etag_token(digests: dict[str, str]) -> str:
+    """Our own token for a server without sync-tokens: the listing (name → etag digest)."""
+    return ETAG_TOKEN + _encode_listing(digests)
 
 
 def _encode_listing(listing: dict[str, str]) -> str:
