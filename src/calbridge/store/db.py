@@ -185,25 +185,28 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     sql, columns = plan
     values = [
-        [value] * len(rows) if key is None else _column(rows, key, processor)
-        for key, processor, value in columns
+        [value] * len(rows) if key is None else _column(rows, key, processor, shared)
+        for key, processor, value, shared in columns
     ]
     params = list(zip(*values, strict=True))
     session.connection().exec_driver_sql(sql, params)
 
 
 _Processor = Callable[[Any], Any] | None
-# the SQL, and for each of its parameters: the row's key and its bind processor, or (None,
-# None, the processed default of a column the rows leave out)
-_Plan = tuple[str, list[tuple[str | None, _Processor, Any]]]
+# the SQL, and for each of its parameters: the row's key, its bind processor, None and whether
+# its values are JSON (serialized once per object the rows share), or (None, None, the
+# processed default of a column the rows leave out, False)
+_Plan = tuple[str, list[tuple[str | None, _Processor, Any, bool]]]
 _plans: dict[tuple[Table, tuple[str, ...], str], _Plan | None] = {}
 
 
-def _column(rows: Sequence[dict[str, Any]], key: str, processor: _Processor) -> list[Any]:
+def _column(
+    rows: Sequence[dict[str, Any]], key: str, processor: _Processor, shared: bool
+) -> list[Any]:
     """Column ``key`` of ``rows``, as the driver takes it."""
     if processor is None:
         return [row[key] for row in rows]
-    if not getattr(processor, "serializes", False):
+    if not shared:
         return [processor(row[key]) for row in rows]
     memo: dict[int, Any] = {}  # JSON: one serialization per object the rows share (the rows
     out = []  # hold every value meanwhile, so no id is reused)
@@ -230,17 +233,9 @@ def _fast_processor(column_type: TypeEngine[Any], processor: _Processor) -> _Pro
     """``processor``, or a quicker function that gives the same values: the column type's
     own bind processor costs more than the rest of an import's insert for date-times (a
     ``%`` format per value). Used only when it agrees with the type's processor on samples,
-    so a changed storage format falls back to the type's own. JSON processors are marked
-    ``serializes`` (their values are memoized per shared object, see :func:`_column`)."""
+    so a changed storage format falls back to the type's own."""
     if processor is None:
         return None
-    if isinstance(column_type, JSON):
-
-        def serialize(value: Any) -> Any:
-            return processor(value)
-
-        serialize.serializes = True  # type: ignore[attr-defined]
-        return serialize
     if isinstance(column_type, DateTime):
 
         def as_text(value: Any) -> Any:
@@ -268,17 +263,16 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan
             )
             order = compiled.positiontup or []
             if sorted(order) == sorted(names):
-                columns: list[tuple[str | None, _Processor, Any]] = []
+                columns: list[tuple[str | None, _Processor, Any, bool]] = []
                 for name in order:
                     impl = table.c[name].type.dialect_impl(dialect)
                     processor = _fast_processor(impl, impl.bind_processor(dialect))
                     if name in keys:
-                        columns.append((name, processor, None))
+                        columns.append((name, processor, None, isinstance(impl, JSON)))
                     else:
                         value = cast(ScalarElementColumnDefault, left_out[name]).arg
-                        columns.append(
-                            (None, None, value if processor is None else processor(value))
-                        )
+                        processed = value if processor is None else processor(value)
+                        columns.append((None, None, processed, False))
                 _plans[cache_key] = (str(compiled), columns)
     return _plans[cache_key]
 
