@@ -394,7 +394,7 @@ def one_size(n: int, reps: int, engine: bool) -> dict[str, Any]:
     return result
 
 
-def bare_figures(url: str) -> dict[str, float]:
+def bare_figures(url: str) -> dict[str, float | None]:
     seconds, token, size = bare_import(url)
     no_change = bare_no_change(url, token)
     return {
@@ -407,6 +407,13 @@ def bare_figures(url: str) -> dict[str, float]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def row(label: str, values: list[float]) -> str:
+    """One line of the summary: label, min, median, then every repetition's value."""
+    return f"  {label:<28}{min(values):8.2f}{median(values):8.2f}   " + " ".join(
+        f"{v:.2f}" for v in values
+    )
 
 
 def summarize(result: dict[str, Any]) -> list[str]:
@@ -422,32 +429,20 @@ def summarize(result: dict[str, Any]) -> list[str]:
     peers = ("bare", "calbridge") if failed else ("bare", "calbridge", "vdirsyncer")
     for name in peers:
         values = [r["import"] for r in runs[name]]
-        lines.append(
-            f"  {name:<28}{min(values):8.2f}{median(values):8.2f}   "
-            + " ".join(f"{v:.2f}" for v in values)
-        )
+        lines.append(row(name, values))
     queried = all(r["query_first"] is not None for r in runs["bare"])
     if queried:
         values = [r["query_first"] for r in runs["bare"]]
-        lines.append(
-            f"  {'bare query (+ listing)':<28}{min(values):8.2f}{median(values):8.2f}   "
-            + " ".join(f"{v:.2f}" for v in values)
-        )
+        lines.append(row("bare query (+ listing)", values))
     else:
         lines.append(f"  {'bare query (+ listing)':<28}refused by the server: calbridge lists")
     ratio_bare = [c["import"] / b["import"] for c, b in zip(cb, runs["bare"], strict=True)]
-    lines.append(
-        f"  {'calbridge / bare':<28}{min(ratio_bare):8.2f}{median(ratio_bare):8.2f}   "
-        + " ".join(f"{v:.2f}" for v in ratio_bare)
-    )
+    lines.append(row("calbridge / bare", ratio_bare))
     if queried:
         ratio_query = [
             c["import"] / b["query_first"] for c, b in zip(cb, runs["bare"], strict=True)
         ]
-        lines.append(
-            f"  {'calbridge / bare query':<28}{min(ratio_query):8.2f}"
-            f"{median(ratio_query):8.2f}   " + " ".join(f"{v:.2f}" for v in ratio_query)
-        )
+        lines.append(row("calbridge / bare query", ratio_query))
     if failed:
         lines.append(
             f"  vdirsyncer failed in {len(failed)} of {len(runs['vdirsyncer'])} runs: {failed[0]}"
@@ -456,22 +451,13 @@ def summarize(result: dict[str, Any]) -> list[str]:
         ratio_vdir = [
             v["import"] / c["import"] for c, v in zip(cb, runs["vdirsyncer"], strict=True)
         ]
-        lines.append(
-            f"  {'vdirsyncer / calbridge':<28}{min(ratio_vdir):8.2f}{median(ratio_vdir):8.2f}   "
-            + " ".join(f"{v:.2f}" for v in ratio_vdir)
-        )
+        lines.append(row("vdirsyncer / calbridge", ratio_vdir))
     lines.append(f"  {'no-change re-sync (s)':<28}{'min':>8}{'median':>8}")
     for name in peers:
         values = [r["no_change"] for r in runs[name]]
-        lines.append(
-            f"  {name:<28}{min(values):8.2f}{median(values):8.2f}   "
-            + " ".join(f"{v:.2f}" for v in values)
-        )
+        lines.append(row(name, values))
     over = [c["no_change"] - b["no_change"] for c, b in zip(cb, runs["bare"], strict=True)]
-    lines.append(
-        f"  {'calbridge − bare REPORT':<28}{min(over):8.2f}{median(over):8.2f}   "
-        + " ".join(f"{v:.2f}" for v in over)
-    )
+    lines.append(row("calbridge − bare REPORT", over))
     rss = [r["rss_mb"] for r in cb]
     lines.append(f"  calbridge sync peak RSS: {max(rss):.0f} MB")
     if "engine" in result:
