@@ -209,22 +209,69 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         assert loaded == ["calbridge.providers.caldav.provider"]
 
 
-def test_the_console_script_freezes_what_is_left_before_the_interpreter_exits() -> None:
-    """``run`` (the ``calbridge`` script) ends with ``gc.freeze()``, so shutting down does not
-    walk every object a sync left; the exit code is main's. ``main`` itself, which tests call
-    in their own process, freezes nothing."""
+def collector_at_exit(args: list[str], entry: str, env: dict[str, str] | None = None) -> str:
+    """Run ``calbridge ARGS`` through ``entry`` (``run``, the console script, or ``main``) in a
+    fresh interpreter, with the exit code main gives; what its cyclic collector was like at
+    exit: ``"on"``/``"off"`` and ``"frozen"``/``"unfrozen"``."""
     probe = (
         "import atexit, gc, sys\n"
-        "atexit.register(lambda: sys.stderr.write(f'FROZEN {gc.get_freeze_count() > 0}\\n'))\n"
-        "sys.argv = ['calbridge', '--version']\n"
-        "from calbridge.cli.main import ENTRY\nENTRY()\n"
+        "atexit.register(lambda: sys.stderr.write(\n"
+        '    f\'COLLECTOR {"on" if gc.isenabled() else "off"} \'\n'
+        '    f\'{"frozen" if gc.get_freeze_count() else "unfrozen"}\\n\'))\n'
+        f"sys.argv = ['calbridge', *{args!r}]\n"
+        f"from calbridge.cli.main import {entry}\n{entry}()\n"
     )
-    for entry, frozen in (("run", True), ("main", False)):
-        done = subprocess.run(
-            [sys.executable, "-c", probe.replace("ENTRY", entry)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0 and done.stdout.startswith("calbridge "), done.stderr
-        assert f"FROZEN {frozen}" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**(env or {}), "COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    marker = [line for line in done.stderr.splitlines() if line.startswith("COLLECTOR ")]
+    assert marker, done.stderr
+    return marker[-1][len("COLLECTOR ") :]
+
+
+def test_the_console_script_freezes_what_is_left_before_the_interpreter_exits() -> None:
+    """``run`` (the ``calbridge`` script) pauses the cyclic collector while modules load and
+    ends with ``gc.freeze()``, so shutting down does not walk every object a sync left; the
+    exit code is main's. A command resumes collection once its module is loaded (a service
+    runs for long); ``--version`` loads none and ends paused. ``main`` itself, which tests
+    call in their own process, pauses and freezes nothing."""
+    assert collector_at_exit(["--version"], "run") == "off frozen"
+    assert collector_at_exit(["directory", "--help"], "run") == "on frozen"
+    assert collector_at_exit(["--version"], "main") == "on unfrozen"
+    assert collector_at_exit(["directory", "--help"], "main") == "on unfrozen"
+
+
+def test_a_sync_through_the_console_script_collects_once_the_engine_is_loaded(
+    tmp_path: Path, example_directory_text: str
+) -> None:
+    """The first ``calbridge sync`` of a CalDAV calendar runs the engine: collection resumes
+    when it is loaded, so an import of any size is collected as usual. The second finds
+    nothing changed on the quick path, loads no engine, and ends with collection paused."""
+    from calbridge.config import Settings
+    from calbridge.ops.directory import import_directory
+    from calbridge.store.secrets import SecretBox
+    from calbridge.sync.calendars import add_caldav_calendar
+    from calbridge_emulators.radicale import running_radicale
+
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"CALBRIDGE_DATA_DIR": str(data)}
+    with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
+        url = server.make_calendar("ann", "bookings")
+        store = open_store(f"sqlite:///{data / 'calbridge.db'}")
+        try:
+            with store.session() as s:
+                import_directory(s, example_directory_text, actor="test")
+                add_caldav_calendar(
+                    s, SecretBox.from_settings(Settings(data_dir=data)), "b", url, "ann", "ann-pw"
+                )
+        finally:
+            store.dispose()
+        assert collector_at_exit(["sync", "--json"], "run", env) == "on frozen"
+        assert collector_at_exit(["sync", "--json"], "run", env) == "off frozen"

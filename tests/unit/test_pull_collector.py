@@ -1,6 +1,7 @@
 """While pulls run, the cyclic collector's first threshold is raised; afterwards it is what it
 was — also when pulls overlap on threads, when one fails, and when collection was switched off
-(threshold 0 stays 0)."""
+(threshold 0 stays 0). While the console script starts, collection is paused; resuming freezes
+what start-up made and switches it back on — and does nothing where start-up did not pause."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from calbridge.sync.collector import PULL_THRESHOLD, fewer_collections
+from calbridge.sync import collector
+from calbridge.sync.collector import (
+    PULL_THRESHOLD,
+    fewer_collections,
+    pause_while_starting,
+    resume_after_start,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +61,43 @@ def test_collection_switched_off_by_threshold_zero_stays_off() -> None:
     with fewer_collections():
         assert gc.get_threshold()[0] == 0
     assert gc.get_threshold() == (0, 10, 10)
+
+
+@pytest.fixture
+def _collector_restored() -> Iterator[None]:
+    """These tests switch the collector off and freeze objects: put both back afterwards."""
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count()
+    yield
+    collector._paused_at_start = False
+    if gc.get_freeze_count() > frozen:
+        gc.unfreeze()
+    (gc.enable if enabled else gc.disable)()
+
+
+@pytest.mark.usefixtures("_collector_restored")
+def test_start_up_pauses_collection_and_resuming_freezes_what_it_made() -> None:
+    gc.enable()
+    pause_while_starting()
+    assert not gc.isenabled()
+    made_while_starting = [[n] for n in range(1000)]  # containers the collector tracks
+    frozen_before = gc.get_freeze_count()
+    resume_after_start()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen_before + len(made_while_starting)
+    frozen_after = gc.get_freeze_count()
+    resume_after_start()  # once only
+    assert gc.get_freeze_count() == frozen_after
+
+
+@pytest.mark.usefixtures("_collector_restored")
+def test_resuming_without_a_paused_start_changes_nothing() -> None:
+    """A test calling ``main()`` in its own process, or a command run twice: no freeze, and
+    the collector stays as its owner left it."""
+    gc.enable()
+    frozen = gc.get_freeze_count()
+    resume_after_start()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()  # someone switched collection off on purpose
+    pause_while_starting()
+    resume_after_start()
+    assert not gc.isenabled() and gc.get_freeze_count() == frozen

@@ -247,6 +247,8 @@ def command() -> Callable[..., Any]:
     import typer.main
     from typer.core import TyperCommand
 
+    from calbridge.sync.collector import resume_after_start
+
     class LazyCommand(TyperCommand):
         def __init__(self, name: str, help_line: str) -> None:
             super().__init__(name, help=help_line)
@@ -255,6 +257,7 @@ def command() -> Callable[..., Any]:
         def real(self) -> Any:
             if self._real is None:
                 self._real = load_command(str(self.name))
+                resume_after_start()  # loaded: a service or worker then collects as usual
             return self._real
 
         def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
@@ -302,16 +305,20 @@ def lighten_libraries() -> None:
 
 
 def run() -> None:
-    """The ``calbridge`` console script: :func:`main`, then the process ends. Objects still
-    alive then are frozen out of the collector first (``gc.freeze``): the interpreter's
-    collections while it shuts down would otherwise walk every one of them — after an
-    import, about 0.2 s for nothing, since the process is ending. Not done by :func:`main`,
-    which tests call within their own process."""
+    """The ``calbridge`` console script: :func:`main`, then the process ends. The cyclic
+    collector is paused while the command's modules load (``sync/collector.py``). Objects still
+    alive at the end are frozen out of the collector: the interpreter's collections while it
+    shuts down would otherwise walk every one of them — after an import, about 0.2 s for
+    nothing, since the process is ending. Neither is done by :func:`main`, which tests call
+    within their own process."""
+    import gc
+
+    from calbridge.sync.collector import pause_while_starting
+
+    pause_while_starting()
     try:
         main()
     finally:
-        import gc
-
         gc.freeze()
 
 

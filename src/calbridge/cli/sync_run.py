@@ -126,8 +126,10 @@ class EngineRun:
             if handover is not None:
                 handover.close()
             raise
+        from calbridge.sync.collector import resume_after_start
         from calbridge.sync.engine import sync_calendar
 
+        resume_after_start()  # the engine is loaded (see sync/collector.py)
         box = self._box
 
         def provider(calendar: Any) -> Any:

@@ -10,6 +10,15 @@ CalDAV import, mostly full passes over the long-lived heap (modules, SQLAlchemy'
 any pull runs (several may run on threads at once: the first to start raises it, the last to
 finish puts back what was there) — the collector still runs, at most a few thousand objects'
 worth of cyclic garbage later. A threshold of 0 (collection switched off) is left alone.
+
+Start-up is the other case. Loading SQLAlchemy, the ORM models, httpx and the engine creates a
+few hundred thousand objects that live as long as the process, and the collector's passes over
+them while they load cost about a tenth of a 1,000-event import through the CLI. The console
+script (:func:`calbridge.cli.main.run`) calls :func:`pause_while_starting` first; once a
+command's modules are loaded, :func:`resume_after_start` freezes what start-up made
+(``gc.freeze``: later full passes skip it too) and switches collection back on. The sync path
+resumes when the engine is loaded (``cli/sync_run.py``), any other command once its module is
+loaded (``cli/main.py``); a quick no-change sync never loads the engine and ends paused.
 """
 
 from __future__ import annotations
@@ -48,6 +57,27 @@ class _RaisedThreshold:
 
 
 _raised = _RaisedThreshold()
+_paused_at_start = False
+
+
+def pause_while_starting() -> None:
+    """No cyclic collection until :func:`resume_after_start` (the console script only: a
+    process that is about to load its modules). Nothing when collection is already off."""
+    global _paused_at_start
+    if gc.isenabled():
+        gc.disable()
+        _paused_at_start = True
+
+
+def resume_after_start() -> None:
+    """The command's modules are loaded: freeze what start-up made (it lives as long as the
+    process) and switch collection back on. Nothing unless :func:`pause_while_starting`
+    switched it off — a test calling ``main()`` in its own process keeps its collector."""
+    global _paused_at_start
+    if _paused_at_start:
+        _paused_at_start = False
+        gc.freeze()
+        gc.enable()
 
 
 @contextmanager
