@@ -37,6 +37,9 @@ towards the calendar (``direction push``) with a valid mark makes no request at 
 (:class:`ReadAhead`) before the engine is imported, so the server works while the process
 starts; the engine takes the pages from it (:class:`Handover`) — when the calendar's token is
 still the one the listing started from; otherwise they are dropped and the engine lists again.
+A first pull (no token: the whole calendar to read and parse) is listed by a forked child
+process where one can fork (:mod:`calbridge.sync.forked`), so parsing takes the second core
+while this one loads the engine; the read-ahead thread then reads the child's parsed pages.
 
 PostgreSQL stores, the other provider kinds, names that are not exact calendar names and
 anything unexpected go to the engine unchanged.
@@ -48,7 +51,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +61,7 @@ from calbridge.config import Settings
 from calbridge.domain.event import utcnow
 from calbridge.domain.remote import ChangePage, DeferredPage, sync_window
 from calbridge.errors import CalbridgeError, TokenExpired
+from calbridge.sync.forked import pages_from_child
 from calbridge.sync.readahead import ReadAhead
 from calbridge.sync.report import SyncReport
 
@@ -314,8 +318,16 @@ class QuickSync:
         def listing() -> Iterator[ChangePage]:
             yield from provider.list_changes(token, window)
 
+        def add_requests(count: int) -> None:
+            provider.requests += count
+
+        source: Iterable[ChangePage] | None = None
+        if token is None:  # the whole calendar to read: parsed by a child where one can fork
+            source = pages_from_child(
+                listing, lambda: provider.requests, add_requests, f"calendar '{target.name}'"
+            )
         handover = Handover(
-            provider, now, token, ReadAhead(listing()), target.settings, target.secret
+            provider, now, token, ReadAhead(source or listing()), target.settings, target.secret
         )
         try:  # while the server answers (the mark names the installed version: a file read)
             quiet = token is not None and target.mark == quiet_mark(revision[0])

@@ -23,10 +23,13 @@ _DONE = object()
 class ReadAhead(Generic[T]):
     """Iterate ``source`` in a thread, ``depth`` items ahead of the consumer, from now on.
     :meth:`peek` waits for the next item without taking it; :meth:`close` stops the thread
-    (iterating to the end, or an exception, closes it too)."""
+    (iterating to the end, or an exception, closes it too), first calling the source's
+    ``interrupt()`` if it has one (:class:`calbridge.sync.forked.ChildPages`)."""
 
     def __init__(self, source: Iterable[T], depth: int = 2) -> None:
         self._slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+        # a source that can be told to stop from another thread (a child process's pages)
+        self._interrupt = getattr(source, "interrupt", None)
         self._stop = threading.Event()
         self._peeked: list[object] = []
         self._closed = False
@@ -79,6 +82,8 @@ class ReadAhead(Generic[T]):
             return
         self._closed = True
         self._stop.set()
+        if callable(self._interrupt):
+            self._interrupt()  # the producer may be waiting on it: end that wait now
         while True:  # unblock a producer waiting on a full queue
             try:
                 self._slots.get_nowait()

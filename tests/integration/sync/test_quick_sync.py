@@ -286,3 +286,72 @@ def test_a_quiet_push_only_calendar_makes_no_request_and_an_edit_is_still_writte
     code, report, engine, err = cli.sync()
     assert (code, engine, report["pushed_updated"]) == (0, True, 1), err
     assert "Renamed" in (radicale.get_ics(url + "a.ics") or "")
+
+
+def test_a_first_sync_reads_the_calendar_in_a_child_process_and_books_every_event(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    """A calendar's first pull (no token yet) is read by a forked child while the engine loads
+    (``sync/forked.py``): the bookings are what the objects say — assigned by organizer, a
+    weekly series expanded, an all-day event kept all-day — an object with a broken
+    organizer is rejected, the child's requests are counted, and the next sync has nothing
+    to do."""
+    url = radicale.make_calendar("staff", "forked-first")
+    day = _dt(0, 9).date()
+    objects = {
+        "plain.ics": vevent("plain", "Acme offsite", _dt(0, 9), _dt(0, 17),
+                            organizer="ann@acme-events.example"),
+        "weekly.ics": vevent("weekly", "Raj weekly", _dt(1, 8), _dt(1, 9),
+                             organizer="raj.patel@mail.example", rrule="FREQ=WEEKLY;COUNT=3"),
+        "allday.ics": vevent("allday", "Harbour fair", day, day + timedelta(days=1),
+                             organizer="mia@harbour.example", tz=None),
+        "damaged.ics": vevent("damaged", "Broken", _dt(2, 9), _dt(2, 10),
+                              organizer="not an address"),
+    }  # fmt: skip
+    for name, ics in objects.items():
+        radicale.put_ics(url + name, ics)
+    added = cli(
+        "calendars", "add", "front", "--caldav", url, "--username", "staff",
+        "--password-env", "CALBRIDGE_PW",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (0, True, True), err
+    assert (report["pulled"], report["created"], report["rejected"]) == (4, 5, 1)
+    assert report["requests"] == 3  # the probe, the query and the listing, all the child's
+    log = (cli.data / "calbridge.log").read_text()
+    assert "calendar 'front': read by child process" in log
+    rows = (
+        cli.db()
+        .execute("SELECT name, client_id, all_day FROM events ORDER BY start_utc, name")
+        .fetchall()
+    )
+    assert sorted(rows) == sorted(
+        [("Acme offsite", "co-acme", 0), ("Harbour fair", "co-harbour", 1)]
+        + [("Raj weekly", "ct-raj", 0)] * 3
+    )
+    rejected = cli.db().execute("SELECT uid, reason FROM rejections").fetchall()
+    assert [uid for uid, _ in rejected] == ["damaged"]
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["requests"], report["pulled"]) == (0, False, 1, 0), err
+
+
+def test_a_first_sync_whose_server_is_down_is_reported_from_the_child_as_the_engine_reports_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The child's failure is the sync's: the same one-line error (from the listing's own
+    exception, raised again in the parent), stored as the calendar's last error, no token."""
+    with running_radicale(tmp_path / "own-radicale", USERS) as server:
+        url = server.make_calendar("staff", "forked-down")
+        added = cli(
+            "calendars", "add", "front", "--caldav", url, "--username", "staff",
+            "--password-env", "CALBRIDGE_PW",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (4, True, False), err
+    assert "cannot reach the server" in report["error"] and "front" in report["error"]
+    assert report["requests"] >= 1 and "Traceback" not in err
+    assert "calendar 'front': read by child process" in (cli.data / "calbridge.log").read_text()
+    last_error, token = cli.db().execute("SELECT last_error, sync_token FROM calendars").fetchone()
+    assert (last_error, token) == (report["error"], None)

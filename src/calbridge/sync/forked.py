@@ -1,0 +1,171 @@
+"""A first pull's listing read by a child process: the second core parses while this one loads.
+
+A ``calbridge sync`` process is held to one core by the interpreter lock. On a calendar's first
+pull (or a full resync) it has two kinds of CPU work that do not depend on each other: loading
+the engine (SQLAlchemy, the ORM models: about half a second) and reading the calendar (parsing
+the server's XML and every iCalendar object: about 0.13 ms per event). On one core they take
+turns. :func:`pages_from_child` forks the process before either starts — when it has no other
+thread, so the child inherits no lock another thread holds — and the child runs the provider's
+listing: the same requests, retries, parsing and error messages as in this process. It sends
+each page, parsed, down a pipe (pickled: about a tenth of the parsing's cost to read back),
+and the provider's request count at the end. The parent loads the engine meanwhile and applies
+the pages as they come.
+
+What crosses the pipe is ``("page", ChangePage)``, then ``("done", requests)`` or
+``("raised", exception, requests)``: the listing's own exception (:class:`TokenExpired`, a
+:class:`ProviderError` naming the server's answer) is raised in the parent as it would have
+been here; one that cannot be pickled becomes a :class:`ProviderError` with its text. A child
+that ends without saying either (killed, out of memory) is a :class:`ProviderError`; the pages
+it sent are applied and the token, which comes with the last page only, is not stored, so the
+next sync lists again. A parent that stops early (the engine dropped the listing, the sync
+failed) ends the child (SIGKILL) and reaps it; so does :meth:`ChildPages.interrupt`, which
+:class:`~calbridge.sync.readahead.ReadAhead` calls when it is closed while its thread waits
+on the pipe.
+
+Only on Linux (``fork`` without ``exec`` is the platform's usual practice there; macOS system
+libraries do not promise it) and only for a process with one thread: otherwise, and when the
+fork itself fails, None — the caller reads in a thread as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+from calbridge.domain.remote import ChangePage
+from calbridge.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+#: the pipe's buffer on both ends: a page of 200 parsed events pickles to about 90 KB
+_BUFFER = 1 << 16
+
+
+def pages_from_child(
+    listing: Callable[[], Iterable[ChangePage]],
+    requests: Callable[[], int],
+    add_requests: Callable[[int], None],
+    label: str,
+) -> ChildPages | None:
+    """Fork now; the child iterates ``listing()``, reading each page's items. The pages, as
+    the parent iterates the result; ``add_requests`` gets the child's ``requests()`` count
+    when it ends. None when this process cannot fork safely here (see the module doc)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return None
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read_end)
+        os.close(write_end)
+        log.info("reading %s in this process: cannot fork (%s)", label, exc)
+        return None
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _serve(listing, requests, write_end)
+    os.close(write_end)
+    log.info("%s: read by child process %d", label, pid)
+    return ChildPages(pid, os.fdopen(read_end, "rb", buffering=_BUFFER), add_requests, label)
+
+
+class ChildPages:
+    """The pages a child sends, iterated once (on any thread); :meth:`interrupt` (from any
+    thread) ends the child, so a reader blocked on the pipe gets to its end at once."""
+
+    def __init__(
+        self, pid: int, pipe: BinaryIO, add_requests: Callable[[int], None], label: str
+    ) -> None:
+        self._pid, self._pipe, self._add_requests, self._label = pid, pipe, add_requests, label
+        self._lock = threading.Lock()
+        self._status: int | None = None  # once reaped: its pid may name another process
+
+    def __iter__(self) -> Iterator[ChangePage]:
+        try:
+            while True:
+                try:
+                    message = pickle.load(self._pipe)
+                except EOFError:
+                    raise ProviderError(
+                        f"{self._label}: the process reading the calendar ended unexpectedly "
+                        f"({self._ending()}); nothing after its last page was stored, and the "
+                        "next sync reads the calendar again"
+                    ) from None
+                if message[0] == "page":
+                    yield message[1]
+                    continue
+                self._add_requests(message[-1])
+                if message[0] == "raised":
+                    raise message[1]
+                return
+        finally:
+            self._pipe.close()
+            self.interrupt()
+
+    def interrupt(self) -> None:
+        """End the child if it still runs, and reap it. SIGKILL: it holds nothing to clean
+        up (its sockets and pipe close with it) and no handler it inherited can keep it."""
+        with self._lock:
+            if self._status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGKILL)
+        self._ending()
+
+    def _ending(self) -> str:
+        """How the child ended, in words (reaped, waiting for it if need be)."""
+        with self._lock:
+            if self._status is None:
+                try:
+                    self._status = os.waitpid(self._pid, 0)[1]
+                except ChildProcessError:
+                    self._status = -1
+        status = self._status
+        if status == -1:
+            return "its exit status is unknown"
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _serve(
+    listing: Callable[[], Iterable[ChangePage]], requests: Callable[[], int], fd: int
+) -> None:
+    """The child's whole life: the listing's pages down the pipe, then how it ended."""
+    code = 0
+    try:
+        gc.freeze()  # what the parent made: never collected here either
+        gc.enable()  # start-up may have paused it (sync/collector.py)
+        with os.fdopen(fd, "wb", buffering=_BUFFER) as out:
+            try:
+                for page in listing():
+                    plain = ChangePage(
+                        list(page.items), list(page.deleted), page.token, page.done, page.full
+                    )
+                    pickle.dump(("page", plain), out, pickle.HIGHEST_PROTOCOL)
+                    out.flush()
+                ending: tuple[Any, ...] = ("done", requests())
+            except Exception as exc:
+                ending = ("raised", _picklable(exc), requests())
+            pickle.dump(ending, out, pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # the parent went away (a broken pipe), or worse: just end
+        code = 1
+    finally:
+        os._exit(code)  # no atexit, no flushing the parent's buffers a second time
+
+
+def _picklable(exc: Exception) -> Exception:
+    try:
+        pickle.loads(pickle.dumps(exc, pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return ProviderError(str(exc) or type(exc).__name__)
+    return exc
