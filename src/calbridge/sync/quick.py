@@ -52,6 +52,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -259,10 +260,17 @@ class QuickSync:
         except (CalbridgeError, sqlite3.Error, OSError):
             return None
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one ``with`` block, closed at its end: none stays open while the
+        process goes on (a forked child must never inherit one, ``sync/forked.py``)."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA foreign_keys=ON")
-        return db
+        try:
+            db.execute("PRAGMA foreign_keys=ON")
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def targets(self, names: list[str]) -> list[Target] | None:
         """The calendars to sync, in the engine's order (all by name, or the ones named);
