@@ -92,3 +92,32 @@ def test_a_quiet_calendar_whose_change_cannot_be_read_goes_to_the_engine_which_r
         assert not report.ok and "where a WebDAV multistatus" in (report.error or "")
         again = front.sync()  # the answers mended
         assert again.ok and again.created == 1, again.error
+
+
+def test_the_listing_is_asked_for_before_the_querys_answer_is_parsed(
+    calendar: Calendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full listing's two requests: the server computes the listing (for the token) while
+    the query's answer is parsed, not after — here the parse waits until the listing has
+    started, which it would wait for in vain if the listing came after it."""
+    for n in range(3):
+        calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
+    started = threading.Event()
+    order: list[str] = []
+    listing, entries = Puller._full_listing, Puller._query_entries
+
+    def listing_spy(self: Puller) -> Any:
+        order.append("listing asked")
+        started.set()
+        return listing(self)
+
+    def entries_spy(self: Puller, answer: list[bytes]) -> Any:
+        order.append("parse began, listing " + ("asked" if started.wait(10) else "not asked"))
+        return entries(self, answer)
+
+    monkeypatch.setattr(Puller, "_full_listing", listing_spy)
+    monkeypatch.setattr(Puller, "_query_entries", entries_spy)
+    provider = calendar.provider(batch_size=2)
+    pages = list(provider.list_changes(None, WINDOW))
+    assert "parse began, listing asked" in order
+    assert sum(len(page.items) for page in pages) == 3 and pages[-1].token

@@ -9,10 +9,11 @@ reads its items (:class:`DeferredPage`).
 
 A full listing (the first pull, a full resync) reads the objects first: one ``calendar-query``
 for every object, handed out in pages of the batch size, and only then the listing for the
-token, which the server computes while those pages are applied; the listing's etags settle what
-changed in between (:meth:`Puller._query_first`). A server that refuses or cuts that query is
-read the incremental way instead. The query's answer is held (parsed to its responses, not to
-events) until it is handed out — about the calendar's size in text.
+token — asked for as soon as the query's answer is in, and computed by the server while those
+pages are parsed and applied; the listing's etags settle what changed in between
+(:meth:`Puller._query_first`). A server that refuses or cuts that query is read the incremental
+way instead. The query's answer is held (its bytes, then its responses, not events) until it
+is handed out — about the calendar's size in text.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ class Puller:
 
         A full listing (no token) reads the objects first (:meth:`_query_first`)."""
         if token is None:
-            entries = self._query_all()
-            if entries is not None:
-                yield from self._query_first(entries, window)
+            answer = self._query_all()
+            if answer is not None:
+                yield from self._query_first(answer, window)
                 return
         states, current = self._sync_states(token)
         if not current:
@@ -125,10 +126,10 @@ class Puller:
             f"listing {MAX_TRUNCATED_ROUNDS} times in a row; try again later"
         )
 
-    def _query_all(self) -> list[dav.DavResponse] | None:
-        """Every object with its etag and data, in one ``calendar-query``; None when the
-        server will not answer it whole (an error status, a truncated or unreadable answer):
-        then the listing and multigets do it."""
+    def _query_all(self) -> list[bytes] | None:
+        """The raw answer to one ``calendar-query`` for every object with its etag and data;
+        None when the server refuses it (an error status): then the listing and multigets do
+        it. Read whole before it is parsed, so the listing can be asked for at once."""
         body = dav.calendar_query_body()
         with self._http.stream(
             "REPORT", self._http.url, body, {"Depth": "1"}, ok={207, *QUERY_REFUSED}
@@ -140,34 +141,44 @@ class Puller:
                     response.status_code,
                 )
                 return None
-            entries: list[dav.DavResponse] = []
-            try:
-                for entry in dav.read_multistatus(
-                    response.iter_bytes(), self._collection, source=self._source
-                ):
-                    if isinstance(entry, dav.Truncated):
-                        logger.info("%s: calendar-query truncated; listing instead", self._source)
-                        return None
-                    if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
-                        entries.append(entry)
-            except dav.MalformedReply as exc:
-                logger.warning("%s; listing instead", exc)
-                return None
+            return list(response.iter_bytes())
+
+    def _query_entries(self, answer: list[bytes]) -> list[dav.DavResponse] | None:
+        """The objects of a query's answer; None when it is truncated or unreadable."""
+        entries: list[dav.DavResponse] = []
+        try:
+            for entry in dav.read_multistatus(answer, self._collection, source=self._source):
+                if isinstance(entry, dav.Truncated):
+                    logger.info("%s: calendar-query truncated; listing instead", self._source)
+                    return None
+                if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
+                    entries.append(entry)
+        except dav.MalformedReply as exc:
+            logger.warning("%s; listing instead", exc)
+            return None
         return entries
 
-    def _query_first(self, entries: list[dav.DavResponse], window: Window) -> Iterator[ChangePage]:
-        """A full listing that starts from the objects themselves (:meth:`_query_all`): their
-        pages go out at once, while the server lists the collection (sync-collection, or
-        PROPFIND without it) for a token. The listing then settles what changed meanwhile:
-        an object whose etag differs from the one read, or that was not read (created
-        since, or not answered), is fetched by multiget; one read but no longer listed is
-        gone. What the engine holds is then the collection as of the token.
+    def _query_first(self, answer: list[bytes], window: Window) -> Iterator[ChangePage]:
+        """A full listing that starts from the objects themselves (:meth:`_query_all`): the
+        server is asked for the listing (sync-collection, or PROPFIND without it) for a token
+        as soon as the query's answer is in, and the objects' pages go out while it lists.
+        The listing then settles what changed meanwhile: an object whose etag differs from the
+        one read, or that was not read (created since, or not answered), is fetched by
+        multiget; one read but no longer listed is gone. What the engine holds is then the
+        collection as of the token. A truncated or unreadable answer leaves it all to the
+        listing and multigets.
 
         On a server that computes its answers one at a time (Radicale) this also costs it less
         than listing first: no multigets, and the objects are applied while it lists."""
-        read = {entry.href: entry.text("D:getetag") for entry in entries}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
             listing = pool.submit(self._full_listing)
+            entries = self._query_entries(answer)
+            answer.clear()
+            if entries is None:
+                etags, token = listing.result()
+                yield from self._pages(list(etags), [], token, window, full=True)
+                return
+            read = {entry.href: entry.text("D:getetag") for entry in entries}
             for start in range(0, len(entries), self._batch):
                 batch = entries[start : start + self._batch]
                 yield DeferredPage(partial(self._read_entries, batch, window), [], full=True)
