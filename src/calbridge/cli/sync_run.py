@@ -62,7 +62,7 @@ def run_sync(names: list[str], show_progress: bool) -> list[SyncReport]:
             return [engine.sync(cal_id) for cal_id in engine.calendar_ids(names)]
         reports = []
         for target in targets:
-            outcome = quick.start(target)
+            outcome = quick.start(target, fork=not engine.loaded)
             if isinstance(outcome, SyncReport):
                 reports.append(outcome)
             else:
@@ -90,6 +90,11 @@ class EngineRun:
         finally:
             if self._store is not None:
                 self._store.dispose()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the engine's store is open (a forked child would inherit its connections)."""
+        return self._store is not None
 
     def store(self) -> Store:
         if self._store is None:

@@ -24,7 +24,9 @@ on the pipe.
 
 Only on Linux (``fork`` without ``exec`` is the platform's usual practice there; macOS system
 libraries do not promise it) and only for a process with one thread: otherwise, and when the
-fork itself fails, None — the caller reads in a thread as before.
+fork itself fails, None — the caller reads in a thread as before. The caller also forks only
+while it holds no open database connection (``calbridge sync`` does it for the calendars it
+reaches before the engine is loaded: SQLite must not see a connection used across a fork).
 """
 
 from __future__ import annotations

@@ -293,9 +293,11 @@ class QuickSync:
             targets.append(Target(row[0], row[1], row[2], settings, *row[4:]))
         return targets
 
-    def start(self, target: Target) -> SyncReport | Handover | None:
+    def start(self, target: Target, *, fork: bool = True) -> SyncReport | Handover | None:
         """Sync ``target`` here when nothing changed (its report), or start its listing for
-        the engine (a :class:`Handover`), or None: the engine does it all."""
+        the engine (a :class:`Handover`), or None: the engine does it all. ``fork``: a first
+        pull may be read by a child process (:mod:`calbridge.sync.forked`) — only while this
+        process holds no database connection of its own (the engine not loaded yet)."""
         started = time.perf_counter()
         try:
             if target.kind != "caldav" or target.direction not in ("both", "pull", "push"):
@@ -330,7 +332,7 @@ class QuickSync:
             provider.requests += count
 
         source: Iterable[ChangePage] | None = None
-        if token is None:  # the whole calendar to read: parsed by a child where one can fork
+        if token is None and fork:  # the whole calendar to read: parsed by a child
             source = pages_from_child(
                 listing, lambda: provider.requests, add_requests, f"calendar '{target.name}'"
             )

@@ -355,3 +355,30 @@ def test_a_first_sync_whose_server_is_down_is_reported_from_the_child_as_the_eng
     assert "calendar 'front': read by child process" in (cli.data / "calbridge.log").read_text()
     last_error, token = cli.db().execute("SELECT last_error, sync_token FROM calendars").fetchone()
     assert (last_error, token) == (report["error"], None)
+
+
+def test_only_calendars_reached_before_the_engine_is_loaded_are_read_by_a_child(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    """Two calendars synced for the first time in one run: the first is read by a child while
+    the engine loads; the second, reached once the engine holds its database connections
+    (which a child must not inherit), is read in this process. Both are imported whole."""
+    for n, name in enumerate(("alpha", "beta")):
+        url = radicale.make_calendar("staff", f"forked-{name}")
+        radicale.put_ics(
+            url + "a.ics",
+            vevent(f"{name}-a", f"{name} offsite", _dt(n, 9), _dt(n, 17),
+                   organizer="ann@acme-events.example"),
+        )  # fmt: skip
+        added = cli(
+            "calendars", "add", name, "--caldav", url, "--username", "staff",
+            "--password-env", "CALBRIDGE_PW",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    done = cli("sync", "--json")
+    assert done.returncode == 0, done.stderr
+    reports = {r["calendar"]: r for r in json.loads(done.stdout)}
+    assert {name: r["created"] for name, r in reports.items()} == {"alpha": 1, "beta": 1}
+    log = (cli.data / "calbridge.log").read_text()
+    assert "calendar 'alpha': read by child process" in log
+    assert "calendar 'beta': read by child process" not in log
