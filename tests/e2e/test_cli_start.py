@@ -59,6 +59,24 @@ def loaded_after(
     return exit_code, loaded
 
 
+def store_with_calendar(data: Path, directory: str, url: str) -> None:
+    """A SQLite store in ``data`` with the example directory and one CalDAV calendar "b" at
+    ``url`` (user ann), made in this process."""
+    from calbridge.config import Settings
+    from calbridge.ops.directory import import_directory
+    from calbridge.store.secrets import SecretBox
+    from calbridge.sync.calendars import add_caldav_calendar
+
+    store = open_store(f"sqlite:///{data / 'calbridge.db'}")
+    try:
+        with store.session() as s:
+            import_directory(s, directory, actor="test")
+            box = SecretBox.from_settings(Settings(data_dir=data))
+            add_caldav_calendar(s, box, "b", url, "ann", "ann-pw")
+    finally:
+        store.dispose()
+
+
 def test_importing_the_cli_loads_no_database_alembic_or_provider_library() -> None:
     code = (
         "import sys\nimport calbridge.cli.main\n"
@@ -159,10 +177,6 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
     nothing to read), and nothing that only prints to a terminal (rich, pygments, click); the
     second is the quick path (``sync/quick.py``): the CalDAV connector and no engine, ORM,
     pydantic or Typer at all."""
-    from calbridge.config import Settings
-    from calbridge.ops.directory import import_directory
-    from calbridge.store.secrets import SecretBox
-    from calbridge.sync.calendars import add_caldav_calendar
     from calbridge_emulators.radicale import running_radicale
 
     data = tmp_path / "data"
@@ -186,16 +200,7 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         "typer",
     )
     with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
-        url = server.make_calendar("ann", "bookings")
-        store = open_store(f"sqlite:///{data / 'calbridge.db'}")
-        try:
-            with store.session() as s:
-                import_directory(s, example_directory_text, actor="test")
-                add_caldav_calendar(
-                    s, SecretBox.from_settings(Settings(data_dir=data)), "b", url, "ann", "ann-pw"
-                )
-        finally:
-            store.dispose()
+        store_with_calendar(data, example_directory_text, server.make_calendar("ann", "bookings"))
         code, loaded = loaded_after(["sync", "--json"], env, watch)
         assert code == 0
         # the engine and the CalDAV connector ran; nothing else was loaded
@@ -253,25 +258,12 @@ def test_a_sync_through_the_console_script_collects_once_the_engine_is_loaded(
     """The first ``calbridge sync`` of a CalDAV calendar runs the engine: collection resumes
     when it is loaded, so an import of any size is collected as usual. The second finds
     nothing changed on the quick path, loads no engine, and ends with collection paused."""
-    from calbridge.config import Settings
-    from calbridge.ops.directory import import_directory
-    from calbridge.store.secrets import SecretBox
-    from calbridge.sync.calendars import add_caldav_calendar
     from calbridge_emulators.radicale import running_radicale
 
     data = tmp_path / "data"
     data.mkdir()
     env = {"CALBRIDGE_DATA_DIR": str(data)}
     with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
-        url = server.make_calendar("ann", "bookings")
-        store = open_store(f"sqlite:///{data / 'calbridge.db'}")
-        try:
-            with store.session() as s:
-                import_directory(s, example_directory_text, actor="test")
-                add_caldav_calendar(
-                    s, SecretBox.from_settings(Settings(data_dir=data)), "b", url, "ann", "ann-pw"
-                )
-        finally:
-            store.dispose()
+        store_with_calendar(data, example_directory_text, server.make_calendar("ann", "bookings"))
         assert collector_at_exit(["sync", "--json"], "run", env) == "on frozen"
         assert collector_at_exit(["sync", "--json"], "run", env) == "off frozen"

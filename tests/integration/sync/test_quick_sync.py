@@ -79,6 +79,14 @@ class Cli:
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.data / "calbridge.db")
 
+    def add(self, name: str, url: str) -> None:
+        """``calbridge calendars add NAME --caldav URL`` as the staff user; it must succeed."""
+        added = self(
+            "calendars", "add", name, "--caldav", url, "--username", "staff",
+            "--password-env", "CALBRIDGE_PW",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
@@ -99,11 +107,7 @@ def _quiet_calendar(cli: Cli, radicale: RadicaleServer, name: str) -> str:
         url + "a.ics",
         vevent("a", "Acme offsite", _dt(0, 9), _dt(0, 17), organizer="ann@acme-events.example"),
     )
-    added = cli(
-        "calendars", "add", "front", "--caldav", url, "--username", "staff",
-        "--password-env", "CALBRIDGE_PW",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    cli.add("front", url)
     code, report, engine, err = cli.sync()
     assert (code, report["created"], engine) == (0, 1, True), err
     return url
@@ -310,11 +314,7 @@ def test_a_first_sync_reads_the_calendar_in_a_child_process_and_books_every_even
     }  # fmt: skip
     for name, ics in objects.items():
         radicale.put_ics(url + name, ics)
-    added = cli(
-        "calendars", "add", "front", "--caldav", url, "--username", "staff",
-        "--password-env", "CALBRIDGE_PW",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    cli.add("front", url)
     code, report, engine, err = cli.sync()
     assert (code, engine, report["ok"]) == (0, True, True), err
     assert (report["pulled"], report["created"], report["rejected"]) == (4, 5, 1)
@@ -343,11 +343,7 @@ def test_a_first_sync_whose_server_is_down_is_reported_from_the_child_as_the_eng
     exception, raised again in the parent), stored as the calendar's last error, no token."""
     with running_radicale(tmp_path / "own-radicale", USERS) as server:
         url = server.make_calendar("staff", "forked-down")
-        added = cli(
-            "calendars", "add", "front", "--caldav", url, "--username", "staff",
-            "--password-env", "CALBRIDGE_PW",
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+        cli.add("front", url)
     code, report, engine, err = cli.sync()
     assert (code, engine, report["ok"]) == (4, True, False), err
     assert "cannot reach the server" in report["error"] and "front" in report["error"]
@@ -370,11 +366,7 @@ def test_only_calendars_reached_before_the_engine_is_loaded_are_read_by_a_child(
             vevent(f"{name}-a", f"{name} offsite", _dt(n, 9), _dt(n, 17),
                    organizer="ann@acme-events.example"),
         )  # fmt: skip
-        added = cli(
-            "calendars", "add", name, "--caldav", url, "--username", "staff",
-            "--password-env", "CALBRIDGE_PW",
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+        cli.add(name, url)
     done = cli("sync", "--json")
     assert done.returncode == 0, done.stderr
     reports = {r["calendar"]: r for r in json.loads(done.stdout)}
