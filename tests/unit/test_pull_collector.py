@@ -84,20 +84,22 @@ def test_start_up_pauses_collection_and_resuming_freezes_what_it_made() -> None:
     resume_after_start()
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(made_while_starting)
-    frozen_after = gc.get_freeze_count()
-    resume_after_start()  # once only
-    assert gc.get_freeze_count() == frozen_after
+    gc.disable()  # once resumed, a second call changes nothing: it does not switch it on
+    resume_after_start()
+    assert not gc.isenabled()
 
 
 @pytest.mark.usefixtures("_collector_restored")
 def test_resuming_without_a_paused_start_changes_nothing() -> None:
     """A test calling ``main()`` in its own process, or a command run twice: no freeze, and
-    the collector stays as its owner left it."""
+    the collector stays as its owner left it. (Frozen objects that are freed leave the count,
+    so the check is that the new ones were not frozen, not that the count stood still.)"""
     gc.enable()
+    made = [[n] for n in range(1000)]
     frozen = gc.get_freeze_count()
     resume_after_start()
-    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert gc.isenabled() and gc.get_freeze_count() < frozen + len(made)
     gc.disable()  # someone switched collection off on purpose
     pause_while_starting()
     resume_after_start()
-    assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    assert not gc.isenabled() and gc.get_freeze_count() < frozen + len(made)
