@@ -7,14 +7,19 @@ fresh interpreter; in this one (pytest and its helpers may run threads) nothing 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import subprocess
 import sys
 import textwrap
 import threading
 from typing import Any
 
+import pytest
+
 from calbridge.domain.remote import ChangePage
-from calbridge.sync.forked import pages_from_child
+from calbridge.errors import ProviderError
+from calbridge.sync.forked import ChildPages, pages_from_child
 from calbridge.sync.readahead import ReadAhead
 
 SETUP = """
@@ -176,3 +181,15 @@ def test_closing_a_read_ahead_interrupts_a_source_that_can_be_interrupted() -> N
     assert pages.peek() is not None
     pages.close()
     assert calls == ["interrupt", "released"]
+
+
+def test_a_message_cut_short_is_an_unexpected_end() -> None:
+    """A child that dies while writing leaves half a message on the pipe: the same clear error
+    as one that sent nothing more, with how the child ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    read_end, write_end = os.pipe()
+    os.write(write_end, pickle.dumps(("page", ChangePage()))[:-5])
+    os.close(write_end)
+    pages = ChildPages(child.pid, os.fdopen(read_end, "rb"), print, "calendar 'x'")
+    with pytest.raises(ProviderError, match=r"ended unexpectedly \(exit status 0\)"):
+        list(pages)

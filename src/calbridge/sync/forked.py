@@ -97,7 +97,7 @@ class ChildPages:
             while True:
                 try:
                     message = pickle.load(self._pipe)
-                except EOFError:
+                except (EOFError, pickle.UnpicklingError):  # none, or one cut short
                     raise ProviderError(
                         f"{self._label}: the process reading the calendar ended unexpectedly "
                         f"({self._ending()}); nothing after its last page was stored, and the "
