@@ -8,6 +8,12 @@ linking it again adopts both sides instead of duplicating them), and records the
 the history with the ``actor``. A channel that cannot be stopped (credentials already revoked,
 provider down) does not block the removal: it ends at its own expiry, its notifications are
 refused meanwhile, and the result says so.
+
+The calendar is paused first, in its own transaction: an Exchange stream that sees its
+subscription end (it was just unsubscribed) makes a new one only for a calendar still wanted
+— existing, pulling and not paused (``providers/ews/notify.py``) — so none is re-created in the
+moment between the unsubscribe and the removal. Should stopping the channel fail unexpectedly,
+the calendar is left as paused as it was.
 """
 
 from __future__ import annotations
@@ -32,8 +38,15 @@ class Unlinked:
 def unlink_calendar(store: Store, box: SecretBox, name: str, *, actor: str) -> Unlinked:
     """Stop the calendar's push channel, remove the calendar, record it (see the module)."""
     with store.session() as session:
-        calendar_id = find_calendar(session, name).id
-    note = stop_push(store, box, name)
+        calendar = find_calendar(session, name)
+        calendar_id, was_paused = calendar.id, calendar.paused
+        calendar.paused = True  # on its way out: no push stream subscribes it again
+    try:
+        note = stop_push(store, box, name)
+    except BaseException:
+        with store.session() as session:
+            find_calendar(session, name).paused = was_paused
+        raise
     with store.session() as session:
         kept = remove_calendar(session, name)
         record(

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 import waits
+from calbridge.ops import calendars as ops_calendars
 from calbridge.ops.calendars import unlink_calendar
 from calbridge.providers.ews.notify import SETTINGS_KEY, StreamKeeper
 from calbridge.store.models import Calendar
@@ -177,6 +178,31 @@ def test_removing_the_calendar_ends_its_subscription_for_good(
     waits.wait_until(lambda: not stream.running, "the stream to end", timeout=30)
     assert world.org.subscriptions_of(world.mailbox) == []  # not re-created
     assert keeper.retain(set()) == ["front"]
+
+
+def test_a_calendar_being_removed_is_not_subscribed_again_while_it_goes(
+    streaming: tuple[World, StreamKeeper, Changes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removing a calendar unsubscribes, then removes it. A stream that sees its subscription
+    end in between must not make a new one for a calendar on its way out: here the removal
+    waits until the stream has reacted, which it would wait for in vain if the stream
+    subscribed again (it keeps running then)."""
+    world, keeper, _changes = streaming
+    keep(world, keeper, "front")
+    stream = keeper.streams[world.calendar_id("front")]
+    [subscription] = world.org.subscriptions_of(world.mailbox)
+    waits.wait_until(lambda: subscription.streams == 1, "the stream to be open", timeout=30)
+    remove = ops_calendars.remove_calendar
+
+    def remove_once_the_stream_reacted(session: Any, name: str) -> int:
+        waits.wait_until(lambda: not stream.running, "the stream to end", timeout=30)
+        return remove(session, name)
+
+    monkeypatch.setattr(ops_calendars, "remove_calendar", remove_once_the_stream_reacted)
+    unlink_calendar(world.store, world.box, "front", actor="test")
+    assert world.org.subscriptions_of(world.mailbox) == []
+    with world.store.session() as session:
+        assert session.scalars(select(Calendar).where(Calendar.name == "front")).all() == []
 
 
 def test_two_keepers_never_stream_one_calendar_twice(
