@@ -45,6 +45,16 @@ def loaded_after(
         "if m in sys.modules]\n"
         "sys.stderr.write('LOADED ' + json.dumps([code, sorted(set(heavy))]) + '\\n')\n"
     )
+    _done, said = probe(code, "LOADED", env)
+    exit_code, loaded = json.loads(said)
+    return exit_code, loaded
+
+
+def probe(
+    code: str, marker: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run Python ``code`` in a fresh interpreter with only ``env`` (and a plain terminal);
+    the finished process and what its last ``MARKER …`` line on stderr says after the marker."""
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -53,10 +63,9 @@ def loaded_after(
         check=False,
         timeout=120,
     )
-    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED ")]
-    assert marker, done.stderr
-    exit_code, loaded = json.loads(marker[-1][len("LOADED ") :])
-    return exit_code, loaded
+    lines = [line for line in done.stderr.splitlines() if line.startswith(marker + " ")]
+    assert lines, done.stderr
+    return done, lines[-1][len(marker) + 1 :]
 
 
 def store_with_calendar(data: Path, directory: str, url: str) -> None:
@@ -218,7 +227,7 @@ def collector_at_exit(args: list[str], entry: str, env: dict[str, str] | None = 
     """Run ``calbridge ARGS`` through ``entry`` (``run``, the console script, or ``main``) in a
     fresh interpreter, with the exit code main gives; what its cyclic collector was like at
     exit: ``"on"``/``"off"`` and ``"frozen"``/``"unfrozen"``."""
-    probe = (
+    code = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: sys.stderr.write(\n"
         '    f\'COLLECTOR {"on" if gc.isenabled() else "off"} \'\n'
@@ -226,18 +235,9 @@ def collector_at_exit(args: list[str], entry: str, env: dict[str, str] | None = 
         f"sys.argv = ['calbridge', *{args!r}]\n"
         f"from calbridge.cli.main import {entry}\n{entry}()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env={**(env or {}), "COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-        check=False,
-        timeout=120,
-    )
+    done, said = probe(code, "COLLECTOR", env)
     assert done.returncode == 0, done.stderr
-    marker = [line for line in done.stderr.splitlines() if line.startswith("COLLECTOR ")]
-    assert marker, done.stderr
-    return marker[-1][len("COLLECTOR ") :]
+    return said
 
 
 def test_the_console_script_freezes_what_is_left_before_the_interpreter_exits() -> None:
