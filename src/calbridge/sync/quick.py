@@ -62,7 +62,6 @@ from calbridge.config import Settings
 from calbridge.domain.event import utcnow
 from calbridge.domain.remote import ChangePage, DeferredPage, sync_window
 from calbridge.errors import CalbridgeError, TokenExpired
-from calbridge.sync.forked import pages_from_child
 from calbridge.sync.readahead import ReadAhead
 from calbridge.sync.report import SyncReport
 
@@ -333,6 +332,8 @@ class QuickSync:
 
         source: Iterable[ChangePage] | None = None
         if token is None and fork:  # the whole calendar to read: parsed by a child
+            from calbridge.sync.forked import pages_from_child  # not for a no-change sync
+
             source = pages_from_child(
                 listing, lambda: provider.requests, add_requests, f"calendar '{target.name}'"
             )
