@@ -183,9 +183,10 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
     """``calbridge sync --json`` of a CalDAV calendar (a real Radicale), first with nothing on
     it and then with nothing changed: the first runs the whole engine, yet loads no other
     kind's connector or client library, no migration tool, no iCalendar parser (there is
-    nothing to read), and nothing that only prints to a terminal (rich, pygments, click); the
-    second is the quick path (``sync/quick.py``): the CalDAV connector and no engine, ORM,
-    pydantic or Typer at all."""
+    nothing to read), and nothing that only prints to a terminal (rich, pygments, click) — nor
+    the CalDAV connector, its HTTP client or the secrets' cipher: a child process reads the
+    calendar (``sync/forked.py``) and there is nothing to push; the second is the quick path
+    (``sync/quick.py``): the CalDAV connector and no engine, ORM, pydantic or Typer at all."""
     from calbridge_emulators.radicale import running_radicale
 
     data = tmp_path / "data"
@@ -203,6 +204,8 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         "pygments",
         "click",
         "calbridge.providers.caldav.provider",
+        "httpx",
+        "cryptography",
         "calbridge.sync.engine",
         "sqlalchemy",
         "pydantic",
@@ -212,15 +215,11 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         store_with_calendar(data, example_directory_text, server.make_calendar("ann", "bookings"))
         code, loaded = loaded_after(["sync", "--json"], env, watch)
         assert code == 0
-        # the engine and the CalDAV connector ran; nothing else was loaded
-        assert loaded == [
-            "calbridge.providers.caldav.provider",
-            "calbridge.sync.engine",
-            "sqlalchemy",
-        ]
+        # the engine ran; the calendar was read by the child; nothing else was loaded
+        assert loaded == ["calbridge.sync.engine", "sqlalchemy"]
         code, loaded = loaded_after(["sync", "--json"], env, watch)
         assert code == 0
-        assert loaded == ["calbridge.providers.caldav.provider"]
+        assert loaded == ["calbridge.providers.caldav.provider", "cryptography", "httpx"]
 
 
 def collector_at_exit(args: list[str], entry: str, env: dict[str, str] | None = None) -> str:

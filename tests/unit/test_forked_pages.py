@@ -34,6 +34,9 @@ added = []
 def rejection(name):  # an item that says which process made it
     return RemoteRejection(name, None, f"made by {'parent' if os.getpid() == PARENT else 'child'}")
 
+def child(listing, requests):  # what the child starts: the pages and their request count
+    return lambda: (listing(), lambda: requests)
+
 def read(pages):
     out = []
     try:
@@ -62,7 +65,7 @@ def test_pages_are_read_in_the_child_and_reach_the_parent_in_order_with_the_requ
             # a page read when its items are asked for: the child asks, so the child reads
             yield DeferredPage(lambda: ([rejection("b")], ["also-gone"]), [], "tok-1", done=True)
 
-        pages = pages_from_child(listing, lambda: 7, added.append, "calendar 'x'")
+        pages = pages_from_child(child(listing, 7), added.append, "calendar 'x'")
         print(json.dumps({"pages": read(pages), "added": added}))
     """)
     assert got["pages"] == [
@@ -86,8 +89,8 @@ def test_the_listings_exception_is_raised_in_the_parent_after_the_pages_before_i
             raise Odd("the server said something strange")
             yield
 
-        first = read(pages_from_child(expired, lambda: 2, added.append, "calendar 'x'"))
-        second = read(pages_from_child(odd, lambda: 3, added.append, "calendar 'x'"))
+        first = read(pages_from_child(child(expired, 2), added.append, "calendar 'x'"))
+        second = read(pages_from_child(child(odd, 3), added.append, "calendar 'x'"))
         print(json.dumps({"first": first, "second": second, "added": added}))
     """)
     assert got["first"] == [
@@ -98,6 +101,40 @@ def test_the_listings_exception_is_raised_in_the_parent_after_the_pages_before_i
     assert got["added"] == [2, 3]
 
 
+def test_a_child_that_cannot_start_says_so_and_the_parent_knows_before_any_page() -> None:
+    """The child makes the provider (opens the secret): when it cannot, ``started()`` is False
+    — the caller then syncs the calendar itself — and the pages end with the reason, never as
+    an empty listing (which a first pull would take for an empty calendar)."""
+    got = run_case("""
+        from calbridge.sync.readahead import ReadAhead
+
+        def refuses():
+            raise ProviderError("calendar 'x': the stored secret cannot be decrypted")
+
+        def fine():
+            return iter([ChangePage([rejection("a")], [], "tok", done=True)]), lambda: 1
+
+        refused = pages_from_child(refuses, added.append, "calendar 'x'")
+        ahead = ReadAhead(refused)  # iterated in a thread, as calbridge sync does
+        verdict = refused.started()
+        out = read(ahead)
+        good = pages_from_child(fine, added.append, "calendar 'y'")
+        ahead = ReadAhead(good)
+        print(json.dumps({"started": [verdict, good.started()], "refused": out,
+                          "good": read(ahead), "added": added}))
+    """)
+    assert got["started"] == [False, True]
+    assert got["refused"] == [
+        [
+            "ProviderError",
+            "calendar 'x': the listing did not start: "
+            "calendar 'x': the stored secret cannot be decrypted",
+        ]
+    ]
+    assert got["good"] == [[["a", "made by child"], [], "tok"]]
+    assert got["added"] == [1]
+
+
 def test_a_child_that_dies_ends_the_pages_with_an_error_saying_so_and_is_reaped() -> None:
     got = run_case("""
         def dies():
@@ -105,7 +142,7 @@ def test_a_child_that_dies_ends_the_pages_with_an_error_saying_so_and_is_reaped(
             os.kill(os.getpid(), signal.SIGKILL)
             yield ChangePage([rejection("never")])
 
-        pages = pages_from_child(dies, lambda: 1, added.append, "calendar 'x'")
+        pages = pages_from_child(child(dies, 1), added.append, "calendar 'x'")
         out = read(pages)
         try:
             os.waitpid(-1, os.WNOHANG)
@@ -131,7 +168,7 @@ def test_interrupting_ends_a_child_that_is_still_working_and_its_reader_at_once(
             time.sleep(3600)
             yield ChangePage([rejection("never")])
 
-        pages = pages_from_child(slow, lambda: 1, added.append, "calendar 'x'")
+        pages = pages_from_child(child(slow, 1), added.append, "calendar 'x'")
         it = iter(pages)
         first = next(it)
         threading.Timer(0.2, pages.interrupt).start()  # while the reader waits for more
@@ -155,7 +192,7 @@ def test_a_process_running_another_thread_does_not_fork() -> None:
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert pages_from_child(lambda: iter([ChangePage()]), lambda: 0, print, "x") is None
+        assert pages_from_child(lambda: (iter([ChangePage()]), lambda: 0), print, "x") is None
     finally:
         stop.set()
         other.join()
@@ -188,7 +225,7 @@ def test_a_message_cut_short_is_an_unexpected_end() -> None:
     as one that sent nothing more, with how the child ended."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     read_end, write_end = os.pipe()
-    os.write(write_end, pickle.dumps(("page", ChangePage()))[:-5])
+    os.write(write_end, pickle.dumps(("started",)) + pickle.dumps(("page", ChangePage()))[:-5])
     os.close(write_end)
     pages = ChildPages(child.pid, os.fdopen(read_end, "rb"), print, "calendar 'x'")
     with pytest.raises(ProviderError, match=r"ended unexpectedly \(exit status 0\)"):

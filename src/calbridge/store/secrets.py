@@ -15,17 +15,35 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Any
 
 from calbridge.config import Settings
 from calbridge.errors import ConfigError
 
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
 
 class SecretBox:
+    """Seals and opens the calendars' credentials with the store's key (Fernet).
+
+    The key is checked when the box is made, as Fernet checks it (32 url-safe base64-encoded
+    bytes, else ``ValueError``); ``cryptography`` itself is imported on the first seal or open,
+    so a ``calbridge sync`` whose calendar needs no secret in this process never loads it."""
+
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        if len(base64.urlsafe_b64decode(key)) != 32:  # binascii.Error is a ValueError too
+            raise ValueError("a Fernet key is 32 url-safe base64-encoded bytes")
+        self._key = key
+        self._made: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._made is None:
+            from cryptography.fernet import Fernet
+
+            self._made = Fernet(self._key)
+        return self._made
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -48,6 +66,8 @@ class SecretBox:
 
     @staticmethod
     def generate_key() -> bytes:
+        from cryptography.fernet import Fernet
+
         return Fernet.generate_key()
 
     def seal(self, value: dict[str, Any]) -> str:
@@ -56,6 +76,8 @@ class SecretBox:
     def open(self, token: str, what: str, fix: str | None = None) -> dict[str, Any]:
         """The sealed value; ConfigError naming ``what`` and ``fix`` (the command that gives
         it its credentials again) when this key cannot open it."""
+        from cryptography.fernet import InvalidToken
+
         try:
             data: dict[str, Any] = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:
@@ -100,7 +122,7 @@ def _refuse_if_sealed(settings: Settings, path: Path) -> None:
 def _key_file(path: Path) -> bytes:
     if path.exists():
         return path.read_bytes().strip()
-    key = Fernet.generate_key()
+    key = SecretBox.generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)

@@ -5,14 +5,18 @@ pull (or a full resync) it has two kinds of CPU work that do not depend on each 
 the engine (SQLAlchemy, the ORM models: about half a second) and reading the calendar (parsing
 the server's XML and every iCalendar object: about 0.13 ms per event). On one core they take
 turns. :func:`pages_from_child` forks the process before either starts — when it has no other
-thread, so the child inherits no lock another thread holds — and the child runs the provider's
-listing: the same requests, retries, parsing and error messages as in this process. It sends
-each page, parsed, down a pipe (pickled: about a tenth of the parsing's cost to read back),
-and the provider's request count at the end. The parent loads the engine meanwhile and applies
-the pages as they come.
+thread, so the child inherits no lock another thread holds — and the child makes the
+calendar's provider (opening its secret, importing the HTTP client) and runs its listing: the
+same requests, retries, parsing and error messages as in this process. It sends each page,
+parsed, down a pipe (pickled: about a tenth of the parsing's cost to read back), and the
+provider's request count at the end. The parent loads the engine meanwhile and applies the
+pages as they come; it makes a provider of its own only if it needs one (to push).
 
-What crosses the pipe is ``("page", ChangePage)``, then ``("done", requests)`` or
-``("raised", exception, requests)``: the listing's own exception (:class:`TokenExpired`, a
+What crosses the pipe is ``("started",)`` — or ``("refused", text)`` when the provider could
+not be made, and the caller then syncs the calendar itself as if it had not forked
+(:meth:`ChildPages.started`) — then ``("page", ChangePage)`` for each page, then
+``("done", requests)`` or ``("raised", exception, requests)``: the listing's own exception
+(:class:`TokenExpired`, a
 :class:`ProviderError` naming the server's answer) is raised in the parent as it would have
 been here; one that cannot be pickled becomes a :class:`ProviderError` with its text. A child
 that ends without saying either (killed, out of memory) is a :class:`ProviderError`; the pages
@@ -51,15 +55,20 @@ log = logging.getLogger(__name__)
 _BUFFER = 1 << 16
 
 
+#: What the child starts with: the listing's pages and how many requests it has made so far.
+Listing = tuple[Iterable[ChangePage], Callable[[], int]]
+
+
 def pages_from_child(
-    listing: Callable[[], Iterable[ChangePage]],
-    requests: Callable[[], int],
+    start: Callable[[], Listing],
     add_requests: Callable[[int], None],
     label: str,
 ) -> ChildPages | None:
-    """Fork now; the child iterates ``listing()``, reading each page's items. The pages, as
-    the parent iterates the result; ``add_requests`` gets the child's ``requests()`` count
-    when it ends. None when this process cannot fork safely here (see the module doc)."""
+    """Fork now; the child calls ``start()`` (making its provider) and iterates the pages it
+    returns, reading each page's items. The pages, as the parent iterates the result;
+    ``add_requests`` gets the child's request count when it ends. An exception from
+    ``start()`` is the child's refusal (:meth:`ChildPages.started` is False). None when this
+    process cannot fork safely here (see the module doc)."""
     if not sys.platform.startswith("linux") or threading.active_count() != 1:
         return None
     try:
@@ -75,7 +84,7 @@ def pages_from_child(
         return None
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _serve(listing, requests, write_end)
+        _serve(start, write_end)
     os.close(write_end)
     log.info("%s: read by child process %d", label, pid)
     return ChildPages(pid, os.fdopen(read_end, "rb", buffering=_BUFFER), add_requests, label)
@@ -83,7 +92,8 @@ def pages_from_child(
 
 class ChildPages:
     """The pages a child sends, iterated once (on any thread); :meth:`interrupt` (from any
-    thread) ends the child, so a reader blocked on the pipe gets to its end at once."""
+    thread) ends the child, so a reader blocked on the pipe gets to its end at once;
+    :meth:`started` says whether the child could start its listing."""
 
     def __init__(
         self, pid: int, pipe: BinaryIO, add_requests: Callable[[int], None], label: str
@@ -91,18 +101,31 @@ class ChildPages:
         self._pid, self._pipe, self._add_requests, self._label = pid, pipe, add_requests, label
         self._lock = threading.Lock()
         self._status: int | None = None  # once reaped: its pid may name another process
+        self._answered = threading.Event()  # the child's first message was read (or none)
+        self._refusal: str | None = None
+
+    def started(self, timeout: float = 60) -> bool:
+        """Whether the child started the listing: False when it could not (its provider could
+        not be made: the caller then does everything itself) or did not say so in
+        ``timeout`` seconds. Waits for the child's first message, read by the iterating
+        thread; a child that ended without one counts as started (iterating says how)."""
+        if not self._answered.wait(timeout):
+            log.info("%s: the child process did not start its listing in time", self._label)
+            return False
+        return self._refusal is None
 
     def __iter__(self) -> Iterator[ChangePage]:
         try:
+            try:
+                first = self._message()
+            finally:
+                self._answered.set()
+            if first[0] == "refused":
+                self._refusal = first[1]
+                log.info("%s: the child process did not list it: %s", self._label, first[1])
+                raise ProviderError(f"{self._label}: the listing did not start: {first[1]}")
             while True:
-                try:
-                    message = pickle.load(self._pipe)
-                except (EOFError, pickle.UnpicklingError):  # none, or one cut short
-                    raise ProviderError(
-                        f"{self._label}: the process reading the calendar ended unexpectedly "
-                        f"({self._ending()}); nothing after its last page was stored, and the "
-                        "next sync reads the calendar again"
-                    ) from None
+                message = self._message()
                 if message[0] == "page":
                     yield message[1]
                     continue
@@ -113,6 +136,18 @@ class ChildPages:
         finally:
             self._pipe.close()
             self.interrupt()
+
+    def _message(self) -> tuple[Any, ...]:
+        """The child's next message; its absence is an unexpected end."""
+        try:
+            message: tuple[Any, ...] = pickle.load(self._pipe)
+        except (EOFError, pickle.UnpicklingError):  # none, or one cut short
+            raise ProviderError(
+                f"{self._label}: the process reading the calendar ended unexpectedly "
+                f"({self._ending()}); nothing after its last page was stored, and the "
+                "next sync reads the calendar again"
+            ) from None
+        return message
 
     def interrupt(self) -> None:
         """End the child if it still runs, and reap it. SIGKILL: it holds nothing to clean
@@ -139,17 +174,23 @@ class ChildPages:
         return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
-def _serve(
-    listing: Callable[[], Iterable[ChangePage]], requests: Callable[[], int], fd: int
-) -> None:
-    """The child's whole life: the listing's pages down the pipe, then how it ended."""
+def _serve(start: Callable[[], Listing], fd: int) -> None:
+    """The child's whole life: whether it could start, the listing's pages down the pipe,
+    then how it ended."""
     code = 0
     try:
         gc.freeze()  # what the parent made: never collected here either
         gc.enable()  # start-up may have paused it (sync/collector.py)
         with os.fdopen(fd, "wb", buffering=_BUFFER) as out:
             try:
-                for page in listing():
+                pages, requests = start()
+            except Exception as exc:
+                pickle.dump(("refused", str(exc) or type(exc).__name__), out)
+                return
+            pickle.dump(("started",), out)
+            out.flush()
+            try:
+                for page in pages:
                     plain = ChangePage(
                         list(page.items), list(page.deleted), page.token, page.done, page.full
                     )

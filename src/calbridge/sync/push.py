@@ -160,6 +160,8 @@ class Pusher:
 
     def run(self, progress: Progress) -> None:
         work = pending_work(self.store, self.calendar_id)
+        if not work:  # nothing asks the provider anything (it may not even be made yet)
+            return
         batch_size = int(getattr(self.provider, "max_batch", 0) or 0)
         if batch_size > 1 and hasattr(self.provider, "write_many"):
             for start in range(0, len(work), batch_size):

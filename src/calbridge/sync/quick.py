@@ -40,6 +40,9 @@ still the one the listing started from; otherwise they are dropped and the engin
 A first pull (no token: the whole calendar to read and parse) is listed by a forked child
 process where one can fork (:mod:`calbridge.sync.forked`), so parsing takes the second core
 while this one loads the engine; the read-ahead thread then reads the child's parsed pages.
+The child makes the provider; this process makes its own (:class:`LazyProvider`) only if the
+engine writes to the calendar, and when the child could not make one, the engine syncs the
+calendar itself (:meth:`Handover.provider_for`).
 
 PostgreSQL stores, the other provider kinds, names that are not exact calendar names and
 anything unexpected go to the engine unchanged.
@@ -51,7 +54,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +71,7 @@ from calbridge.sync.report import SyncReport
 if TYPE_CHECKING:
     from calbridge.providers.caldav.provider import CalDAVProvider
     from calbridge.store.secrets import SecretBox
+    from calbridge.sync.forked import ChildPages, Listing
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +197,23 @@ class Handover:
     """What the engine takes over: the calendar's provider, the moment the sync started (its
     window) and the change listing already under way from ``token``."""
 
-    provider: CalDAVProvider
+    provider: LazyProvider
     now: datetime
     token: str | None
     pages: ReadAhead[ChangePage] | None
     settings: dict[str, Any]  # the calendar's settings and sealed secret the provider is for
     secret: str | None
+    child: ChildPages | None = None  # the child process reading the pages, if one does
 
     def provider_for(self, settings: dict[str, Any] | None, secret: str | None) -> Any:
         """The provider, if the calendar (as the engine read it under its lock) still has the
-        settings and secret it was made for; else None, and the listing is dropped."""
-        if settings == self.settings and secret == self.secret:
+        settings and secret it was made for, and the child reading it (if any) could start;
+        else None, and the listing is dropped: the engine makes its own."""
+        if (
+            settings == self.settings
+            and secret == self.secret
+            and (self.child is None or self.child.started())
+        ):
             return self.provider
         self.close()
         self.provider.close()
@@ -223,6 +233,35 @@ class Handover:
         if self.pages is not None:
             self.pages.close()
             self.pages = None
+
+
+class LazyProvider:
+    """A CalDAV provider made on first use (:meth:`open`, or any attribute of it); until then
+    it counts the requests made for it elsewhere (:meth:`count`: by a child process)."""
+
+    def __init__(self, make: Callable[[], CalDAVProvider]) -> None:
+        self._make = make
+        self._made: CalDAVProvider | None = None
+        self._counted = 0
+
+    def open(self) -> CalDAVProvider:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def count(self, requests: int) -> None:
+        self._counted += requests
+
+    @property
+    def requests(self) -> int:
+        return self._counted + (self._made.requests if self._made is not None else 0)
+
+    def close(self) -> None:
+        if self._made is not None:
+            self._made.close()
+
+    def __getattr__(self, name: str) -> Any:  # the provider's own methods and attributes
+        return getattr(self.open(), name)
 
 
 class QuickSync:
@@ -317,28 +356,35 @@ class QuickSync:
             provider = self._provider(target)
             if provider is None:
                 return None
+            now = utcnow()
+            window = sync_window(now, target.horizon_days)
+            token = target.token
+            source: ChildPages | None = None
+            if token is None and fork:  # the whole calendar to read: parsed by a child
+                from calbridge.sync.forked import pages_from_child  # not for a no-change sync
+
+                def start_child() -> Listing:
+                    made = provider.open()
+                    return made.list_changes(None, window), lambda: made.requests
+
+                source = pages_from_child(start_child, provider.count, f"calendar '{target.name}'")
+            if source is None:
+                provider.open()  # its trouble is the engine's to report
         except (CalbridgeError, sqlite3.Error, OSError, ValueError, TypeError):
             log.info("quick path not taken", exc_info=True, extra={"calendar": target.name})
             return None
-        now = utcnow()
-        window = sync_window(now, target.horizon_days)
-        token = target.token
 
         def listing() -> Iterator[ChangePage]:
             yield from provider.list_changes(token, window)
 
-        def add_requests(count: int) -> None:
-            provider.requests += count
-
-        source: Iterable[ChangePage] | None = None
-        if token is None and fork:  # the whole calendar to read: parsed by a child
-            from calbridge.sync.forked import pages_from_child  # not for a no-change sync
-
-            source = pages_from_child(
-                listing, lambda: provider.requests, add_requests, f"calendar '{target.name}'"
-            )
         handover = Handover(
-            provider, now, token, ReadAhead(source or listing()), target.settings, target.secret
+            provider,
+            now,
+            token,
+            ReadAhead(source or listing()),
+            target.settings,
+            target.secret,
+            source,
         )
         try:  # while the server answers (the mark names the installed version: a file read)
             quiet = token is not None and target.mark == quiet_mark(revision[0])
@@ -373,7 +419,10 @@ class QuickSync:
         provider.close()
         return done
 
-    def _provider(self, target: Target) -> CalDAVProvider | None:
+    def _provider(self, target: Target) -> LazyProvider | None:
+        """The calendar's provider, made when first used (None: settings the engine must
+        judge). Making it opens the secret and imports the HTTP client: a first pull read by
+        a child process never needs it in this process unless the engine pushes."""
         settings = target.settings
         url, username = settings.get("url"), settings.get("username", "")
         timeout = settings.get("timeout", 30)
@@ -381,27 +430,31 @@ class QuickSync:
             return None
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             return None
-        secret: dict[str, Any] = {}
-        if target.secret:
-            from calbridge.errors import credentials_hint
 
-            secret = self._secret_box().open(
-                target.secret,
-                f"calendar '{target.name}'",
-                credentials_hint(target.name, CALDAV_CREDENTIALS),
+        def make() -> CalDAVProvider:
+            secret: dict[str, Any] = {}
+            if target.secret:
+                from calbridge.errors import credentials_hint
+
+                secret = self._secret_box().open(
+                    target.secret,
+                    f"calendar '{target.name}'",
+                    credentials_hint(target.name, CALDAV_CREDENTIALS),
+                )
+            from calbridge.providers.caldav.messages import caldav_fix, caldav_url_fix
+            from calbridge.providers.caldav.provider import CalDAVProvider
+
+            return CalDAVProvider(
+                url,
+                username,
+                str(secret.get("password", "")),
+                name=target.name,
+                timeout=float(timeout),
+                fix=caldav_fix(target.name, url, False),
+                url_fix=caldav_url_fix(target.name, False),
             )
-        from calbridge.providers.caldav.messages import caldav_fix, caldav_url_fix
-        from calbridge.providers.caldav.provider import CalDAVProvider
 
-        return CalDAVProvider(
-            url,
-            username,
-            str(secret.get("password", "")),
-            name=target.name,
-            timeout=float(timeout),
-            fix=caldav_fix(target.name, url, False),
-            url_fix=caldav_url_fix(target.name, False),
-        )
+        return LazyProvider(make)
 
     def _secret_box(self) -> SecretBox:
         if self._box is None:
@@ -448,7 +501,7 @@ class QuickSync:
         return report
 
     def _failed(
-        self, target: Target, exc: CalbridgeError, provider: CalDAVProvider, started: float
+        self, target: Target, exc: CalbridgeError, provider: LazyProvider, started: float
     ) -> SyncReport:
         """The report the engine gives a calendar whose server or credentials failed."""
         report = SyncReport(target.name, requests=provider.requests, ok=False, error=str(exc))

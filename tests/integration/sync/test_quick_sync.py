@@ -374,3 +374,65 @@ def test_only_calendars_reached_before_the_engine_is_loaded_are_read_by_a_child(
     log = (cli.data / "calbridge.log").read_text()
     assert "calendar 'alpha': read by child process" in log
     assert "calendar 'beta': read by child process" not in log
+
+
+def test_a_first_sync_read_by_a_child_still_pushes_what_the_calendar_lacks(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    """The parent makes a provider of its own only when it has something to write: a booking
+    put on the calendar before its first sync is written by the same run that reads the
+    calendar in a child, and both processes' requests are counted."""
+    url = radicale.make_calendar("staff", "forked-push")
+    radicale.put_ics(
+        url + "a.ics",
+        vevent("a", "Acme offsite", _dt(0, 9), _dt(0, 17), organizer="ann@acme-events.example"),
+    )
+    cli.add("front", url)
+    created = cli(
+        "events", "create", "--name", "Board dinner", "--start", _dt(1, 19).isoformat(),
+        "--end", _dt(1, 22).isoformat(), "--booker", "ann@acme-events.example",
+        "--calendar", "front",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (0, True, True), err
+    assert (report["created"], report["pushed_created"]) == (1, 1), report
+    # the child's probe, query and listing, then the parent's own write
+    assert report["requests"] == 4
+    assert "calendar 'front': read by child process" in (cli.data / "calbridge.log").read_text()
+    [(remote_id,)] = (
+        cli.db()
+        .execute(
+            "SELECT remote_id FROM links JOIN events ON events.id = links.event_id "
+            "WHERE events.name = 'Board dinner'"
+        )
+        .fetchall()
+    )
+    assert "Board dinner" in (radicale.get_ics(url[: url.index("/staff/")] + remote_id) or "")
+    # the write comes back in the calendar's next listing: known, so nothing is booked twice
+    code, report, engine, err = cli.sync()
+    assert (code, report["created"], report["pushed_created"]) == (0, 0, 0), err
+    assert cli.db().execute("SELECT count(*) FROM events").fetchone() == (2,)
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["requests"]) == (0, False, 1), err
+
+
+def test_a_first_sync_whose_secret_the_child_cannot_open_is_left_to_the_engine(
+    cli: Cli, radicale: RadicaleServer
+) -> None:
+    """The child makes the provider, so it opens the calendar's secret. When it cannot (the
+    key changed), it says so before reading anything and the engine syncs the calendar as it
+    would have without the child: its own error, naming the command that fixes it."""
+    url = radicale.make_calendar("staff", "forked-secret")
+    cli.add("front", url)
+    cli.env["CALBRIDGE_SECRET_KEY"] = "not the key the credentials were sealed with"
+    code, report, engine, err = cli.sync()
+    assert (code, engine, report["ok"]) == (4, True, False), err
+    assert "calendar 'front': the stored secret cannot be decrypted" in report["error"]
+    assert "calbridge calendars update front" in report["error"]
+    assert "Traceback" not in err
+    log = (cli.data / "calbridge.log").read_text()
+    assert "calendar 'front': read by child process" in log
+    assert "calendar 'front': the child process did not list it" in log
+    last_error, token = cli.db().execute("SELECT last_error, sync_token FROM calendars").fetchone()
+    assert (last_error, token) == (report["error"], None)
