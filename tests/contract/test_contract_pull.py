@@ -90,6 +90,50 @@ def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
     assert provider.requests - before == 2  # one calendar-query, one sync report
 
 
+def test_a_first_pull_sends_the_query_before_probing_for_sync_collection(
+    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that does not know yet whether the server has sync-collection (a new
+    process) asks only when the listing is due: the query is the first request, the probe
+    the second, the listing the third, and the token is the server's."""
+    for n in range(3):
+        calendar.put(f"m{n}.ics", meeting(f"m{n}"))
+    provider = calendar.provider(sync_collection=None)
+    probes: list[int] = []
+    probe = provider.check
+
+    def counted() -> None:
+        probes.append(provider.requests)  # the requests made before the probe
+        probe()
+
+    monkeypatch.setattr(provider, "check", counted)
+    pages, found = pull(provider, None)
+    assert probes == [1] and provider.requests == 3 and len(found) == 3
+    token = pages[-1].token
+    assert token and not token.startswith("etag:")
+
+
+def test_a_server_found_without_sync_collection_after_the_query_is_listed_by_etags(
+    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the probe made after the query finds no sync-collection, the listing is the
+    PROPFIND of etags (our own ``etag:`` token), with no sync report sent."""
+    for n in range(3):
+        calendar.put(f"m{n}.ics", meeting(f"m{n}"))
+    provider = calendar.provider(sync_collection=None)
+
+    def without_sync() -> None:
+        provider._supports_sync = False  # what the probe finds on such a server
+
+    monkeypatch.setattr(provider, "check", without_sync)
+    pages, found = pull(provider, None)
+    assert len(found) == 3 and provider.requests == 2  # the query, the PROPFIND
+    token = pages[-1].token
+    assert token and token.startswith("etag:")
+    _pages, nothing = pull(provider, token)
+    assert nothing == {} and provider.requests == 3
+
+
 def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
     calendar: RemoteCalendar,
 ) -> None:
@@ -117,11 +161,11 @@ def test_a_full_listing_settles_what_changed_while_it_read(
     puller = provider._pull
     listed = puller._full_listing
 
-    def meanwhile() -> Any:
+    def meanwhile(syncs: Any = None) -> Any:
         calendar.put("a.ics", meeting("a", "Changed"))
         calendar.put("d.ics", meeting("d", "New"))
         calendar.delete("c.ics")
-        return listed()
+        return listed(syncs)
 
     monkeypatch.setattr(puller, "_full_listing", meanwhile)
     pages, found = pull(provider, None)

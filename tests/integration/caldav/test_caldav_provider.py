@@ -64,6 +64,23 @@ def test_check_on_a_missing_collection_is_a_config_error(radicale: RadicaleServe
         CalDAVProvider(radicale.url + "/ann/nothing/", "ann", ANN_PASSWORD).check()
 
 
+def test_a_first_pull_before_any_probe_still_names_a_wrong_address(
+    radicale: RadicaleServer,
+) -> None:
+    """A provider that has not probed its server sends the first pull's query before asking
+    whether the server has sync-collection; an address that is not a calendar (an account,
+    an address book, nothing at all) still ends with the probe's own error, not a listing."""
+    wrong = {
+        radicale.url + "/ann/": "is not a calendar collection",
+        radicale.make_address_book("ann", "first-pull-contacts"): "is not a calendar collection",
+        radicale.url + "/ann/nothing/": "there is no collection at",
+    }
+    for url, message in wrong.items():
+        provider = CalDAVProvider(url, "ann", ANN_PASSWORD, name="home")
+        with pytest.raises(ConfigError, match=message):
+            pull(provider, None)
+
+
 def test_check_on_an_unreachable_server_names_host_and_port(unused_port: int) -> None:
     provider = CalDAVProvider(
         f"http://127.0.0.1:{unused_port}/ann/work/",

@@ -106,10 +106,10 @@ def test_the_listing_is_asked_for_before_the_querys_answer_is_parsed(
     order: list[str] = []
     listing, entries = Puller._full_listing, Puller._query_entries
 
-    def listing_spy(self: Puller) -> Any:
+    def listing_spy(self: Puller, syncs: Any = None) -> Any:
         order.append("listing asked")
         started.set()
-        return listing(self)
+        return listing(self, syncs)
 
     def entries_spy(self: Puller, answer: list[bytes]) -> Any:
         order.append("parse began, listing " + ("asked" if started.wait(10) else "not asked"))

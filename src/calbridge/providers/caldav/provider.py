@@ -149,7 +149,9 @@ class CalDAVProvider:
         """Changed and removed objects since ``token`` (everything when None), one page per
         multiget batch. Raises TokenExpired when the token cannot be used (full resync)."""
         if token is None:
-            if self.supports_sync:
+            if self._supports_sync is None:  # the query first; the probe when listing is due
+                return self._pull.sync_changes(None, window, lambda: self.supports_sync)
+            if self._supports_sync:
                 return self._pull.sync_changes(None, window)
             return self._pull.etag_changes(None, window)
         if token.startswith(ETAG_TOKEN):

@@ -68,7 +68,9 @@ class Puller:
     def _relative(self, href: str) -> str:
         return href[len(self._collection) :] if href.startswith(self._collection) else href
 
-    def sync_changes(self, token: str | None, window: Window) -> Iterator[ChangePage]:
+    def sync_changes(
+        self, token: str | None, window: Window, syncs: Callable[[], bool] | None = None
+    ) -> Iterator[ChangePage]:
         """RFC 6578: what changed since ``token`` (all when None). A server that truncates its
         answer (507 on the collection) is asked again from the token it gave, until complete;
         only then are pages produced, so the token is never ahead of what was delivered.
@@ -79,11 +81,17 @@ class Puller:
         calendar is listed by etags instead (:meth:`etag_changes`), whose ``etag:`` token
         makes the next pull compare etags — correct on such a server, at one PROPFIND.
 
-        A full listing (no token) reads the objects first (:meth:`_query_first`)."""
+        A full listing (no token) reads the objects first (:meth:`_query_first`). ``syncs``:
+        for a full listing on a server not yet asked whether it has sync-collection, the
+        question (it probes the server): asked only when the listing is due, so the query
+        goes out first; a server without it is then listed by etags."""
         if token is None:
             answer = self._query_all()
             if answer is not None:
-                yield from self._query_first(answer, window)
+                yield from self._query_first(answer, window, syncs)
+                return
+            if syncs is not None and not syncs():
+                yield from self.etag_changes(None, window)
                 return
         states, current = self._sync_states(token)
         if not current:
@@ -158,7 +166,9 @@ class Puller:
             return None
         return entries
 
-    def _query_first(self, answer: list[bytes], window: Window) -> Iterator[ChangePage]:
+    def _query_first(
+        self, answer: list[bytes], window: Window, syncs: Callable[[], bool] | None = None
+    ) -> Iterator[ChangePage]:
         """A full listing that starts from the objects themselves (:meth:`_query_all`): the
         server is asked for the listing (sync-collection, or PROPFIND without it) for a token
         as soon as the query's answer is in, and the objects' pages go out while it lists.
@@ -171,7 +181,7 @@ class Puller:
         On a server that computes its answers one at a time (Radicale) this also costs it less
         than listing first: no multigets, and the objects are applied while it lists."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
-            listing = pool.submit(self._full_listing)
+            listing = pool.submit(self._full_listing, syncs)
             entries = self._query_entries(answer)
             answer.clear()
             if entries is None:
@@ -188,13 +198,17 @@ class Puller:
         deleted = [h for h in read if h not in etags]
         yield from self._pages(changed, deleted, token, window, full=True)
 
-    def _full_listing(self) -> tuple[dict[str, str | None], str]:
+    def _full_listing(
+        self, syncs: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, str | None], str]:
         """Every href with its etag, and the token to continue from: sync-collection's, or
-        without one our own ``etag:`` listing (as :meth:`etag_changes` makes it)."""
-        states, token = self._sync_states(None)
-        if token:
-            return {href: etag for href, (present, etag) in states.items() if present}, token
-        logger.warning("%s; listing the calendar by etags instead", self._tokenless)
+        without one our own ``etag:`` listing (as :meth:`etag_changes` makes it) — also when
+        ``syncs()`` says the server has no sync-collection."""
+        if syncs is None or syncs():
+            states, token = self._sync_states(None)
+            if token:
+                return {href: etag for href, (present, etag) in states.items() if present}, token
+            logger.warning("%s; listing the calendar by etags instead", self._tokenless)
         listing = self._etag_listing()
         token_out = _etag_token({name: _digest(etag) for name, etag in listing.items()})
         return {self._collection + n: e for n, e in listing.items()}, token_out
