@@ -46,6 +46,16 @@ def test_version_through_the_console_script(cli: Cli) -> None:
     assert cli("--version") == (0, "calbridge 0.1.0\n", "")
 
 
+def test_the_version_printed_is_the_installed_distributions() -> None:
+    """The CLI (and the quiet marks) read the package's constant, not the installed metadata:
+    the build takes the version from that constant, so the two can never disagree."""
+    from importlib.metadata import version
+
+    import calbridge
+
+    assert calbridge.installed_version() == version("calbridge") == calbridge.__version__
+
+
 def test_a_data_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
