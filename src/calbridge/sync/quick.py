@@ -261,6 +261,8 @@ class LazyProvider:
             self._made.close()
 
     def __getattr__(self, name: str) -> Any:  # the provider's own methods and attributes
+        if name.startswith("_"):  # never made (a copy): no provider to make from
+            raise AttributeError(name)
         return getattr(self.open(), name)
 
 
@@ -386,7 +388,7 @@ class QuickSync:
             target.secret,
             source,
         )
-        try:  # while the server answers (the mark names the installed version: a file read)
+        try:  # while the server answers (the mark names the schema head: read from files)
             quiet = token is not None and target.mark == quiet_mark(revision[0])
         except (CalbridgeError, OSError, ValueError) as exc:
             log.info("quick path not taken: %s", exc, extra={"calendar": target.name})
