@@ -12,19 +12,18 @@ parsed, down a pipe (pickled: about a tenth of the parsing's cost to read back),
 provider's request count at the end. The parent loads the engine meanwhile and applies the
 pages as they come; it makes a provider of its own only if it needs one (to push).
 
-What crosses the pipe is ``("started",)`` — or ``("refused", text)`` when the provider could
-not be made, and the caller then syncs the calendar itself as if it had not forked
+What crosses the pipe is ``("started",)`` — or ``("refused", text)`` when the provider could not
+be made, and the caller then syncs the calendar itself as if it had not forked
 (:meth:`ChildPages.started`) — then ``("page", ChangePage)`` for each page, then
 ``("done", requests)`` or ``("raised", exception, requests)``: the listing's own exception
-(:class:`TokenExpired`, a
-:class:`ProviderError` naming the server's answer) is raised in the parent as it would have
-been here; one that cannot be pickled becomes a :class:`ProviderError` with its text. A child
-that ends without saying either (killed, out of memory) is a :class:`ProviderError`; the pages
-it sent are applied and the token, which comes with the last page only, is not stored, so the
-next sync lists again. A parent that stops early (the engine dropped the listing, the sync
-failed) ends the child (SIGKILL) and reaps it; so does :meth:`ChildPages.interrupt`, which
-:class:`~calbridge.sync.readahead.ReadAhead` calls when it is closed while its thread waits
-on the pipe.
+(:class:`TokenExpired`, a :class:`ProviderError` naming the server's answer) is raised in the
+parent as it would have been here; one that cannot be pickled becomes a :class:`ProviderError`
+with its text. A child that ends without saying either (killed, out of memory) is a
+:class:`ProviderError`; the pages it sent are applied and the token, which comes with the last
+page only, is not stored, so the next sync lists again. A parent that stops early (the engine
+dropped the listing, the sync failed) ends the child (SIGKILL) and reaps it; so does
+:meth:`ChildPages.interrupt`, which :class:`~calbridge.sync.readahead.ReadAhead` calls when it
+is closed while its thread waits on the pipe.
 
 Only on Linux (``fork`` without ``exec`` is the platform's usual practice there; macOS system
 libraries do not promise it) and only for a process with one thread: otherwise, and when the

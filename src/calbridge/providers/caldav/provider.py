@@ -149,11 +149,10 @@ class CalDAVProvider:
         """Changed and removed objects since ``token`` (everything when None), one page per
         multiget batch. Raises TokenExpired when the token cannot be used (full resync)."""
         if token is None:
-            if self._supports_sync is None:  # the query first; the probe when listing is due
-                return self._pull.sync_changes(None, window, lambda: self.supports_sync)
-            if self._supports_sync:
-                return self._pull.sync_changes(None, window)
-            return self._pull.etag_changes(None, window)
+            if self._supports_sync is False:
+                return self._pull.etag_changes(None, window)
+            # the query first; a server not probed yet is probed when the listing is due
+            return self._pull.sync_changes(None, window, lambda: self.supports_sync)
         if token.startswith(ETAG_TOKEN):
             if self._forced is not True:
                 return self._pull.etag_changes(token[len(ETAG_TOKEN) :], window)
