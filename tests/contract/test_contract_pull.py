@@ -4,6 +4,7 @@ PUT/DELETE through the test server's helpers."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -90,33 +91,39 @@ def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
     assert provider.requests - before == 2  # one calendar-query, one sync report
 
 
-def test_a_first_pull_sends_the_query_before_probing_for_sync_collection(
+def test_a_first_pull_probes_for_sync_collection_while_the_query_is_answered(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A provider that does not know yet whether the server has sync-collection (a new
-    process) asks only when the listing is due: the query is the first request, the probe
-    the second, the listing the third, and the token is the server's."""
+    process) asks beside the query, not after its answer: here the query is not sent until
+    the probe has started (a pull that probed after the query would wait forever). Three
+    requests in all — the query, the probe, the listing — and the token is the server's."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(sync_collection=None)
-    probes: list[int] = []
-    probe = provider.check
+    probing = threading.Event()
+    probe, query = provider.check, provider._pull._query_all
 
-    def counted() -> None:
-        probes.append(provider.requests)  # the requests made before the probe
+    def probed() -> None:
+        probing.set()
         probe()
 
-    monkeypatch.setattr(provider, "check", counted)
+    def after_the_probe_started() -> list[bytes] | None:
+        assert probing.wait(10), "the query waited for a probe that never started"
+        return query()
+
+    monkeypatch.setattr(provider, "check", probed)
+    monkeypatch.setattr(provider._pull, "_query_all", after_the_probe_started)
     pages, found = pull(provider, None)
-    assert probes == [1] and provider.requests == 3 and len(found) == 3
+    assert provider.requests == 3 and len(found) == 3
     token = pages[-1].token
     assert token and not token.startswith("etag:")
 
 
-def test_a_server_found_without_sync_collection_after_the_query_is_listed_by_etags(
+def test_a_server_the_probe_finds_without_sync_collection_is_listed_by_etags(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the probe made after the query finds no sync-collection, the listing is the
+    """When the probe made beside the query finds no sync-collection, the listing is the
     PROPFIND of etags (our own ``etag:`` token), with no sync report sent."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))

@@ -76,3 +76,28 @@ def test_close_stops_a_reader_waiting_on_a_full_queue() -> None:
     assert not ahead._worker.is_alive()
     assert list(ahead) == []  # a closed read-ahead yields nothing more
     assert list(read_ahead(ahead)) == []
+
+
+def test_ready_says_whether_the_next_item_is_already_here_and_never_for_an_end() -> None:
+    release = threading.Event()
+
+    def source() -> Iterator[str]:
+        yield "first"
+        assert release.wait(10)
+        yield "second"
+        raise TokenExpired("stale token")
+
+    ahead = ReadAhead(source())
+    wait_until(ahead.ready, what="the first item")
+    taken = iter(ahead)
+    assert next(taken) == "first"
+    assert not ahead.ready()  # the source has not made the second yet
+    release.set()
+    wait_until(ahead.ready, what="the second item")
+    assert next(taken) == "second"
+    wait_until(lambda: not ahead._worker.is_alive(), what="the source to raise")
+    assert not ahead.ready()  # an exception is not an item: taking it would raise
+    with pytest.raises(TokenExpired):
+        next(taken)
+    ended = ReadAhead(iter(["only"]))
+    assert list(ended) == ["only"] and not ended.ready()

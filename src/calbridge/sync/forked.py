@@ -35,6 +35,7 @@ reaches before the engine is loaded: SQLite must not see a connection used acros
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 #: the pipe's buffer on both ends: a page of 200 parsed events pickles to about 90 KB
 _BUFFER = 1 << 16
+_PIPE = 1 << 20
 
 
 #: What the child starts with: the listing's pages and how many requests it has made so far.
@@ -83,6 +85,8 @@ def pages_from_child(
         return None
     if pid == 0:  # the child: never returns
         os.close(read_end)
+        with contextlib.suppress(OSError):  # room for pages parsed ahead (Linux's default: 64 KB)
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE)
         _serve(start, write_end)
     os.close(write_end)
     log.info("%s: read by child process %d", label, pid)

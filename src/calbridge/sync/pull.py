@@ -1,11 +1,17 @@
 """Pull: apply what changed on a calendar to the booking system.
 
-Each ``ChangePage`` is applied in its own transaction; the provider's new token is stored with
-the last page only, so a run killed anywhere simply re-reads the same changes next time, and
-re-reading is harmless: objects are matched to bookings by (calendar, remote id, occurrence),
-or by our idempotency key for objects we created ourselves. One UID is one event: a new object
-whose UID another object of the calendar already holds is rejected, naming that object, instead
-of becoming a second booking.
+Pages are read ahead on a thread (:class:`~calbridge.sync.readahead.ReadAhead`) and applied in
+transactions: one page each while the listing keeps up with the store, and while it is ahead
+(a first import read by a child process, whose pages wait in the queue) the pages already read
+join the transaction of the one before them, up to :data:`GROUP_ITEMS` objects — a commit, the
+page's lookups and a share of SQLite's checkpoints fewer per page. A page is never split, and
+what the listing raises is raised after the pages before it are committed.
+
+The provider's new token is stored with the last page only, so a run killed anywhere simply
+re-reads the same changes next time, and re-reading is harmless: objects are matched to
+bookings by (calendar, remote id, occurrence), or by our idempotency key for objects we created
+ourselves. One UID is one event: a new object whose UID another object of the calendar already
+holds is rejected, naming that object, instead of becoming a second booking.
 
 Cancellations (deleted events, occurrences removed from a series, what a full resync's listing
 no longer holds) are not applied page by page: they are collected and settled by the
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any, cast
 
@@ -62,10 +69,13 @@ from calbridge.sync.bookings import (
 from calbridge.sync.collector import fewer_collections
 from calbridge.sync.guard import NeedsConfirmation, PendingCancellations, cancel_link, settle
 from calbridge.sync.history import changed_fields, record_arrivals, record_change
-from calbridge.sync.readahead import read_ahead
+from calbridge.sync.readahead import ReadAhead
 from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
+#: At most this many objects (and deletions) in one transaction: pages already read when the
+#: one before them is applied join its transaction up to this size (see the module doc).
+GROUP_ITEMS = 2_000
 #: booker address → the booking columns its assignment sets (see :class:`PageApplier`)
 Assigned = dict[str, dict[str, Any]]
 
@@ -513,15 +523,20 @@ def pull_pages(
     gen: int | None,
     progress: Progress,
 ) -> None:
-    """Apply pages one transaction each; settle the cancellations (the guard) and store the
-    new token with the last page. Raises NeedsConfirmation, after that commit, when the guard
-    held the cancellations back."""
+    """Apply pages in transactions of one page — or of several, when the pages after it are
+    already read (see the module doc); settle the cancellations (the guard) and store the new
+    token with the last page. Raises NeedsConfirmation, after that commit, when the guard held
+    the cancellations back."""
     pending = PendingCancellations()
     held: str | None = None
     assigned: Assigned = {}  # one memo for the whole run
     settings: AssignmentSettings | None = None
-    with fewer_collections():  # an import's many short-lived objects: see sync/collector.py
-        for page in read_ahead(pages):
+    source: ReadAhead[ChangePage] = pages if isinstance(pages, ReadAhead) else ReadAhead(pages)
+    with fewer_collections(), closing(source):
+        remaining = iter(source)
+        page = next(remaining, None)
+        while page is not None:
+            applied = 0
             with store.session() as session:
                 calendar = session.get(Calendar, calendar_id)
                 assert calendar is not None
@@ -529,15 +544,21 @@ def pull_pages(
                     session, calendar, window, report, pending, assigned, settings
                 )
                 settings = applier.settings
-                applier.apply(page, gen)
-                if page.done:
-                    if gen is not None:
-                        sweep_unseen(session, calendar, gen, applier)
-                    try:
-                        settle(session, calendar, pending, report)
-                    except NeedsConfirmation as exc:
-                        held = str(exc)
-                    calendar.sync_token = page.token
-            progress(len(page.items) + len(page.deleted))
+                while page is not None:
+                    applier.apply(page, gen)
+                    applied += len(page.items) + len(page.deleted)
+                    if page.done:
+                        if gen is not None:
+                            sweep_unseen(session, calendar, gen, applier)
+                        try:
+                            settle(session, calendar, pending, report)
+                        except NeedsConfirmation as exc:
+                            held = str(exc)
+                        calendar.sync_token = page.token
+                    if applied >= GROUP_ITEMS or not source.ready():
+                        break
+                    page = next(remaining)
+            progress(applied)
+            page = next(remaining, None)
     if held is not None:
         raise NeedsConfirmation(held)

@@ -22,7 +22,8 @@ _DONE = object()
 
 class ReadAhead(Generic[T]):
     """Iterate ``source`` in a thread, ``depth`` items ahead of the consumer, from now on.
-    :meth:`peek` waits for the next item without taking it; :meth:`close` stops the thread
+    :meth:`peek` waits for the next item without taking it, :meth:`ready` says whether it
+    is already here; :meth:`close` stops the thread
     (iterating to the end, or an exception, closes it too), first calling the source's
     ``interrupt()`` if it has one (:class:`calbridge.sync.forked.ChildPages`)."""
 
@@ -64,6 +65,17 @@ class ReadAhead(Generic[T]):
         if isinstance(got, BaseException):
             raise got
         return None if got is _DONE else got  # type: ignore[return-value]
+
+    def ready(self) -> bool:
+        """Whether the next item is already here, so taking it does not wait: False at the end
+        and when the source raised (the caller then finishes what it holds before it learns)."""
+        if not self._peeked:
+            try:
+                self._peeked.append(self._slots.get_nowait())
+            except queue.Empty:
+                return False
+        got = self._peeked[-1]
+        return got is not _DONE and not isinstance(got, BaseException)
 
     def __iter__(self) -> Iterator[T]:
         try:

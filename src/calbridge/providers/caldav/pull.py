@@ -83,16 +83,21 @@ class Puller:
 
         A full listing (no token) reads the objects first (:meth:`_query_first`). ``syncs``:
         for a full listing on a server not yet asked whether it has sync-collection, the
-        question (it probes the server): asked only when the listing is due, so the query
-        goes out first; a server without it is then listed by etags."""
+        question (it probes the server): asked on a helper thread while the server answers the
+        query, so neither waits for the other; its answer (or its error, such as a wrong
+        address) counts when the listing is due, and a server without sync-collection is then
+        listed by etags."""
         if token is None:
-            answer = self._query_all()
-            if answer is not None:
-                yield from self._query_first(answer, window, syncs)
-                return
-            if syncs is not None and not syncs():
-                yield from self.etag_changes(None, window)
-                return
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-probe") as pool:
+                # the probe goes out beside the query: its answer is in when the listing is due
+                asked = pool.submit(syncs).result if syncs is not None else None
+                answer = self._query_all()
+                if answer is not None:
+                    yield from self._query_first(answer, window, asked)
+                    return
+                if asked is not None and not asked():
+                    yield from self.etag_changes(None, window)
+                    return
         states, current = self._sync_states(token)
         if not current:
             yield from self._without_token(token, window)
