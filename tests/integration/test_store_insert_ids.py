@@ -117,3 +117,15 @@ def test_insert_rows_stores_exactly_what_the_core_insert_stores(store: Store) ->
     assert stored[1] == stored[0]
     assert tuple(stored[1][0]) == ("a", datetime(2027, 3, 5, 9), True, shared, "pending")
     assert raw[1] == raw[0]  # as stored, before SQLAlchemy reads it back
+    from sqlalchemy import bindparam
+
+    from calbridge.store.db import _insert_plan
+
+    dialect = store.engine.dialect
+    if dialect.paramstyle != "qmark":
+        return  # the driver's own executemany is SQLite's (qmark) only
+    plan = _insert_plan(fast, tuple(rows[0]), dialect)
+    assert plan is not None
+    names = [*rows[0], "state"]  # the rows' keys, then the left-out column with a default
+    core_sql = insert(fast).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+    assert plan[0] == str(core_sql)  # the statement SQLAlchemy itself would send

@@ -26,12 +26,9 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Table,
-    bindparam,
     create_engine,
     event,
-    func,
     insert,
-    select,
     text,
 )
 from sqlalchemy.engine import Dialect, make_url
@@ -249,31 +246,34 @@ def _fast_processor(column_type: TypeEngine[Any], processor: _Processor) -> _Pro
 
 
 def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
-    """The positional INSERT of ``keys`` and of the columns they leave out that have a scalar
-    default, with what each parameter takes; None when a left-out column's default is not a
-    plain value. Cached per table, keys and dialect."""
+    """The positional (``qmark``) INSERT of ``keys`` and of the columns they leave out that
+    have a scalar default, with what each parameter takes; None when a left-out column's
+    default is not a plain value. Cached per table, keys and dialect. Written here with the
+    dialect's quoting rather than compiled from ``insert(table)``: the same statement, without
+    a compilation on the first page of every process (tests compare the two)."""
     cache_key = (table, keys, dialect.name)
     if cache_key not in _plans:
         _plans[cache_key] = None
         left_out = {c.key: c.default for c in table.columns if c.key not in keys and c.default}
         if all(isinstance(d, ScalarElementColumnDefault) for d in left_out.values()):
             names = [*keys, *left_out]
-            compiled = (
-                insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+            quote = dialect.identifier_preparer
+            sql = (
+                f"INSERT INTO {quote.format_table(table)} "
+                f"({', '.join(quote.format_column(table.c[n]) for n in names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})"
             )
-            order = compiled.positiontup or []
-            if sorted(order) == sorted(names):
-                columns: list[tuple[str | None, _Processor, Any, bool]] = []
-                for name in order:
-                    impl = table.c[name].type.dialect_impl(dialect)
-                    processor = _fast_processor(impl, impl.bind_processor(dialect))
-                    if name in keys:
-                        columns.append((name, processor, None, isinstance(impl, JSON)))
-                    else:
-                        value = cast(ScalarElementColumnDefault, left_out[name]).arg
-                        processed = value if processor is None else processor(value)
-                        columns.append((None, None, processed, False))
-                _plans[cache_key] = (str(compiled), columns)
+            columns: list[tuple[str | None, _Processor, Any, bool]] = []
+            for name in names:
+                impl = table.c[name].type.dialect_impl(dialect)
+                processor = _fast_processor(impl, impl.bind_processor(dialect))
+                if name in keys:
+                    columns.append((name, processor, None, isinstance(impl, JSON)))
+                else:
+                    value = cast(ScalarElementColumnDefault, left_out[name]).arg
+                    processed = value if processor is None else processor(value)
+                    columns.append((None, None, processed, False))
+            _plans[cache_key] = (sql, columns)
     return _plans[cache_key]
 
 
@@ -293,12 +293,23 @@ def insert_with_ids(session: Session, table: Table, rows: list[dict[str, Any]]) 
         return list(
             session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         )
-    before = session.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+    name, column = _quoted_id(table, session.get_bind().dialect)
+    connection = session.connection()
+    before = connection.exec_driver_sql(f"SELECT coalesce(max({column}), 0) FROM {name}").scalar()
     insert_rows(session, table, rows)
-    ids = list(session.scalars(select(table.c.id).where(table.c.id > before).order_by(table.c.id)))
+    ids = list(
+        connection.exec_driver_sql(
+            f"SELECT {column} FROM {name} WHERE {column} > ? ORDER BY {column}", (before,)
+        ).scalars()
+    )
     if len(ids) != len(rows):
         raise RuntimeError(f"{table.name}: inserted {len(rows)} rows but found {len(ids)} new ids")
     return ids
+
+
+def _quoted_id(table: Table, dialect: Dialect) -> tuple[str, str]:
+    quote = dialect.identifier_preparer
+    return quote.format_table(table), quote.format_column(table.c.id)
 
 
 def _safe(url: str) -> str:
