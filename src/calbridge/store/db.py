@@ -14,9 +14,12 @@ database's, and Alembic runs only when they differ.
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -43,6 +46,8 @@ from calbridge.store.schema import MIGRATIONS, head_revision
 if TYPE_CHECKING:
     from alembic.config import Config
 
+logger = logging.getLogger(__name__)
+
 
 class Store:
     """An opened database: ``session()`` gives a transaction that commits on success."""
@@ -50,14 +55,42 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._factory = sessionmaker(engine, expire_on_commit=False)
+        self._checkpoint: threading.Thread | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._factory() as session, session.begin():
             yield session
 
+    def checkpoint_soon(self) -> None:
+        """SQLite: copy what the write-ahead log holds into the database on a helper thread,
+        now (a passive checkpoint: it never waits for or blocks this process's writes). A big
+        import leaves megabytes in the log, which SQLite would otherwise copy when the last
+        connection closes — the process waiting for it; on its own connection the copy runs
+        while the sync finishes (SQLite's work does not hold the interpreter lock), and the
+        close has little left. Nothing on other databases, or while one is under way."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return
+        if self._checkpoint is not None and self._checkpoint.is_alive():
+            return
+        self._checkpoint = threading.Thread(
+            target=_checkpoint, args=(database,), name="calbridge-checkpoint", daemon=True
+        )
+        self._checkpoint.start()
+
     def dispose(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.join()
         self.engine.dispose()
+
+
+def _checkpoint(database: str) -> None:
+    try:
+        with closing(sqlite3.connect(database, timeout=30)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:  # only an early copy: the close does it in any case
+        logger.debug("early checkpoint failed", exc_info=True)
 
 
 def _normalize_url(url: str) -> str:

@@ -12,10 +12,12 @@ _REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s
 
 
 @cache
+@cache
 def head_revision() -> str | None:
     """The newest migration's revision id, read from the scripts without importing Alembic:
     the one revision no other script names as its ``down_revision``. None when the scripts
-    do not have exactly one head (then Alembic decides, and says what is wrong)."""
+    do not have exactly one head (then Alembic decides, and says what is wrong). Read once
+    per process: the scripts are part of the installed program."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in (MIGRATIONS / "versions").glob("*.py"):

@@ -531,6 +531,7 @@ def pull_pages(
     held: str | None = None
     assigned: Assigned = {}  # one memo for the whole run
     settings: AssignmentSettings | None = None
+    total = 0
     source: ReadAhead[ChangePage] = pages if isinstance(pages, ReadAhead) else ReadAhead(pages)
     with fewer_collections(), closing(source):
         remaining = iter(source)
@@ -559,6 +560,9 @@ def pull_pages(
                         break
                     page = next(remaining)
             progress(applied)
+            total += applied
             page = next(remaining, None)
+    if total >= GROUP_ITEMS // 2:  # a big import: SQLite's log is copied while the sync ends
+        store.checkpoint_soon()
     if held is not None:
         raise NeedsConfirmation(held)

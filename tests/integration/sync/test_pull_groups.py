@@ -18,6 +18,7 @@ from calbridge.demo.seed import vevent
 from calbridge.domain.remote import ChangePage, RemoteRef, Window
 from calbridge.errors import ProviderError
 from calbridge.providers.ical.parse import parse_item
+from calbridge.store.db import Store
 from calbridge.store.models import Calendar, Event
 from calbridge.sync import pull
 from calbridge.sync.engine import sync_calendar
@@ -159,3 +160,16 @@ def test_what_the_listing_raises_comes_after_the_pages_before_it_are_committed(
     assert bookings(world) == 6  # both pages are kept: the next sync reads them again
     assert token(world, calendar_id) is None
     assert sum(len(group) for group in transactions) == 2
+
+
+@pytest.mark.parametrize(("objects", "asked"), [(1000, True), (10, False)])
+def test_a_big_pull_has_the_log_copied_early_and_a_small_one_does_not(
+    world: Any, calendar_id: int, monkeypatch: pytest.MonkeyPatch, objects: int, asked: bool
+) -> None:
+    """``Store.checkpoint_soon`` (``tests/integration/test_store_checkpoint.py``)."""
+    calls: list[Store] = []
+    monkeypatch.setattr(Store, "checkpoint_soon", lambda self: calls.append(self))
+    pages = iter([page(1, size=objects), page(2, size=0, done=True)])
+    report = sync_calendar(world.store, calendar_id, lambda _c: Listing(pages), NOW)
+    assert report.ok and report.created == objects, report.error
+    assert calls == ([world.store] if asked else [])
