@@ -230,3 +230,25 @@ def test_a_message_cut_short_is_an_unexpected_end() -> None:
     pages = ChildPages(child.pid, os.fdopen(read_end, "rb"), print, "calendar 'x'")
     with pytest.raises(ProviderError, match=r"ended unexpectedly \(exit status 0\)"):
         list(pages)
+
+
+def test_the_child_parses_ahead_of_a_parent_that_is_not_reading_yet(tmp_path: Any) -> None:
+    """The pipe holds about a megabyte of pages (Linux's default is 64 KB): the child goes on
+    reading the calendar while the parent is still loading the engine, here about 600 KB of
+    pages that nobody reads until the child has made them all."""
+    marker = tmp_path / "listed"
+    got = run_case(f"""
+        def listing():
+            for n in range(6):  # about 100 KB each, pickled
+                yield ChangePage([rejection(f"{{n}}-{{i}}" + "x" * 400) for i in range(200)], [])
+            open({str(marker)!r}, "w").close()  # the last page is in the pipe
+            yield ChangePage([], [], "tok-1", done=True)
+
+        pages = pages_from_child(child(listing, 1), added.append, "calendar 'x'")
+        deadline = time.monotonic() + 20
+        while not os.path.exists({str(marker)!r}) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ahead = os.path.exists({str(marker)!r})
+        print(json.dumps({{"ahead": ahead, "pages": len(read(pages)), "added": added}}))
+    """)
+    assert got == {"ahead": True, "pages": 7, "added": [1]}

@@ -10,7 +10,9 @@ calendar's provider (opening its secret, importing the HTTP client) and runs its
 same requests, retries, parsing and error messages as in this process. It sends each page,
 parsed, down a pipe (pickled: about a tenth of the parsing's cost to read back), and the
 provider's request count at the end. The parent loads the engine meanwhile and applies the
-pages as they come; it makes a provider of its own only if it needs one (to push).
+pages as they come; it makes a provider of its own only if it needs one (to push). The child
+widens the pipe to a megabyte (Linux's default is 64 KB, less than one page), so it reads the
+calendar ahead of a parent still loading instead of waiting for it to read.
 
 What crosses the pipe is ``("started",)`` — or ``("refused", text)`` when the provider could not
 be made, and the caller then syncs the calendar itself as if it had not forked
