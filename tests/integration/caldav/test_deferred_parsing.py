@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import calbridge.providers.caldav.pull as pull_module
 from calbridge.config import Settings
 from calbridge.domain.remote import DeferredPage, RemoteItem
 from calbridge.providers.caldav.pull import Puller
@@ -104,20 +105,49 @@ def test_the_listing_is_asked_for_before_the_querys_answer_is_parsed(
         calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
     started = threading.Event()
     order: list[str] = []
-    listing, entries = Puller._full_listing, Puller._query_entries
+    listing, read = Puller._full_listing, pull_module.dav.read_multistatus
 
     def listing_spy(self: Puller, syncs: Any = None) -> Any:
         order.append("listing asked")
         started.set()
         return listing(self, syncs)
 
-    def entries_spy(self: Puller, answer: list[bytes]) -> Any:
+    def read_spy(chunks: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("calbridge-listing"):
+            return read(chunks, *args, **kwargs)  # the listing's own answer
         order.append("parse began, listing " + ("asked" if started.wait(10) else "not asked"))
-        return entries(self, answer)
+        return read(chunks, *args, **kwargs)
 
     monkeypatch.setattr(Puller, "_full_listing", listing_spy)
-    monkeypatch.setattr(Puller, "_query_entries", entries_spy)
+    monkeypatch.setattr(pull_module.dav, "read_multistatus", read_spy)
     provider = calendar.provider(batch_size=2)
     pages = list(provider.list_changes(None, WINDOW))
     assert "parse began, listing asked" in order
     assert sum(len(page.items) for page in pages) == 3 and pages[-1].token
+
+
+def test_the_first_page_goes_out_before_the_querys_answer_is_read_whole(
+    calendar: Calendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query's answer is read a page at a time: the first page of two objects is handed
+    out when about two of the five responses are read, not after all five."""
+    for n in range(5):
+        calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
+    read = pull_module.dav.read_multistatus
+    responses = 0
+
+    def counted(chunks: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal responses
+        for entry in read(chunks, *args, **kwargs):
+            if not threading.current_thread().name.startswith("calbridge-listing"):
+                responses += 1
+            yield entry
+
+    monkeypatch.setattr(pull_module.dav, "read_multistatus", counted)
+    provider = calendar.provider(batch_size=2)
+    listing = provider.list_changes(None, WINDOW)
+    first = next(listing)
+    read_by_then = responses
+    rest = list(listing)
+    assert len(first.items) == 2 and read_by_then < 5 <= responses
+    assert sum(len(page.items) for page in [first, *rest]) == 5 and rest[-1].token

@@ -156,21 +156,6 @@ class Puller:
                 return None
             return list(response.iter_bytes())
 
-    def _query_entries(self, answer: list[bytes]) -> list[dav.DavResponse] | None:
-        """The objects of a query's answer; None when it is truncated or unreadable."""
-        entries: list[dav.DavResponse] = []
-        try:
-            for entry in dav.read_multistatus(answer, self._collection, source=self._source):
-                if isinstance(entry, dav.Truncated):
-                    logger.info("%s: calendar-query truncated; listing instead", self._source)
-                    return None
-                if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
-                    entries.append(entry)
-        except dav.MalformedReply as exc:
-            logger.warning("%s; listing instead", exc)
-            return None
-        return entries
-
     def _query_first(
         self, answer: list[bytes], window: Window, syncs: Callable[[], bool] | None = None
     ) -> Iterator[ChangePage]:
@@ -180,28 +165,48 @@ class Puller:
         The listing then settles what changed meanwhile: an object whose etag differs from the
         one read, or that was not read (created since, or not answered), is fetched by
         multiget; one read but no longer listed is gone. What the engine holds is then the
-        collection as of the token. A truncated or unreadable answer leaves it all to the
-        listing and multigets.
+        collection as of the token. Each page goes out as soon as its objects are read from
+        the answer (the first one does not wait for the whole answer to be parsed); an answer
+        found truncated or unreadable on the way leaves it all to the listing and multigets,
+        which read again what the pages already gave.
 
         On a server that computes its answers one at a time (Radicale) this also costs it less
         than listing first: no multigets, and the objects are applied while it lists."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
             listing = pool.submit(self._full_listing, syncs)
-            entries = self._query_entries(answer)
+            read: dict[str, str | None] = {}
+            whole = True
+            batch: list[dav.DavResponse] = []
+            try:  # a page as soon as its objects are read from the answer
+                for entry in dav.read_multistatus(answer, self._collection, source=self._source):
+                    if isinstance(entry, dav.Truncated):
+                        logger.info("%s: calendar-query truncated; listing instead", self._source)
+                        whole = False
+                        break
+                    if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
+                        read[entry.href] = entry.text("D:getetag")
+                        batch.append(entry)
+                    if len(batch) == self._batch:
+                        yield DeferredPage(
+                            partial(self._read_entries, batch, window), [], full=True
+                        )
+                        batch = []
+            except dav.MalformedReply as exc:
+                logger.warning("%s; listing instead", exc)
+                whole = False
             answer.clear()
-            if entries is None:
-                etags, token = listing.result()
-                yield from self._pages(list(etags), [], token, window, full=True)
-                return
-            read = {entry.href: entry.text("D:getetag") for entry in entries}
-            for start in range(0, len(entries), self._batch):
-                batch = entries[start : start + self._batch]
-                yield DeferredPage(partial(self._read_entries, batch, window), [], full=True)
-            entries.clear()
+            if batch and whole:
+                yield self._entries_page(batch, window)
             etags, token = listing.result()
+        if not whole:  # what was read is read again: applying it twice changes nothing
+            yield from self._pages(list(etags), [], token, window, full=True)
+            return
         changed = [h for h, etag in etags.items() if etag is None or read.get(h) != etag]
         deleted = [h for h in read if h not in etags]
         yield from self._pages(changed, deleted, token, window, full=True)
+
+    def _entries_page(self, entries: list[dav.DavResponse], window: Window) -> DeferredPage:
+        return DeferredPage(partial(self._read_entries, entries, window), [], full=True)
 
     def _full_listing(
         self, syncs: Callable[[], bool] | None = None
