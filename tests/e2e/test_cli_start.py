@@ -184,8 +184,9 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
     it and then with nothing changed: the first runs the whole engine, yet loads no other
     kind's connector or client library, no migration tool, no iCalendar parser (there is
     nothing to read), and nothing that only prints to a terminal (rich, pygments, click) — nor
-    the CalDAV connector, its HTTP client or the secrets' cipher: a child process reads the
-    calendar (``sync/forked.py``) and there is nothing to push; the second is the quick path
+    the CalDAV connector, its HTTP client, the secrets' cipher or the recurrence rules'
+    library: a child process reads the calendar (``sync/forked.py``) and there is nothing to
+    push; the second is the quick path
     (``sync/quick.py``): the CalDAV connector and no engine, ORM, pydantic or Typer at all."""
     from calbridge_emulators.radicale import running_radicale
 
@@ -206,6 +207,7 @@ def test_a_json_sync_of_a_caldav_calendar_loads_no_other_provider_and_no_termina
         "calbridge.providers.caldav.provider",
         "httpx",
         "cryptography",
+        "dateutil",
         "calbridge.sync.engine",
         "sqlalchemy",
         "pydantic",

@@ -35,8 +35,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from dateutil.rrule import rrule, rruleset, rrulestr
-
 from calbridge.domain.event import EventTimes, to_utc, zone
 from calbridge.domain.remote import EventFields, RemoteOccurrence, Window
 from calbridge.errors import BadEvent, BadRemoteEvent
@@ -138,6 +136,8 @@ def _starts(
 ) -> Iterable[datetime | date]:
     """Original starts (wall-clock, or dates) the rules and RDATEs generate up to the window's
     end. Starts before the window are produced too (cheaply) and filtered by the caller."""
+    from dateutil.rrule import rrule, rruleset, rrulestr  # a series to expand (not on import)
+
     times = series.fields.times
     anchor = _naive(times.start)
     rules = rruleset()
