@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from calbridge.cli.main import COMMANDS, load_command
+from calbridge.cli.sync_run import SYNC_FAILED
 from calbridge.store.db import _alembic_config, head_revision, open_store
 
 HEAVY = (
@@ -268,3 +269,61 @@ def test_a_sync_through_the_console_script_collects_once_the_engine_is_loaded(
         store_with_calendar(data, example_directory_text, server.make_calendar("ann", "bookings"))
         assert collector_at_exit(["sync", "--json"], "run", env) == "on frozen"
         assert collector_at_exit(["sync", "--json"], "run", env) == "off frozen"
+
+
+def ending(args: list[str], env: dict[str, str]) -> tuple[int, str, list[str]]:
+    """Run ``calbridge ARGS`` through the console script's ``run`` in a fresh interpreter that
+    also has a thread still working and an exit handler, and that says when it ends without
+    the interpreter's teardown (``os._exit``); its exit code, stdout and what was said."""
+    code = (
+        "import atexit, sys, threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    sys.stderr.write('END thread finished\\n')\n"
+        "threading.Thread(target=late).start()\n"
+        "atexit.register(lambda: sys.stderr.write('END exit handler ran\\n'))\n"
+        "import os\n"
+        "ended = os._exit\n"
+        "def without_teardown(code):\n"
+        "    os.write(2, b'END ended without the teardown\\n')\n"
+        "    ended(code)\n"
+        "os._exit = without_teardown\n"
+        f"sys.argv = ['calbridge', *{args!r}]\n"
+        "from calbridge.cli.main import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=120,
+    )
+    said = [line[4:] for line in done.stderr.splitlines() if line.startswith("END ")]
+    return done.returncode, done.stdout, said
+
+
+def test_a_plain_sync_ends_without_the_interpreters_teardown(
+    tmp_path: Path, example_directory_text: str
+) -> None:
+    """``calbridge sync`` ends the way the interpreter would — threads waited for, exit
+    handlers run, its output complete, its exit code (here a calendar whose server is down:
+    the sync's own failure) — but skips freeing every object one by one
+    (``cli.main._end_now``); other commands, and a sync refused outright, exit as usual."""
+    from calbridge_emulators.radicale import running_radicale
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with running_radicale(tmp_path / "radicale", {"ann": "ann-pw"}) as server:
+        store_with_calendar(data, example_directory_text, server.make_calendar("ann", "b"))
+    env = {"CALBRIDGE_DATA_DIR": str(data)}  # the server is gone again
+    code, out, said = ending(["sync", "--json"], env)
+    [report] = json.loads(out)
+    assert code == SYNC_FAILED and not report["ok"] and "cannot reach" in report["error"]
+    assert said == ["thread finished", "exit handler ran", "ended without the teardown"]
+    code, out, said = ending(["--version"], env)
+    assert code == 0 and out.startswith("calbridge ")
+    assert said == ["thread finished", "exit handler ran"]
+    code, out, said = ending(["sync", "no-such-calendar"], env)
+    assert code != 0 and said == ["thread finished", "exit handler ran"]
