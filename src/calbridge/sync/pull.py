@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -73,6 +74,20 @@ from calbridge.sync.readahead import ReadAhead
 from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
+
+
+@dataclass
+class Linked:
+    """What a pull of a calendar that had no links when it began has linked so far: the
+    remote ids it gave a link, and each whole object's UID → its href (the links the
+    page lookups of :class:`PageApplier` would find). Such a pull never asks the store for the
+    links of an object it has not linked itself — on a first import, two queries per page
+    that could only answer "none"."""
+
+    ids: set[str] = field(default_factory=set)
+    uids: dict[str, str] = field(default_factory=dict)
+
+
 #: At most this many objects (and deletions) in one transaction: pages already read when the
 #: one before them is applied join its transaction up to this size (see the module doc).
 GROUP_ITEMS = 2_000
@@ -100,6 +115,7 @@ class PageApplier:
         pending: PendingCancellations | None = None,
         assigned: Assigned | None = None,
         settings: AssignmentSettings | None = None,
+        linked: Linked | None = None,
     ):
         self.session = session
         self.pending = pending  # None: cancel at once (no guard)
@@ -115,6 +131,8 @@ class PageApplier:
         self.by_remote: dict[str, list[Link]] = {}  # the page's links, see _prefetch
         self.prefetched: set[str] = set()
         self.uid_owner: dict[str, str] = {}  # UID → the href that holds it (see _duplicate)
+        self.linked = linked  # None: the calendar had links when the pull began (see Linked)
+        self.gone: set[str] = set()  # the page's deleted hrefs
         self.rejected: set[str] = set(
             session.scalars(select(Rejection.remote_id).where(Rejection.calendar_id == calendar.id))
         )
@@ -147,18 +165,24 @@ class PageApplier:
             self.remote_gone(ref_id)
 
     def _prefetch(self, page: ChangePage) -> None:
-        """Load the page's links in one query per 500 ids instead of one per item."""
+        """Load the page's links in one query per 500 ids instead of one per item (for a
+        calendar that had none, only those this pull made: :class:`Linked`)."""
         self.by_remote = {}
         ids = [i.ref.id for i in page.items if isinstance(i, RemoteItem)] + list(page.deleted)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        self.gone = set(page.deleted)  # an object moved to a new href within this page is no clash
+        linked = self.linked
+        asked = ids if linked is None else [i for i in ids if i in linked.ids]
+        for start in range(0, len(asked), 500):
+            chunk = asked[start : start + 500]
             for link in self.session.scalars(
                 select(Link).where(Link.calendar_id == self.calendar.id, Link.remote_id.in_(chunk))
             ):
                 self.by_remote.setdefault(link.remote_id or "", []).append(link)
         self.prefetched = set(ids)
+        if linked is not None:
+            return  # the UIDs this pull linked are looked up in memory (_duplicate)
         uids = list({i.uid for i in page.items if isinstance(i, RemoteItem) and _whole(i)})
-        gone = set(page.deleted)  # an object moved to a new href within this page is no clash
+        gone = self.gone
         for start in range(0, len(uids), 500):
             for uid, remote_id in self.session.execute(
                 select(Link.uid, Link.remote_id).where(
@@ -219,7 +243,14 @@ class PageApplier:
         twice. Occurrence-per-object providers (Graph instances of one series) are exempt."""
         if not _whole(item) or not item.uid:
             return False
-        owner = self.uid_owner.setdefault(item.uid, item.ref.id)
+        owner = self.uid_owner.get(item.uid)
+        if owner in self.gone:  # that object moved to a new href within this page
+            owner = None
+        if owner is None and self.linked is not None:
+            made = self.linked.uids.get(item.uid)
+            owner = made if made is not None and made not in self.gone else None
+        if owner is None:
+            owner = self.uid_owner[item.uid] = item.ref.id
         if owner == item.ref.id:
             return False
         self._reject(
@@ -302,6 +333,12 @@ class PageApplier:
         insert_booked_locations(
             self.session, [e for e, _ in self.arrivals], ids, self.arrival_rooms
         )
+        if self.linked is not None:  # what _prefetch's queries would now find
+            for _, link in self.arrivals:
+                remote = str(link["remote_id"])
+                self.linked.ids.add(remote)
+                if link["uid"] and (not link["is_series"] or link["recurrence_id"]):
+                    self.linked.uids.setdefault(link["uid"], remote)
         self.arrivals.clear()
         self.arrival_rooms.clear()
 
@@ -531,6 +568,8 @@ def pull_pages(
     held: str | None = None
     assigned: Assigned = {}  # one memo for the whole run
     settings: AssignmentSettings | None = None
+    linked: Linked | None = None  # set in the first transaction: see Linked
+    first = True
     total = 0
     source: ReadAhead[ChangePage] = pages if isinstance(pages, ReadAhead) else ReadAhead(pages)
     with fewer_collections(), closing(source):
@@ -541,8 +580,12 @@ def pull_pages(
             with store.session() as session:
                 calendar = session.get(Calendar, calendar_id)
                 assert calendar is not None
+                if first:
+                    first = False
+                    held_any = select(Link.id).where(Link.calendar_id == calendar_id).limit(1)
+                    linked = Linked() if session.scalar(held_any) is None else None
                 applier = PageApplier(
-                    session, calendar, window, report, pending, assigned, settings
+                    session, calendar, window, report, pending, assigned, settings, linked
                 )
                 settings = applier.settings
                 while page is not None:

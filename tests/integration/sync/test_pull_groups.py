@@ -173,3 +173,66 @@ def test_a_big_pull_has_the_log_copied_early_and_a_small_one_does_not(
     report = sync_calendar(world.store, calendar_id, lambda _c: Listing(pages), NOW)
     assert report.ok and report.created == objects, report.error
     assert calls == ([world.store] if asked else [])
+
+
+def item(href: str, uid: str, day: int, etag: str = '"1"') -> Any:
+    start = NOW + timedelta(days=day)
+    ics = vevent(uid, f"Event {href}", start, start + timedelta(hours=1))
+    return parse_item(RemoteRef(href, etag), ics, WINDOW)
+
+
+def test_a_first_import_finds_what_it_linked_itself_without_asking_the_store(
+    world: Any, calendar_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A calendar with no links when the pull begins: the page lookups are answered from what
+    this pull linked (``sync.pull.Linked``) — a UID taken by an earlier page is a duplicate,
+    an object read twice is one booking, a UID freed by a move in the same page is not taken —
+    and the store is asked only for the links of objects this pull linked and sees again (read
+    twice, or deleted)."""
+    lookups: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        looked_up = "links.remote_id IN" in statement or "links.uid IN" in statement
+        if statement.lstrip().startswith("SELECT") and looked_up:
+            lookups.append(len(params) if isinstance(params, list | tuple) else 1)
+
+    event.listen(world.store.engine, "before_cursor_execute", count)
+    pages = iter(
+        [
+            ChangePage([item("/cal/a.ics", "U", 1), item("/cal/b.ics", "V", 2)], full=True),
+            ChangePage([item("/cal/c.ics", "U", 3)], full=True),  # U is a.ics's
+            ChangePage([item("/cal/a.ics", "U", 1)], full=True),  # read again, same etag
+            ChangePage(
+                [item("/cal/d.ics", "V", 4)], ["/cal/b.ics"], token="t", done=True, full=True
+            ),  # b.ics moved to d.ics: V is free
+        ]
+    )
+    report = sync_calendar(world.store, calendar_id, lambda _c: Listing(pages), NOW)
+    assert report.ok, report.error
+    assert (report.created, report.rejected) == (3, 1)  # a, b and d; c is the duplicate
+    with world.store.session() as session:
+        names = sorted(session.scalars(select(Event.name).where(Event.status != "cancelled")))
+    assert names == ["Event /cal/a.ics", "Event /cal/d.ics"]  # b.ics's booking: cancelled
+    assert lookups == [2, 2]  # the calendar and one href: a.ics read again, b.ics deleted
+
+
+def test_a_calendar_with_links_looks_them_up_in_the_store(world: Any, calendar_id: int) -> None:
+    """The same listing for a calendar that already has links: each page asks the store."""
+    first = iter([ChangePage([item("/cal/a.ics", "U", 1)], token="t", done=True, full=True)])
+    assert sync_calendar(world.store, calendar_id, lambda _c: Listing(first), NOW).ok
+    lookups: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "links.remote_id IN" in statement:
+            lookups.append(statement)
+
+    event.listen(world.store.engine, "before_cursor_execute", count)
+    again = iter(
+        [
+            ChangePage([item("/cal/b.ics", "U", 2)], full=True),
+            ChangePage([item("/cal/a.ics", "U", 1)], token="t2", done=True, full=True),
+        ]
+    )
+    report = sync_calendar(world.store, calendar_id, lambda _c: Listing(again), NOW)
+    assert report.ok and (report.created, report.rejected) == (0, 1), report.error
+    assert len(lookups) == 2  # one per page
