@@ -12,7 +12,6 @@ _REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s
 
 
 @cache
-@cache
 def head_revision() -> str | None:
     """The newest migration's revision id, read from the scripts without importing Alembic:
     the one revision no other script names as its ``down_revision``. None when the scripts

@@ -75,6 +75,14 @@ from calbridge.sync.report import SyncReport
 
 Progress = Callable[[int], None]
 
+#: At most this many objects (and deletions) in one transaction: pages already read when the
+#: one before them is applied join its transaction up to this size (see the module doc).
+GROUP_ITEMS = 2_000
+#: A pull of at least this many objects has SQLite's log copied early (Store.checkpoint_soon).
+CHECKPOINT_ITEMS = 1_000
+#: booker address → the booking columns its assignment sets (see :class:`PageApplier`)
+Assigned = dict[str, dict[str, Any]]
+
 
 @dataclass
 class Linked:
@@ -86,13 +94,6 @@ class Linked:
 
     ids: set[str] = field(default_factory=set)
     uids: dict[str, str] = field(default_factory=dict)
-
-
-#: At most this many objects (and deletions) in one transaction: pages already read when the
-#: one before them is applied join its transaction up to this size (see the module doc).
-GROUP_ITEMS = 2_000
-#: booker address → the booking columns its assignment sets (see :class:`PageApplier`)
-Assigned = dict[str, dict[str, Any]]
 
 
 class PageApplier:
@@ -605,7 +606,7 @@ def pull_pages(
             progress(applied)
             total += applied
             page = next(remaining, None)
-    if total >= GROUP_ITEMS // 2:  # a big import: SQLite's log is copied while the sync ends
+    if total >= CHECKPOINT_ITEMS:  # a big import: SQLite's log is copied while the sync ends
         store.checkpoint_soon()
     if held is not None:
         raise NeedsConfirmation(held)

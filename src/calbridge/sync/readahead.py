@@ -22,10 +22,10 @@ _DONE = object()
 
 class ReadAhead(Generic[T]):
     """Iterate ``source`` in a thread, ``depth`` items ahead of the consumer, from now on.
-    :meth:`peek` waits for the next item without taking it, :meth:`ready` says whether it
-    is already here; :meth:`close` stops the thread
-    (iterating to the end, or an exception, closes it too), first calling the source's
-    ``interrupt()`` if it has one (:class:`calbridge.sync.forked.ChildPages`)."""
+    :meth:`peek` waits for the next item without taking it, :meth:`ready` says whether it is
+    already here; :meth:`close` stops the thread (iterating to the end, or an exception, closes
+    it too), first calling the source's ``interrupt()`` if it has one
+    (:class:`calbridge.sync.forked.ChildPages`)."""
 
     def __init__(self, source: Iterable[T], depth: int = 2) -> None:
         self._slots: queue.Queue[object] = queue.Queue(maxsize=depth)

@@ -88,12 +88,12 @@ class Puller:
         address) counts when the listing is due, and a server without sync-collection is then
         listed by etags."""
         if token is None:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-probe") as pool:
-                # the probe goes out beside the query: its answer is in when the listing is due
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
+                # the probe goes out beside the query, on the thread that lists after it
                 asked = pool.submit(syncs).result if syncs is not None else None
                 answer = self._query_all()
                 if answer is not None:
-                    yield from self._query_first(answer, window, asked)
+                    yield from self._query_first(answer, window, pool, asked)
                     return
                 if asked is not None and not asked():
                     yield from self.etag_changes(None, window)
@@ -157,7 +157,11 @@ class Puller:
             return list(response.iter_bytes())
 
     def _query_first(
-        self, answer: list[bytes], window: Window, syncs: Callable[[], bool] | None = None
+        self,
+        answer: list[bytes],
+        window: Window,
+        pool: ThreadPoolExecutor,
+        syncs: Callable[[], bool] | None = None,
     ) -> Iterator[ChangePage]:
         """A full listing that starts from the objects themselves (:meth:`_query_all`): the
         server is asked for the listing (sync-collection, or PROPFIND without it) for a token
@@ -171,33 +175,31 @@ class Puller:
         which read again what the pages already gave.
 
         On a server that computes its answers one at a time (Radicale) this also costs it less
-        than listing first: no multigets, and the objects are applied while it lists."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
-            listing = pool.submit(self._full_listing, syncs)
-            read: dict[str, str | None] = {}
-            whole = True
-            batch: list[dav.DavResponse] = []
-            try:  # a page as soon as its objects are read from the answer
-                for entry in dav.read_multistatus(answer, self._collection, source=self._source):
-                    if isinstance(entry, dav.Truncated):
-                        logger.info("%s: calendar-query truncated; listing instead", self._source)
-                        whole = False
-                        break
-                    if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
-                        read[entry.href] = entry.text("D:getetag")
-                        batch.append(entry)
-                    if len(batch) == self._batch:
-                        yield DeferredPage(
-                            partial(self._read_entries, batch, window), [], full=True
-                        )
-                        batch = []
-            except dav.MalformedReply as exc:
-                logger.warning("%s; listing instead", exc)
-                whole = False
-            answer.clear()
-            if batch and whole:
-                yield self._entries_page(batch, window)
-            etags, token = listing.result()
+        than listing first: no multigets, and the objects are applied while it lists. The
+        listing runs on ``pool`` (the caller's one helper thread, after its probe)."""
+        listing = pool.submit(self._full_listing, syncs)
+        read: dict[str, str | None] = {}
+        whole = True
+        batch: list[dav.DavResponse] = []
+        try:  # a page as soon as its objects are read from the answer
+            for entry in dav.read_multistatus(answer, self._collection, source=self._source):
+                if isinstance(entry, dav.Truncated):
+                    logger.info("%s: calendar-query truncated; listing instead", self._source)
+                    whole = False
+                    break
+                if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
+                    read[entry.href] = entry.text("D:getetag")
+                    batch.append(entry)
+                if len(batch) == self._batch:
+                    yield self._entries_page(batch, window)
+                    batch = []
+        except dav.MalformedReply as exc:
+            logger.warning("%s; listing instead", exc)
+            whole = False
+        answer.clear()
+        if batch and whole:
+            yield self._entries_page(batch, window)
+        etags, token = listing.result()
         if not whole:  # what was read is read again: applying it twice changes nothing
             yield from self._pages(list(etags), [], token, window, full=True)
             return
