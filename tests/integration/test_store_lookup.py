@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import psycopg
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from calbridge.domain.assignment import Assignment, Ref
 from calbridge.errors import BadEmail, ConfigError
+from calbridge.store import lookup as lookup_module
 from calbridge.store.db import Store
 from calbridge.store.directory import import_directory
 from calbridge.store.events import resolve_booker
@@ -337,3 +338,63 @@ def test_prefetched_lookups_answer_exactly_as_one_address_queries_do_with_two_qu
 def sorted_matches(found: dict[str, Any]) -> dict[str, Any]:
     """Match lists in a fixed order (neither query orders its rows; the rules pick by id)."""
     return {a: tuple(sorted(matches, key=repr) for matches in pair) for a, pair in found.items()}
+
+
+# --- the written-out SQL is the statements' -------------------------------------------------
+
+
+def as_stored(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row with booleans as the integers SQLite's cursor gives (PostgreSQL gives bools)."""
+    return tuple(int(v) if isinstance(v, bool) else v for v in row)
+
+
+@pytest.mark.parametrize("paramstyle", ["native", "other"])
+def test_the_written_lookups_give_the_rows_of_the_sqlalchemy_statements(
+    store: Store, paramstyle: str
+) -> None:
+    """The one-address lookups run SQL written out per dialect (``_prepared``), not compiled
+    from ``_statements()``; on a directory with every kind of match — users linked to a
+    contact with and without a company, to a company, inactive users, the Virtual Assistant,
+    contacts without a company, an address two contacts share — both give the same rows for
+    every address, with the driver's own parameter style and its other one."""
+    text = json.loads(
+        directory(
+            contacts=[
+                contact("ct-mia", "mia@harbour.example", company="co-harbour"),
+                contact("ct-solo", "solo@free.example", "twin@shared.example"),
+                contact("ct-twin", "twin@shared.example", company="co-acme"),
+            ],
+            users=[
+                user("u-mia", ("mia@harbour.example", True), ("mia@venue.example", False),
+                     crm="ct-mia"),
+                user("u-solo", ("solo@venue.example", True), crm="ct-solo"),
+                user("u-acme", ("desk@acme.example", True), crm="co-acme"),
+                user("u-gone", ("gone@venue.example", True), active=False),
+                user("u-con", ("con@venue.example", True), type_="concurrent"),
+            ],
+        )
+    )  # fmt: skip
+    load(store, json.dumps(text))
+    addresses = [
+        "mia@harbour.example", "mia@venue.example", "solo@venue.example", "solo@free.example",
+        "twin@shared.example", "desk@acme.example", "gone@venue.example", "con@venue.example",
+        "calendar@venue.example", "nobody@else.example",
+    ]  # fmt: skip
+    with store.session() as s:
+        dialect = s.get_bind().dialect
+        if paramstyle == "other":  # SQLite's driver also takes names, psycopg positions
+            other = {"qmark": "named", "pyformat": "format"}[dialect.paramstyle]
+            dialect = type(dialect)(paramstyle=other)
+        statements = lookup_module._statements()
+        found = {"users": 0, "contacts": 0}
+        users, contacts = lookup_module._prepared(dialect)
+        written_out = {"users": users, "contacts": contacts}
+        for address in addresses:
+            for kind, written in written_out.items():
+                with closing(s.connection().connection.cursor()) as cursor:
+                    cursor.execute(written.sql, written.params(address))
+                    rows = sorted(as_stored(row) for row in cursor.fetchall())
+                compiled = s.execute(statements[kind], {"address": address}).all()
+                assert rows == sorted(as_stored(row) for row in compiled), (kind, address)
+                found[kind] += len(rows)
+    assert found == {"users": 5, "contacts": 4}  # every kind of row was compared
