@@ -398,3 +398,13 @@ def test_the_written_lookups_give_the_rows_of_the_sqlalchemy_statements(
                 assert rows == sorted(as_stored(row) for row in compiled), (kind, address)
                 found[kind] += len(rows)
     assert found == {"users": 5, "contacts": 4}  # every kind of row was compared
+
+
+def test_a_driver_passing_parameters_in_another_style_is_a_config_error() -> None:
+    """The written-out lookups know the four styles SQLite's and psycopg's drivers take; a
+    driver with another (``numeric``) gets a message naming the databases calbridge supports,
+    not a KeyError in the middle of a sync."""
+    from sqlalchemy.dialects import sqlite
+
+    with pytest.raises(ConfigError, match=r"'numeric' style.*SQLite or PostgreSQL"):
+        lookup_module._prepared(sqlite.dialect(paramstyle="numeric"))

@@ -68,13 +68,7 @@ _CONTACT_FROM = (
     "LEFT OUTER JOIN companies ON companies.id = contacts.company_id"
 )
 # a DB-API paramstyle's placeholder for the one parameter, ``address``
-_PLACEHOLDERS = {
-    "qmark": "?",
-    "format": "%s",
-    "numeric": ":1",
-    "named": ":address",
-    "pyformat": "%(address)s",
-}
+_PLACEHOLDERS = {"qmark": "?", "named": ":address", "format": "%s", "pyformat": "%(address)s"}
 assert all(kind.isidentifier() for kind in ASSIGNABLE_USER_TYPES)  # written into the SQL
 
 
@@ -95,7 +89,13 @@ def _prepared(dialect: Dialect) -> tuple[_Prepared, _Prepared]:
     builds, written out so that a process that resolves a few bookers (every ``calbridge
     sync``) neither builds nor compiles SQLAlchemy statements for them (tests run both on
     SQLite and PostgreSQL and compare the rows)."""
-    placeholder = _PLACEHOLDERS[dialect.paramstyle]
+    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+    if placeholder is None:
+        raise ConfigError(
+            f"the database driver {dialect.driver!r} passes parameters in the "
+            f"{dialect.paramstyle!r} style, which calbridge does not write; use SQLite or "
+            "PostgreSQL (psycopg)"
+        )
     true = "true" if dialect.supports_native_boolean else "1"
     types = ", ".join(f"'{kind}'" for kind in ASSIGNABLE_USER_TYPES)
     users = (
@@ -177,9 +177,9 @@ class StoreLookup:
         answers replace earlier ones. Only for a read-only pass: a directory change made in
         this session after the prefetch is not seen by the prefetched addresses."""
         wanted = list(dict.fromkeys(addresses))
+        statements = _statements()
         for at in range(0, len(wanted), PREFETCH_CHUNK):
             chunk = wanted[at : at + PREFETCH_CHUNK]
-            statements = _statements()
             for known, many in (
                 (self._user_rows, statements["users_many"]),
                 (self._contact_rows, statements["contacts_many"]),
