@@ -572,7 +572,7 @@ def pull_pages(
     linked: Linked | None = None  # set in the first transaction: see Linked
     first = True
     total = 0
-    source: ReadAhead[ChangePage] = pages if isinstance(pages, ReadAhead) else ReadAhead(pages)
+    source = ReadAhead.of(pages)
     with fewer_collections(), closing(source):
         remaining = iter(source)
         page = next(remaining, None)

@@ -39,6 +39,12 @@ class ReadAhead(Generic[T]):
         )
         self._worker.start()
 
+    @classmethod
+    def of(cls, source: Iterable[T], depth: int = 2) -> ReadAhead[T]:
+        """``source`` read ahead: the :class:`ReadAhead` it already is (started before the
+        engine loaded, by ``calbridge sync``), or one started now."""
+        return source if isinstance(source, ReadAhead) else cls(source, depth)
+
     def _produce(self, source: Iterable[T]) -> None:
         try:
             for item in source:
@@ -107,7 +113,4 @@ class ReadAhead(Generic[T]):
 def read_ahead(source: Iterable[T], depth: int = 2) -> Iterator[T]:
     """``source`` read ahead in a thread from the first item asked for (an already started
     :class:`ReadAhead` is used as it is)."""
-    if isinstance(source, ReadAhead):
-        yield from source
-        return
-    yield from ReadAhead(source, depth)
+    yield from ReadAhead.of(source, depth)
