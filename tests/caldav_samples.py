@@ -56,18 +56,6 @@ def fields(name: str = "Booking", start: datetime = datetime(2027, 4, 1, 10)) ->
     return EventFields(name, times, "Hall A", "Catering for 40")
 
 
-def read_by_query(monkeypatch: Any) -> None:
-    """Full listings from now on start with a calendar-query, as on a server that refuses
-    sync-collection with calendar-data (``Puller._sync_first`` answers "not like this")."""
-    from calbridge.providers.caldav.pull import Puller
-
-    def refused(*_args: Any) -> Iterator[ChangePage]:
-        return False  # type: ignore[return-value]
-        yield  # a generator, as the method it stands in for
-
-    monkeypatch.setattr(Puller, "_sync_first", refused)
-
-
 def pull(provider: CalDAVProvider, token: str | None) -> tuple[list[ChangePage], dict[str, object]]:
     """Every page of one listing, and its items by href."""
     pages = list(provider.list_changes(token, WINDOW))

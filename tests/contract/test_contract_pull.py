@@ -12,7 +12,7 @@ from contract_world import UNKNOWN_TOKENS, RemoteCalendar
 
 from calbridge.domain.remote import RemoteItem, RemoteRejection
 from calbridge.errors import TokenExpired
-from caldav_samples import WINDOW, meeting, names, pull, read_by_query, vevent
+from caldav_samples import WINDOW, meeting, names, pull, vevent
 
 
 def test_check_accepts_a_calendar_and_detects_sync_collection(calendar: RemoteCalendar) -> None:
@@ -72,17 +72,11 @@ def test_nothing_changed_costs_exactly_one_request(calendar: RemoteCalendar, mod
     assert found == {} and pages[-1].done and pages[-1].token
 
 
-#: whether the server puts the calendar-data a sync-collection asks for in its answer
-SYNC_CARRIES_DATA = {"radicale": True, "xandikos": False, "davical": False}
-
-
-def test_a_full_listing_reads_the_objects_and_the_token_in_one_sync_report(
-    calendar: RemoteCalendar, server_kind: str
+def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
+    calendar: RemoteCalendar,
 ) -> None:
-    """The first pull asks sync-collection for every object's calendar-data beside its etag:
-    on a server that sends it, the objects (pages of the batch size) and the token come in one
-    request, however large the calendar. A server that leaves the data out has still listed
-    the calendar: one calendar-query reads the objects — two requests."""
+    """The first pull reads every object with one calendar-query (pages of the batch size),
+    then lists the collection for the token: two requests, however large the calendar."""
     for n in range(7):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(batch_size=3)
@@ -93,52 +87,35 @@ def test_a_full_listing_reads_the_objects_and_the_token_in_one_sync_report(
     assert [page.done for page in pages] == [False, False, False, True]
     assert [page.token is not None for page in pages] == [False, False, False, True]
     assert all(page.full for page in pages) and not any(page.deleted for page in pages)
-    assert len(found) == 7 and all(isinstance(item, RemoteItem) for item in found.values())
-    assert provider.requests - before == (1 if SYNC_CARRIES_DATA[server_kind] else 2)
-    _pages, nothing = pull(provider, pages[-1].token)
-    assert nothing == {}
+    assert len(found) == 7
+    assert provider.requests - before == 2  # one calendar-query, one sync report
 
 
-def test_a_listing_without_data_that_fits_one_batch_is_read_by_one_multiget(
-    calendar: RemoteCalendar, server_kind: str
-) -> None:
-    for n in range(3):
-        calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}"))
-    provider = calendar.provider(batch_size=5)
-    provider.check()
-    before = provider.requests
-    _pages, found = pull(provider, None)
-    assert names(found) == {calendar.href(f"m{n}.ics"): f"Meeting {n}" for n in range(3)}
-    assert provider.requests - before == (1 if SYNC_CARRIES_DATA[server_kind] else 2)
-
-
-def test_a_first_pull_probes_for_sync_collection_while_the_first_report_is_answered(
-    calendar: RemoteCalendar, server_kind: str, monkeypatch: pytest.MonkeyPatch
+def test_a_first_pull_probes_for_sync_collection_while_the_query_is_answered(
+    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A provider that does not know yet whether the server has sync-collection (a new
-    process) asks beside the first report, not after its answer: here the report is not sent
-    until the probe has started (a pull that probed after it would wait forever). The probe
-    and the sync report (and the query, where the report carries no data); the token is the
-    server's."""
+    process) asks beside the query, not after its answer: here the query is not sent until
+    the probe has started (a pull that probed after the query would wait forever). Three
+    requests in all — the query, the probe, the listing — and the token is the server's."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
-    provider = calendar.provider(sync_collection=None, batch_size=2)
+    provider = calendar.provider(sync_collection=None)
     probing = threading.Event()
-    probe, first = provider.check, provider._pull._sync_first
+    probe, query = provider.check, provider._pull._query_all
 
     def probed() -> None:
         probing.set()
         probe()
 
-    def after_the_probe_started(*args: Any) -> Any:
-        assert probing.wait(10), "the report waited for a probe that never started"
-        return (yield from first(*args))
+    def after_the_probe_started() -> list[bytes] | None:
+        assert probing.wait(10), "the query waited for a probe that never started"
+        return query()
 
     monkeypatch.setattr(provider, "check", probed)
-    monkeypatch.setattr(provider._pull, "_sync_first", after_the_probe_started)
+    monkeypatch.setattr(provider._pull, "_query_all", after_the_probe_started)
     pages, found = pull(provider, None)
-    assert len(found) == 3
-    assert provider.requests == (2 if SYNC_CARRIES_DATA[server_kind] else 3)
+    assert provider.requests == 3 and len(found) == 3
     token = pages[-1].token
     assert token and not token.startswith("etag:")
 
@@ -146,9 +123,8 @@ def test_a_first_pull_probes_for_sync_collection_while_the_first_report_is_answe
 def test_a_server_the_probe_finds_without_sync_collection_is_listed_by_etags(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the probe made beside the first report finds no sync-collection, that report's
-    answer is not used: the objects are read by calendar-query and the listing is the
-    PROPFIND of etags (our own ``etag:`` token), with no further sync report sent."""
+    """When the probe made beside the query finds no sync-collection, the listing is the
+    PROPFIND of etags (our own ``etag:`` token), with no sync report sent."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(sync_collection=None)
@@ -158,11 +134,11 @@ def test_a_server_the_probe_finds_without_sync_collection_is_listed_by_etags(
 
     monkeypatch.setattr(provider, "check", without_sync)
     pages, found = pull(provider, None)
-    assert len(found) == 3 and provider.requests == 3  # the report, the query, the PROPFIND
+    assert len(found) == 3 and provider.requests == 2  # the query, the PROPFIND
     token = pages[-1].token
     assert token and token.startswith("etag:")
     _pages, nothing = pull(provider, token)
-    assert nothing == {} and provider.requests == 4
+    assert nothing == {} and provider.requests == 3
 
 
 def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
@@ -180,16 +156,14 @@ def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
     assert provider.requests - before == 1 + 3  # one sync report, one multiget per batch
 
 
-def test_a_full_listing_read_by_query_settles_what_changed_while_it_read(
+def test_a_full_listing_settles_what_changed_while_it_read(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a server that will not answer sync-collection with data, the objects are read by
-    calendar-query and the collection then listed for the token. Objects changed, created
-    and removed between the two: the listing's etags settle each (a multiget, a deletion),
+    """Objects changed, created and removed between the query that read them and the
+    listing that gave the token: the listing's etags settle each (a multiget, a deletion),
     so what was pulled is the calendar as of the token, and nothing is reported twice."""
     for name in ("a", "b", "c"):
         calendar.put(f"{name}.ics", meeting(name))
-    read_by_query(monkeypatch)
     provider = calendar.provider(batch_size=2)
     puller = provider._pull
     listed = puller._full_listing
@@ -208,47 +182,6 @@ def test_a_full_listing_read_by_query_settles_what_changed_while_it_read(
     monkeypatch.setattr(puller, "_full_listing", listed)
     again, nothing = pull(provider, pages[-1].token)
     assert nothing == {} and not any(page.deleted for page in again)
-
-
-def test_a_listing_without_data_settles_what_changed_before_the_query_read_it(
-    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A sync answer without the objects' data (as Xandikos and DAViCal give it; here every
-    server is asked for none) lists the calendar at its token; the calendar-query that then
-    reads the objects sees them later. An object changed meanwhile is read by multiget (as it
-    is now; the next pull, from the older token, reads it once more); one removed is gone;
-    one created since is left to the next pull, which reports it. Nothing is lost."""
-    from calbridge.providers.caldav import pull as pull_module
-
-    for name in ("a", "b", "c", "e"):
-        calendar.put(f"{name}.ics", meeting(name))
-    asked = pull_module.dav.sync_collection_body
-    monkeypatch.setattr(
-        pull_module.dav, "sync_collection_body", lambda token, data=False: asked(token)
-    )
-    provider = calendar.provider(batch_size=2)
-    puller = provider._pull
-    query = puller._query_all
-
-    def meanwhile() -> Any:
-        calendar.put("a.ics", meeting("a", "Changed"))
-        calendar.put("d.ics", meeting("d", "New"))
-        calendar.delete("c.ics")
-        return query()
-
-    monkeypatch.setattr(puller, "_query_all", meanwhile)
-    pages, found = pull(provider, None)
-    assert names(found) == {
-        calendar.href("a.ics"): "Changed",  # the multiget reads what is there now
-        calendar.href("b.ics"): "Client meeting",
-        calendar.href("e.ics"): "Client meeting",
-    }
-    assert [h for page in pages for h in page.deleted] == [calendar.href("c.ics")]
-    monkeypatch.setattr(puller, "_query_all", query)
-    _again, later = pull(provider, pages[-1].token)
-    assert names(later)[calendar.href("d.ics")] == "New"
-    assert names(later)[calendar.href("a.ics")] == "Changed"  # changed after the token too
-    assert calendar.href("b.ics") not in later and calendar.href("e.ics") not in later
 
 
 def test_a_one_percent_change_costs_requests_for_the_change_only(calendar: RemoteCalendar) -> None:

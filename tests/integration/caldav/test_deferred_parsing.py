@@ -18,7 +18,7 @@ from calbridge.providers.caldav.pull import Puller
 from calbridge.providers.caldav.xml import MalformedReply
 from calbridge.sync.quick import Handover, QuickSync
 from calbridge.sync.readahead import read_ahead
-from caldav_samples import WINDOW, linked, meeting, read_by_query
+from caldav_samples import WINDOW, linked, meeting
 
 if TYPE_CHECKING:
     from conftest import Calendar, FaultProxy
@@ -100,9 +100,7 @@ def test_the_listing_is_asked_for_before_the_querys_answer_is_parsed(
 ) -> None:
     """A full listing's two requests: the server computes the listing (for the token) while
     the query's answer is parsed, not after — here the parse waits until the listing has
-    started, which it would wait for in vain if the listing came after it. (The query is
-    the first request on a server that will not answer sync-collection with data.)"""
-    read_by_query(monkeypatch)
+    started, which it would wait for in vain if the listing came after it."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
     started = threading.Event()
@@ -128,15 +126,11 @@ def test_the_listing_is_asked_for_before_the_querys_answer_is_parsed(
     assert sum(len(page.items) for page in pages) == 3 and pages[-1].token
 
 
-@pytest.mark.parametrize("first", ["sync report", "query"])
-def test_the_first_page_goes_out_before_the_full_listings_answer_is_read_whole(
-    calendar: Calendar, monkeypatch: pytest.MonkeyPatch, first: str
+def test_the_first_page_goes_out_before_the_querys_answer_is_read_whole(
+    calendar: Calendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full listing's answer (the sync report with data; the query, on a server that will
-    not send data in a sync report) is read a page at a time: the first page of two objects
-    is handed out when about two of the five responses are read, not after all five."""
-    if first == "query":
-        read_by_query(monkeypatch)
+    """The query's answer is read a page at a time: the first page of two objects is handed
+    out when about two of the five responses are read, not after all five."""
     for n in range(5):
         calendar.put(f"m{n}.ics", meeting(f"m{n}", f"Meeting {n}", hour=8 + n))
     read = pull_module.dav.read_multistatus

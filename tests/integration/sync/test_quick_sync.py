@@ -318,7 +318,7 @@ def test_a_first_sync_reads_the_calendar_in_a_child_process_and_books_every_even
     code, report, engine, err = cli.sync()
     assert (code, engine, report["ok"]) == (0, True, True), err
     assert (report["pulled"], report["created"], report["rejected"]) == (4, 5, 1)
-    assert report["requests"] == 2  # the probe and the sync report with data, both the child's
+    assert report["requests"] == 3  # the query, the probe and the listing, all the child's
     log = (cli.data / "calbridge.log").read_text()
     assert "calendar 'front': read by child process" in log
     rows = (
@@ -397,8 +397,8 @@ def test_a_first_sync_read_by_a_child_still_pushes_what_the_calendar_lacks(
     code, report, engine, err = cli.sync()
     assert (code, engine, report["ok"]) == (0, True, True), err
     assert (report["created"], report["pushed_created"]) == (1, 1), report
-    # the child's probe and sync report with data, then the parent's own write
-    assert report["requests"] == 3
+    # the child's query, probe and listing, then the parent's own write
+    assert report["requests"] == 4
     assert "calendar 'front': read by child process" in (cli.data / "calbridge.log").read_text()
     [(remote_id,)] = (
         cli.db()

@@ -3,9 +3,8 @@
 Pull is incremental: RFC 6578 ``sync-collection`` gives the hrefs changed or removed since our
 token, then ``calendar-multiget`` fetches the changed ones in batches — one
 :class:`ChangePage` per batch, so a 20,000-event calendar is never in memory at once, and a sync
-with nothing changed costs exactly one request. The first pull (and a full resync) asks the
-same report for every object's data too: one request where the server sends it (Radicale),
-else one ``calendar-query`` reads the objects it listed (``caldav.pull``). A
+with nothing changed costs exactly one request. The first pull (and a full resync) reads
+every object with one ``calendar-query`` and then lists for the token (``caldav.pull``). A
 server without sync-collection (or a provider
 built with ``sync_collection=False``) is handled by comparing etags: one PROPFIND lists
 (href, etag) pairs and the previous listing travels inside the token itself

@@ -7,23 +7,13 @@ way the changed objects are then fetched by ``calendar-multiget`` in batches, on
 two requests in flight; each page carries its answer's bytes and is parsed by the thread that
 reads its items (:class:`DeferredPage`).
 
-A full listing (the first pull, a full resync) is one request where the server allows it: a
-``sync-collection`` from no token that asks for each object's ``calendar-data`` beside its etag
-(RFC 6578 lets a client ask for any property), so the objects and the token come in one answer,
-consistent with each other, handed out in pages of the batch size as the answer is read
-(:meth:`Puller._sync_first`). Radicale answers so; Xandikos and DAViCal list the objects but
-leave their data out, and one ``calendar-query`` then reads them (:meth:`Puller._read_listed`).
-A server that refuses that report is read by calendar-query first, with the listing for the
-token asked for as soon as the query's answer is in and computed by the server while those pages
-are parsed and applied; the listing's etags settle what changed in between
-(:meth:`Puller._query_first`). An answer cut short or unreadable on the way keeps what it gave,
-and a fresh listing settles the rest (:meth:`Puller._settled`). A query's answer is held (its
-bytes, then its responses, not events) until it is handed out — about the calendar's size in
-text; the sync report's is read as it arrives.
-
-Measured on Radicale (1,000 events, ``benchmarks/sync_caldav.py``'s calendar), the one report
-costs the server about 125 ms of CPU where the query and the listing after it cost about 200 ms,
-and a first ``calbridge sync`` of that calendar takes 0.92× the time (16 interleaved pairs).
+A full listing (the first pull, a full resync) reads the objects first: one ``calendar-query``
+for every object, handed out in pages of the batch size, and only then the listing for the
+token — asked for as soon as the query's answer is in, and computed by the server while those
+pages are parsed and applied; the listing's etags settle what changed in between
+(:meth:`Puller._query_first`). A server that refuses or cuts that query is read the incremental
+way instead. The query's answer is held (its bytes, then its responses, not events) until it
+is handed out — about the calendar's size in text.
 """
 
 from __future__ import annotations
@@ -35,9 +25,8 @@ import logging
 import re
 import zlib
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from calbridge.domain.remote import (
@@ -68,18 +57,6 @@ _UID = re.compile(r"^UID:(.*)$", re.MULTILINE)
 Getter = Callable[[str, Window], "RemoteItem | RemoteRejection | None"]
 
 
-@dataclass
-class _Reading:
-    """What reading a full listing's REPORT answer found besides the objects themselves:
-    each object read (href → etag), those answered without their calendar-data, the token
-    (a sync answer's) and whether the answer was whole (not cut short, not unreadable)."""
-
-    read: dict[str, str | None] = field(default_factory=dict)
-    without: dict[str, str | None] = field(default_factory=dict)
-    token: str = ""
-    whole: bool = True
-
-
 class Puller:
     """Change listings for the collection at ``collection`` (a path) over ``http``; ``get``
     fetches a single object when a multiget answer leaves one out."""
@@ -104,19 +81,16 @@ class Puller:
         calendar is listed by etags instead (:meth:`etag_changes`), whose ``etag:`` token
         makes the next pull compare etags — correct on such a server, at one PROPFIND.
 
-        A full listing (no token) asks for the objects with the listing
-        (:meth:`_sync_first`), else reads them first (:meth:`_query_first`). ``syncs``: for a
-        full listing on a server not yet asked whether it has sync-collection, the question (it
-        probes the server): asked on a helper thread while the server answers the first
-        report, so neither waits for the other; its answer (or its error, such as a wrong
-        address) counts before any object of that report is handed out, and a server without
-        sync-collection is then read by query and listed by etags."""
+        A full listing (no token) reads the objects first (:meth:`_query_first`). ``syncs``:
+        for a full listing on a server not yet asked whether it has sync-collection, the
+        question (it probes the server): asked on a helper thread while the server answers the
+        query, so neither waits for the other; its answer (or its error, such as a wrong
+        address) counts when the listing is due, and a server without sync-collection is then
+        listed by etags."""
         if token is None:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
-                # the probe goes out beside the first request, on the thread that may list
+                # the probe goes out beside the query, on the thread that lists after it
                 asked = pool.submit(syncs).result if syncs is not None else None
-                if (yield from self._sync_first(window, pool, asked)):
-                    return
                 answer = self._query_all()
                 if answer is not None:
                     yield from self._query_first(answer, window, pool, asked)
@@ -165,80 +139,6 @@ class Puller:
             f"listing {MAX_TRUNCATED_ROUNDS} times in a row; try again later"
         )
 
-    def _sync_first(
-        self, window: Window, pool: ThreadPoolExecutor, syncs: Callable[[], bool] | None
-    ) -> Generator[ChangePage, None, bool]:
-        """A full listing in one request: sync-collection from no token, asking for each
-        object's calendar-data beside its etag (RFC 6578 lets a client ask for any property).
-        The objects and the token come in one answer, as the server saw the collection at
-        that token, so nothing is left to settle; each page goes out as soon as its objects
-        are read. False (nothing yielded) when the server refuses the request, or the probe
-        ``syncs()`` finds no sync-collection: the caller then reads by calendar-query.
-
-        A server that leaves the calendar-data out of sync answers (Xandikos, DAViCal) has
-        still given the listing: its objects are then read by one calendar-query
-        (:meth:`_read_listed`), or by multiget when they fit in one. An answer cut short
-        (507 on the collection), unreadable on the way, or without a token keeps what was
-        read and is settled by a fresh listing (:meth:`_settled`)."""
-        body = dav.sync_collection_body(None, data=True)
-        reading = _Reading()
-        with self._http.stream(
-            "REPORT", self._http.url, body, {"Depth": "0"}, ok={207, *QUERY_REFUSED}
-        ) as response:
-            if response.status_code != 207:
-                logger.info(
-                    "%s: sync-collection with calendar-data answered %s; reading by query",
-                    self._source,
-                    response.status_code,
-                )
-                return False
-            if syncs is not None and not syncs():  # its error (a wrong address) is raised
-                return False
-            yield from self._in_pages(self._objects(response.iter_bytes(), reading), window)
-        if not (reading.whole and reading.token):
-            yield from self._settled(reading.read, pool.submit(self._full_listing, syncs), window)
-        elif len(reading.without) > self._batch:
-            yield from self._read_listed(reading.without, reading.token, window)
-        else:
-            yield from self._pages(list(reading.without), [], reading.token, window, full=True)
-        return True
-
-    def _read_listed(
-        self, listed: dict[str, str | None], token: str, window: Window
-    ) -> Iterator[ChangePage]:
-        """The objects a listing named without their data (``listed``: href → etag), read by
-        one calendar-query; those it does not give as listed (another etag, not answered,
-        or the query refused) by multiget. Objects the query gives that the listing did not
-        name (created since the token) are left to the next pull."""
-        answer = self._query_all()
-        reading = _Reading()
-        if answer is not None:
-
-            def as_listed(entry: dav.DavResponse) -> bool:
-                etag = listed.get(entry.href)
-                return etag is not None and entry.text("D:getetag") == etag
-
-            yield from self._in_pages(self._objects(answer, reading, as_listed), window)
-            answer.clear()
-        rest = [href for href in listed if href not in reading.read]
-        yield from self._pages(rest, [], token, window, full=True)
-
-    def _settled(
-        self,
-        read: dict[str, str | None],
-        listing: Future[tuple[dict[str, str | None], str]],
-        window: Window,
-    ) -> Iterator[ChangePage]:
-        """The rest of a full listing that read the objects in ``read`` (href → etag) before
-        ``listing`` (:meth:`_full_listing`) gave the token: an object whose etag differs from
-        the one read, or that was not read (created since, not answered, or after the point
-        where an answer was cut short), is fetched by multiget; one read but no longer listed
-        is gone. What the engine holds is then the collection as of the token."""
-        etags, token = listing.result()
-        changed = [h for h, etag in etags.items() if etag is None or read.get(h) != etag]
-        deleted = [h for h in read if h not in etags]
-        return self._pages(changed, deleted, token, window, full=True)
-
     def _query_all(self) -> list[bytes] | None:
         """The raw answer to one ``calendar-query`` for every object with its etag and data;
         None when the server refuses it (an error status): then the listing and multigets do
@@ -265,59 +165,47 @@ class Puller:
     ) -> Iterator[ChangePage]:
         """A full listing that starts from the objects themselves (:meth:`_query_all`): the
         server is asked for the listing (sync-collection, or PROPFIND without it) for a token
-        as soon as the query's answer is in, and the objects' pages go out while it lists;
-        the listing then settles what changed meanwhile (:meth:`_settled`). Each page goes
-        out as soon as its objects are read from the answer (the first one does not wait for
-        the whole answer to be parsed); an answer found truncated or unreadable on the way
-        leaves the rest to the listing and multigets. The listing runs on ``pool`` (the
-        caller's one helper thread, after its probe)."""
+        as soon as the query's answer is in, and the objects' pages go out while it lists.
+        The listing then settles what changed meanwhile: an object whose etag differs from the
+        one read, or that was not read (created since, or not answered), is fetched by
+        multiget; one read but no longer listed is gone. What the engine holds is then the
+        collection as of the token. Each page goes out as soon as its objects are read from
+        the answer (the first one does not wait for the whole answer to be parsed); an answer
+        found truncated or unreadable on the way leaves it all to the listing and multigets,
+        which read again what the pages already gave.
+
+        On a server that computes its answers one at a time (Radicale) this also costs it less
+        than listing first: no multigets, and the objects are applied while it lists. The
+        listing runs on ``pool`` (the caller's one helper thread, after its probe)."""
         listing = pool.submit(self._full_listing, syncs)
-        reading = _Reading()
-        yield from self._in_pages(self._objects(answer, reading), window)
-        answer.clear()
-        yield from self._settled(reading.read, listing, window)
-
-    def _objects(
-        self,
-        chunks: Iterable[bytes],
-        reading: _Reading,
-        wanted: Callable[[dav.DavResponse], bool] | None = None,
-    ) -> Iterator[dav.DavResponse]:
-        """The objects a full listing's REPORT answer gives with their data (or damaged: a
-        rejection to record), each noted in ``reading`` with its etag; ``reading`` also gets
-        the token, the objects answered without data, and whether the answer was whole.
-        Member collections and members answered as gone are passed over; so are objects
-        ``wanted`` refuses."""
-        try:
-            for entry in dav.read_multistatus(chunks, self._collection, source=self._source):
-                if isinstance(entry, dav.SyncToken):
-                    reading.token = entry.value
-                elif isinstance(entry, dav.Truncated):
-                    logger.info("%s: the answer was truncated; listing again", self._source)
-                    reading.whole = False
-                elif entry.href.endswith("/") or entry.status in (404, 410):
-                    continue
-                elif not entry.damaged and entry.text("C:calendar-data") is None:
-                    reading.without[entry.href] = entry.text("D:getetag")
-                elif wanted is None or wanted(entry):
-                    reading.read[entry.href] = entry.text("D:getetag")
-                    yield entry
-        except dav.MalformedReply as exc:
-            logger.warning("%s; listing again", exc)
-            reading.whole = False
-
-    def _in_pages(
-        self, entries: Iterable[dav.DavResponse], window: Window
-    ) -> Iterator[DeferredPage]:
-        """``entries`` as pages of the batch size, each out as soon as its entries are read."""
+        read: dict[str, str | None] = {}
+        whole = True
         batch: list[dav.DavResponse] = []
-        for entry in entries:
-            batch.append(entry)
-            if len(batch) == self._batch:
-                yield self._entries_page(batch, window)
-                batch = []
-        if batch:
+        try:  # a page as soon as its objects are read from the answer
+            for entry in dav.read_multistatus(answer, self._collection, source=self._source):
+                if isinstance(entry, dav.Truncated):
+                    logger.info("%s: calendar-query truncated; listing instead", self._source)
+                    whole = False
+                    break
+                if isinstance(entry, dav.DavResponse) and not entry.href.endswith("/"):
+                    read[entry.href] = entry.text("D:getetag")
+                    batch.append(entry)
+                if len(batch) == self._batch:
+                    yield self._entries_page(batch, window)
+                    batch = []
+        except dav.MalformedReply as exc:
+            logger.warning("%s; listing instead", exc)
+            whole = False
+        answer.clear()
+        if batch and whole:
             yield self._entries_page(batch, window)
+        etags, token = listing.result()
+        if not whole:  # what was read is read again: applying it twice changes nothing
+            yield from self._pages(list(etags), [], token, window, full=True)
+            return
+        changed = [h for h, etag in etags.items() if etag is None or read.get(h) != etag]
+        deleted = [h for h in read if h not in etags]
+        yield from self._pages(changed, deleted, token, window, full=True)
 
     def _entries_page(self, entries: list[dav.DavResponse], window: Window) -> DeferredPage:
         return DeferredPage(partial(self._read_entries, entries, window), [], full=True)

@@ -79,17 +79,12 @@ def propfind_body(*props: str) -> bytes:
     return _document(root)
 
 
-def sync_collection_body(token: str | None, *, data: bool = False) -> bytes:
-    """RFC 6578 sync-collection, sync-level 1, asking for etags — and with ``data`` for each
-    object's calendar-data too (a full listing's one request); else the data comes by
-    multiget."""
+def sync_collection_body(token: str | None) -> bytes:
+    """RFC 6578 sync-collection, sync-level 1, asking only for etags (data comes by multiget)."""
     root = _element("D:sync-collection")
     _element("D:sync-token", root, token or "")
     _element("D:sync-level", root, "1")
-    prop = _element("D:prop", root)
-    _element("D:getetag", prop)
-    if data:
-        _element("C:calendar-data", prop)
+    _element("D:getetag", _element("D:prop", root))
     return _document(root)
 
 
