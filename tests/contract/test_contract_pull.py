@@ -156,16 +156,57 @@ def test_changes_come_in_batches_with_the_token_on_the_last_page_only(
     assert provider.requests - before == 1 + 3  # one sync report, one multiget per batch
 
 
-def test_a_full_listing_settles_what_changed_while_it_read(
+def test_a_full_listing_read_after_its_token_is_complete_and_the_next_pull_replays_the_rest(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Objects changed, created and removed between the query that read them and the
-    listing that gave the token: the listing's etags settle each (a multiget, a deletion),
-    so what was pulled is the calendar as of the token, and nothing is reported twice."""
+    """A full listing asks for the collection's token first (a PROPFIND of DAV:sync-token,
+    two requests with the query: no listing), then reads the objects. Objects changed,
+    created and removed between the two are read as they are now; the next pull, from the
+    token, reports them again — the same objects, so applying them again changes nothing —
+    and nothing is lost."""
+    for name in ("a", "b", "c"):
+        calendar.put(f"{name}.ics", meeting(name))
+    provider = calendar.provider(batch_size=2)
+    provider.check()
+    puller = provider._pull
+    query = puller._query_all
+
+    def meanwhile() -> Any:
+        calendar.put("a.ics", meeting("a", "Changed"))
+        calendar.put("d.ics", meeting("d", "New"))
+        calendar.delete("c.ics")
+        return query()
+
+    monkeypatch.setattr(puller, "_query_all", meanwhile)
+    before = provider.requests
+    pages, found = pull(provider, None)
+    assert provider.requests - before == 2  # the token, the query
+    assert names(found) == {
+        calendar.href("a.ics"): "Changed",
+        calendar.href("b.ics"): "Client meeting",
+        calendar.href("d.ics"): "New",
+    }
+    assert not [h for page in pages for h in page.deleted]
+    monkeypatch.setattr(puller, "_query_all", query)
+    again, replayed = pull(provider, pages[-1].token)
+    assert names(replayed) == {calendar.href("a.ics"): "Changed", calendar.href("d.ics"): "New"}
+    assert [h for page in again for h in page.deleted] == [calendar.href("c.ics")]
+    _pages, nothing = pull(provider, again[-1].token)
+    assert nothing == {}
+
+
+def test_a_full_listing_without_a_token_property_settles_what_changed_while_it_read(
+    calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that gives no DAV:sync-token property: the query reads the objects and the
+    listing gives the token. Objects changed, created and removed between the two: the
+    listing's etags settle each (a multiget, a deletion), so what was pulled is the calendar
+    as of the token, and nothing is reported twice."""
     for name in ("a", "b", "c"):
         calendar.put(f"{name}.ics", meeting(name))
     provider = calendar.provider(batch_size=2)
     puller = provider._pull
+    monkeypatch.setattr(puller, "_token_now", lambda: "")
     listed = puller._full_listing
 
     def meanwhile(syncs: Any = None) -> Any:
