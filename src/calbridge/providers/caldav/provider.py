@@ -3,8 +3,9 @@
 Pull is incremental: RFC 6578 ``sync-collection`` gives the hrefs changed or removed since our
 token, then ``calendar-multiget`` fetches the changed ones in batches — one
 :class:`ChangePage` per batch, so a 20,000-event calendar is never in memory at once, and a sync
-with nothing changed costs exactly one request. The first pull (and a full resync) reads
-every object with one ``calendar-query`` and then lists for the token (``caldav.pull``). A
+with nothing changed costs exactly one request. The first pull (and a full resync) reads the
+collection's token as a property, then every object with one ``calendar-query``
+(``caldav.pull``). A
 server without sync-collection (or a provider
 built with ``sync_collection=False``) is handled by comparing etags: one PROPFIND lists
 (href, etag) pairs and the previous listing travels inside the token itself
@@ -151,7 +152,7 @@ class CalDAVProvider:
         if token is None:
             if self._supports_sync is False:
                 return self._pull.etag_changes(None, window)
-            # the query first; a server not probed yet is probed when the listing is due
+            # the token, then the objects; a server not probed yet is probed first
             return self._pull.sync_changes(None, window, lambda: self.supports_sync)
         if token.startswith(ETAG_TOKEN):
             if self._forced is not True:

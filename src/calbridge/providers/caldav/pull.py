@@ -7,13 +7,24 @@ way the changed objects are then fetched by ``calendar-multiget`` in batches, on
 two requests in flight; each page carries its answer's bytes and is parsed by the thread that
 reads its items (:class:`DeferredPage`).
 
-A full listing (the first pull, a full resync) reads the objects first: one ``calendar-query``
-for every object, handed out in pages of the batch size, and only then the listing for the
+A full listing (the first pull, a full resync) asks for the collection's token first, as a
+property (RFC 6578 §4: a PROPFIND of ``DAV:sync-token``, what a sync-collection would answer now,
+computed without listing the members), then reads every object with one ``calendar-query``,
+handed out in pages of the batch size as the answer is read (:meth:`Puller._read_after`).
+What is read after the token is the collection as of the token or later; the next pull, from
+the token, reads again whatever changed in between — the same objects, so applying them again
+changes nothing — and nothing needs settling. A query that is refused, cut short (507) or
+unreadable keeps what it gave, and a PROPFIND of etags and multigets read the rest. On
+Radicale the token costs about 45 ms of the server's CPU at 1,000 events where a listing costs
+about 110 ms (0.85 s against 5 s at 20,000), and a first ``calbridge sync`` of 1,000 events
+takes 0.91× the time of listing after the query (16 interleaved pairs).
+
+A server that gives no token as a property is read by the query first and then listed for the
 token — asked for as soon as the query's answer is in, and computed by the server while those
 pages are parsed and applied; the listing's etags settle what changed in between
-(:meth:`Puller._query_first`). A server that refuses or cuts that query is read the incremental
-way instead. The query's answer is held (its bytes, then its responses, not events) until it
-is handed out — about the calendar's size in text.
+(:meth:`Puller._query_first`), and a refused or cut query leaves it to the listing and
+multigets. A query's answer is held (its bytes, then its responses, not events) until it is
+handed out — about the calendar's size in text.
 """
 
 from __future__ import annotations
@@ -81,12 +92,14 @@ class Puller:
         calendar is listed by etags instead (:meth:`etag_changes`), whose ``etag:`` token
         makes the next pull compare etags — correct on such a server, at one PROPFIND.
 
-        A full listing (no token) reads the objects first (:meth:`_query_first`). ``syncs``:
-        for a full listing on a server not yet asked whether it has sync-collection, the
-        question (it probes the server): asked on a helper thread while the server answers the
-        query, so neither waits for the other; its answer (or its error, such as a wrong
-        address) counts when the listing is due, and a server without sync-collection is then
-        listed by etags."""
+        A full listing (no token) reads the token first, as a property, and the objects after
+        it (:meth:`_read_after`); a server that gives none is read by query first
+        (:meth:`_query_first`). ``syncs``: for a full listing on a server not yet asked
+        whether it has sync-collection, the question (it probes the server, a small PROPFIND):
+        asked before the token (its error, such as a wrong address, is raised at once), and a
+        server without sync-collection is read by query and listed by etags; on a server that
+        gives no token property, it is asked on a helper thread while the server answers the
+        query."""
         if token is None:
             start = self._token_now() if syncs is None or syncs() else ""
             if start:
