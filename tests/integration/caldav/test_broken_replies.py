@@ -242,17 +242,29 @@ def test_a_broken_answer_is_the_calendars_error_and_rejections_are_recorded(
 
 
 @pytest.mark.parametrize(
-    ("refusal", "requests"), [("501", 4), ("403", 4), ("truncated", 3), ("not-xml", 4)]
+    ("refusal", "token_first", "requests"),
+    [
+        ("501", True, 4),
+        ("403", True, 4),
+        ("truncated", True, 3),
+        ("not-xml", True, 4),
+        ("501", False, 4),
+        ("truncated", False, 4),
+        ("not-xml", False, 4),
+    ],
 )
 def test_a_server_that_will_not_answer_the_query_whole_is_listed_and_read_by_multigets(
-    proxied: Calendar, proxy: FaultProxy, refusal: str, requests: int
+    proxied: Calendar, proxy: FaultProxy, refusal: str, token_first: bool, requests: int
 ) -> None:
-    """The calendar-query that reads a full listing's objects (after its token) is an
-    optimisation: refused, cut short by the server (507 on the collection) or unreadable,
-    what it gave stands and a PROPFIND of etags and multigets read the rest — the token,
-    the query, the PROPFIND and a multiget for what the answer did not give — and nothing
-    is lost or doubled."""
+    """The calendar-query that reads a full listing's objects is an optimisation: refused,
+    cut short by the server (507 on the collection) or unreadable, nothing is lost or
+    doubled. After the token (a property): what it gave stands, and a PROPFIND of etags and
+    multigets read the rest — the token, the query, the PROPFIND and a multiget for what the
+    answer did not give. On a server without the property (asked for it in vain): the
+    query, the sync report for the token and a multiget read the calendar as before."""
     seed(proxied, "a", "b")
+    if not token_first:
+        proxy.rewrite(without_token, "PROPFIND", SYNC_TOKEN)
     if refusal == "truncated":
         limit = (
             f"<response xmlns='DAV:'><href>{proxied.href('')}</href>"
