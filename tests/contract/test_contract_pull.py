@@ -72,11 +72,11 @@ def test_nothing_changed_costs_exactly_one_request(calendar: RemoteCalendar, mod
     assert found == {} and pages[-1].done and pages[-1].token
 
 
-def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
+def test_a_full_listing_reads_the_token_then_the_objects_in_one_query(
     calendar: RemoteCalendar,
 ) -> None:
-    """The first pull reads every object with one calendar-query (pages of the batch size),
-    then lists the collection for the token: two requests, however large the calendar."""
+    """The first pull reads the collection's token (a property), then every object with one
+    calendar-query (pages of the batch size): two requests, however large the calendar."""
     for n in range(7):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(batch_size=3)
@@ -88,16 +88,16 @@ def test_a_full_listing_reads_the_objects_in_one_query_then_lists_for_the_token(
     assert [page.token is not None for page in pages] == [False, False, False, True]
     assert all(page.full for page in pages) and not any(page.deleted for page in pages)
     assert len(found) == 7
-    assert provider.requests - before == 2  # one calendar-query, one sync report
+    assert provider.requests - before == 2  # the token, one calendar-query
 
 
-def test_a_first_pull_probes_for_sync_collection_while_the_query_is_answered(
+def test_a_first_pull_probes_for_sync_collection_before_it_reads(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A provider that does not know yet whether the server has sync-collection (a new
-    process) asks beside the query, not after its answer: here the query is not sent until
-    the probe has started (a pull that probed after the query would wait forever). Three
-    requests in all — the query, the probe, the listing — and the token is the server's."""
+    process) asks before it reads: here the query is not sent until the probe has started (a
+    pull that probed after the query would wait forever). Three requests in all — the probe,
+    the token, the query — and the token is the server's."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(sync_collection=None)
@@ -123,8 +123,9 @@ def test_a_first_pull_probes_for_sync_collection_while_the_query_is_answered(
 def test_a_server_the_probe_finds_without_sync_collection_is_listed_by_etags(
     calendar: RemoteCalendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the probe made beside the query finds no sync-collection, the listing is the
-    PROPFIND of etags (our own ``etag:`` token), with no sync report sent."""
+    """When the probe finds no sync-collection, the objects are read by query and the
+    listing is the PROPFIND of etags (our own ``etag:`` token), with no token asked for and
+    no sync report sent."""
     for n in range(3):
         calendar.put(f"m{n}.ics", meeting(f"m{n}"))
     provider = calendar.provider(sync_collection=None)

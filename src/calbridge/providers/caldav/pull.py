@@ -95,26 +95,22 @@ class Puller:
         A full listing (no token) reads the token first, as a property, and the objects after
         it (:meth:`_read_after`); a server that gives none is read by query first
         (:meth:`_query_first`). ``syncs``: for a full listing on a server not yet asked
-        whether it has sync-collection, the question (it probes the server, a small PROPFIND):
-        asked before the token (its error, such as a wrong address, is raised at once), and a
-        server without sync-collection is read by query and listed by etags; on a server that
-        gives no token property, it is asked on a helper thread while the server answers the
-        query."""
+        whether it has sync-collection, the question (it probes the server, a small PROPFIND),
+        asked before anything else, so its error (a wrong address) is raised at once; a
+        server without sync-collection is read by query and listed by etags."""
         if token is None:
-            start = self._token_now() if syncs is None or syncs() else ""
+            syncing = syncs is None or syncs()
+            start = self._token_now() if syncing else ""
             if start:
                 yield from self._read_after(start, window)
                 return
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
-                # the probe goes out beside the query, on the thread that lists after it
-                asked = pool.submit(syncs).result if syncs is not None else None
-                answer = self._query_all()
-                if answer is not None:
-                    yield from self._query_first(answer, window, pool, asked)
-                    return
-                if asked is not None and not asked():
-                    yield from self.etag_changes(None, window)
-                    return
+            answer = self._query_all()
+            if answer is not None:
+                yield from self._query_first(answer, window, syncing)
+                return
+            if not syncing:
+                yield from self.etag_changes(None, window)
+                return
         states, current = self._sync_states(token)
         if not current:
             yield from self._without_token(token, window)
@@ -245,11 +241,7 @@ class Puller:
             return list(response.iter_bytes())
 
     def _query_first(
-        self,
-        answer: list[bytes],
-        window: Window,
-        pool: ThreadPoolExecutor,
-        syncs: Callable[[], bool] | None = None,
+        self, answer: list[bytes], window: Window, syncing: bool = True
     ) -> Iterator[ChangePage]:
         """A full listing that starts from the objects themselves (:meth:`_query_all`): the
         server is asked for the listing (sync-collection, or PROPFIND without it) for a token
@@ -264,11 +256,13 @@ class Puller:
 
         On a server that computes its answers one at a time (Radicale) this also costs it less
         than listing first: no multigets, and the objects are applied while it lists. The
-        listing runs on ``pool`` (the caller's one helper thread, after its probe)."""
-        listing = pool.submit(self._full_listing, syncs)
-        read: dict[str, str | None] = {}
-        whole = yield from self._answer_pages(answer, window, read)
-        etags, token = listing.result()
+        listing runs on a helper thread; ``syncing``: whether the server has sync-collection
+        (else it is listed by etags)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calbridge-listing") as pool:
+            listing = pool.submit(self._full_listing, syncing)
+            read: dict[str, str | None] = {}
+            whole = yield from self._answer_pages(answer, window, read)
+            etags, token = listing.result()
         if not whole:  # what was read is read again: applying it twice changes nothing
             yield from self._pages(list(etags), [], token, window, full=True)
             return
@@ -279,13 +273,11 @@ class Puller:
     def _entries_page(self, entries: list[dav.DavResponse], window: Window) -> DeferredPage:
         return DeferredPage(partial(self._read_entries, entries, window), [], full=True)
 
-    def _full_listing(
-        self, syncs: Callable[[], bool] | None = None
-    ) -> tuple[dict[str, str | None], str]:
+    def _full_listing(self, syncing: bool = True) -> tuple[dict[str, str | None], str]:
         """Every href with its etag, and the token to continue from: sync-collection's, or
         without one our own ``etag:`` listing (as :meth:`etag_changes` makes it) — also when
-        ``syncs()`` says the server has no sync-collection."""
-        if syncs is None or syncs():
+        the server has no sync-collection (``syncing`` False)."""
+        if syncing:
             states, token = self._sync_states(None)
             if token:
                 return {href: etag for href, (present, etag) in states.items() if present}, token
